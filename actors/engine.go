@@ -1,0 +1,204 @@
+package actors
+
+import (
+	"crypto/ecdsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/webauthnd/webauthnd/messages"
+	"github.com/webauthnd/webauthnd/persistence"
+)
+
+// Store is what the engine reads and writes.
+type Store interface {
+	persistence.Communities
+	persistence.Users
+	persistence.Credentials
+	persistence.Writer
+}
+
+// Config sets the engine's limits and identity.
+type Config struct {
+	// CeremonyTimeout is how long a ceremony waits for its result.
+	CeremonyTimeout time.Duration
+	// MaxCeremonies caps the live ceremonies of one community.
+	MaxCeremonies int
+	// Issuer is the iss of signature tokens (<public-url>/webauthn).
+	Issuer string
+	// TokenTTL is the lifetime of signature tokens.
+	TokenTTL time.Duration
+	// SigningKey signs the tokens (ES256).
+	SigningKey *ecdsa.PrivateKey
+	// DecoySecret derives stable fake credentials for unknown usernames.
+	DecoySecret []byte
+	// RequestTimeout bounds how long a caller waits for an actor; it is a safety net, not a
+	// path any answer takes.
+	RequestTimeout time.Duration
+}
+
+// Engine runs the actor system: the per-community supervisors and the store writer.
+type Engine struct {
+	system      *actor.ActorSystem
+	deps        *deps
+	writer      *actor.PID
+	supervisors sync.Map // community id -> *actor.PID
+	writes      *sync.WaitGroup
+	log         *zap.Logger
+}
+
+// deps is what every ceremony needs; it is immutable after start, so sharing it is safe.
+type deps struct {
+	cfg    Config
+	store  Store
+	signer *Signer
+	writer *actor.PID
+	log    *zap.Logger
+}
+
+// NewEngine starts the actor system and the store writer.
+func NewEngine(cfg Config, store Store, log *zap.Logger) (*Engine, error) {
+	if cfg.CeremonyTimeout <= 0 || cfg.MaxCeremonies <= 0 {
+		return nil, errors.New("ceremony timeout and max ceremonies must be positive")
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	signer, err := NewSigner(cfg.SigningKey, cfg.Issuer, cfg.TokenTTL)
+	if err != nil {
+		return nil, err
+	}
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}))
+	e := &Engine{system: system, writes: &sync.WaitGroup{}, log: log}
+	w, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
+		return &writer{store: store, inflight: e.writes, log: log}
+	}), "writer")
+	if err != nil {
+		return nil, fmt.Errorf("spawn writer: %w", err)
+	}
+	e.writer = w
+	e.deps = &deps{cfg: cfg, store: store, signer: signer, writer: w, log: log}
+	return e, nil
+}
+
+// Signer returns the token signer (its JWK set is published at /publickeys).
+func (e *Engine) Signer() *Signer { return e.deps.signer }
+
+// Stop stops every actor and waits for the writes in flight to commit.
+func (e *Engine) Stop() {
+	e.system.Shutdown()
+	e.writes.Wait()
+}
+
+// Live returns the number of live ceremony actors of a community.
+func (e *Engine) Live(communityID string) (int, error) {
+	res, err := e.request(e.supervisor(communityID), liveQuery{})
+	if err != nil {
+		return 0, err
+	}
+	return res.(int), nil
+}
+
+// Ping checks that the actor system answers.
+func (e *Engine) Ping() error {
+	_, err := e.request(e.writer, ping{})
+	return err
+}
+
+// BeginRegistration starts a registration ceremony.
+func (e *Engine) BeginRegistration(m messages.BeginRegistration) (messages.RegistrationOptions, error) {
+	res, err := e.request(e.supervisor(m.CommunityID), begin{kind: kindRegistration, sessionInfo: m.SessionInfo, msg: m})
+	if err != nil {
+		return messages.RegistrationOptions{}, err
+	}
+	return res.(messages.RegistrationOptions), nil
+}
+
+// FinishRegistration delivers a registration result to its ceremony.
+func (e *Engine) FinishRegistration(m messages.FinishRegistration) (messages.Registered, error) {
+	name, err := ceremonyNameOf(m.Credential)
+	if err != nil {
+		return messages.Registered{}, err
+	}
+	res, err := e.request(e.supervisor(m.CommunityID), finish{kind: kindRegistration, name: name, sessionInfo: m.SessionInfo, msg: m})
+	if err != nil {
+		return messages.Registered{}, err
+	}
+	return res.(messages.Registered), nil
+}
+
+// BeginSignIn starts a sign-in ceremony.
+func (e *Engine) BeginSignIn(m messages.BeginSignIn) (messages.SignInOptions, error) {
+	res, err := e.request(e.supervisor(m.CommunityID), begin{kind: kindSignIn, sessionInfo: m.SessionInfo, msg: m})
+	if err != nil {
+		return messages.SignInOptions{}, err
+	}
+	return res.(messages.SignInOptions), nil
+}
+
+// FinishSignIn delivers an assertion to its ceremony.
+func (e *Engine) FinishSignIn(m messages.FinishSignIn) (messages.SignedIn, error) {
+	name, err := ceremonyNameOf(m.Credential)
+	if err != nil {
+		return messages.SignedIn{}, err
+	}
+	res, err := e.request(e.supervisor(m.CommunityID), finish{kind: kindSignIn, name: name, sessionInfo: m.SessionInfo, msg: m})
+	if err != nil {
+		return messages.SignedIn{}, err
+	}
+	return res.(messages.SignedIn), nil
+}
+
+// Write applies one store operation through the writer, grouped with the ceremonies' writes.
+func (e *Engine) Write(op persistence.Op) (any, error) {
+	res, err := e.request(e.writer, writeRequest{op: op})
+	if err != nil {
+		return nil, err
+	}
+	r := res.(writeResult)
+	return r.value, r.err
+}
+
+// supervisor returns the community's supervisor, spawning it on first use.
+func (e *Engine) supervisor(communityID string) *actor.PID {
+	if pid, ok := e.supervisors.Load(communityID); ok {
+		return pid.(*actor.PID)
+	}
+	props := actor.PropsFromProducer(func() actor.Actor {
+		return newSupervisor(communityID, e.deps)
+	}, actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive {
+		// A ceremony that panicked has lost its state: stop it, keep its siblings.
+		return actor.StopDirective
+	})))
+	pid, err := e.system.Root.SpawnNamed(props, "community/"+communityID)
+	if err != nil && !errors.Is(err, actor.ErrNameExists) {
+		e.log.Error("spawn community supervisor", zap.String("community", communityID), zap.Error(err))
+	}
+	actual, _ := e.supervisors.LoadOrStore(communityID, pid)
+	return actual.(*actor.PID)
+}
+
+// request sends msg to pid and waits for its answer. Every actor answers every request, so
+// the timeout is only a safety net.
+func (e *Engine) request(pid *actor.PID, msg any) (any, error) {
+	res, err := e.system.Root.RequestFuture(pid, msg, e.deps.cfg.RequestTimeout).Result()
+	switch {
+	case errors.Is(err, actor.ErrDeadLetter):
+		// The ceremony stopped between the supervisor's routing and delivery.
+		return nil, errCeremonyNotFound
+	case err != nil:
+		return nil, messages.Wrap(messages.CodeUnavailable, "the ceremony engine did not answer in time", err)
+	}
+	if f, ok := res.(failure); ok {
+		return nil, f.err
+	}
+	return res, nil
+}

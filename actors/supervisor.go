@@ -1,0 +1,99 @@
+package actors
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/webauthnd/webauthnd/messages"
+)
+
+// challengeSize is the number of random bytes in a challenge (the spec asks for at least 16).
+const challengeSize = 32
+
+// supervisor owns one community's live ceremonies. It routes and counts; it never verifies,
+// reads the store or waits.
+type supervisor struct {
+	community string
+	deps      *deps
+	// open are the ceremonies that still accept a result, by name.
+	open map[string]openCeremony
+	// alive counts ceremony actors that have not stopped yet (open or finishing).
+	alive int
+}
+
+type openCeremony struct {
+	pid         *actor.PID
+	kind        kind
+	sessionInfo string
+}
+
+func newSupervisor(community string, d *deps) *supervisor {
+	return &supervisor{community: community, deps: d, open: map[string]openCeremony{}}
+}
+
+// Receive implements actor.Actor.
+func (s *supervisor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case begin:
+		s.begin(ctx, m)
+	case finish:
+		s.finish(ctx, m)
+	case *actor.Terminated:
+		s.alive--
+		name := strings.TrimPrefix(m.Who.Id, ctx.Self().Id+"/")
+		if c, ok := s.open[name]; ok && c.pid.Equal(m.Who) {
+			delete(s.open, name)
+		}
+	case liveQuery:
+		ctx.Respond(s.alive)
+	}
+}
+
+func (s *supervisor) begin(ctx actor.Context, m begin) {
+	if s.alive >= s.deps.cfg.MaxCeremonies {
+		ctx.Respond(failure{&messages.Error{Code: messages.CodeBusy, RetryAfter: time.Second,
+			Message: "too many ceremonies in progress for this community; retry shortly"}})
+		return
+	}
+	challenge := make([]byte, challengeSize)
+	_, _ = rand.Read(challenge) // crypto/rand.Read never fails (Go 1.24+)
+	sessionInfo := m.sessionInfo
+	if sessionInfo == "" {
+		handle := make([]byte, 24)
+		_, _ = rand.Read(handle)
+		sessionInfo = base64.RawURLEncoding.EncodeToString(handle)
+	}
+	name := ceremonyName(challenge)
+	c := &ceremony{deps: s.deps, kind: m.kind, challenge: challenge, sessionInfo: sessionInfo}
+	pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return c }), name)
+	if err != nil {
+		s.deps.log.Error("spawn ceremony", zap.String("community", s.community), zap.Error(err))
+		ctx.Respond(failure{messages.Wrap(messages.CodeInternal, "internal error", err)})
+		return
+	}
+	s.alive++
+	s.open[name] = openCeremony{pid: pid, kind: m.kind, sessionInfo: sessionInfo}
+	ctx.Forward(pid)
+}
+
+func (s *supervisor) finish(ctx actor.Context, m finish) {
+	c, ok := s.open[m.name]
+	if !ok || c.kind != m.kind {
+		ctx.Respond(failure{errCeremonyNotFound})
+		return
+	}
+	if m.sessionInfo != "" && subtle.ConstantTimeCompare([]byte(m.sessionInfo), []byte(c.sessionInfo)) != 1 {
+		ctx.Respond(failure{messages.Errorf(messages.CodeSessionMismatch,
+			"the sessionInfo does not belong to the ceremony of this challenge")})
+		return
+	}
+	// A challenge is accepted once: later copies of this result find no open ceremony.
+	delete(s.open, m.name)
+	ctx.Forward(c.pid)
+}

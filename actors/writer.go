@@ -1,0 +1,74 @@
+package actors
+
+import (
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/webauthnd/webauthnd/persistence"
+)
+
+// maxBatch bounds the writes of one commit, keeping Badger transactions small.
+const maxBatch = 256
+
+// writer groups the writes of concurrent ceremonies into one synced transaction (group commit):
+// while one batch commits in the background, new writes queue; when it is done, each writer of
+// the batch is answered and the queue becomes the next batch. The actor itself never waits.
+type writer struct {
+	store    persistence.Writer
+	inflight *sync.WaitGroup
+	log      *zap.Logger
+
+	queue      []pendingWrite
+	committing bool
+}
+
+type pendingWrite struct {
+	op     persistence.Op
+	sender *actor.PID
+}
+
+// committed tells the writer that a batch is durable.
+type committed struct {
+	batch   []pendingWrite
+	results []persistence.Result
+}
+
+// Receive implements actor.Actor.
+func (w *writer) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case writeRequest:
+		w.queue = append(w.queue, pendingWrite{op: m.op, sender: ctx.Sender()})
+		w.commitNext(ctx)
+	case committed:
+		for i, p := range m.batch {
+			ctx.Send(p.sender, writeResult{value: m.results[i].Value, err: m.results[i].Err})
+		}
+		w.committing = false
+		w.commitNext(ctx)
+	case ping:
+		ctx.Respond(pong{})
+	}
+}
+
+func (w *writer) commitNext(ctx actor.Context) {
+	if w.committing || len(w.queue) == 0 {
+		return
+	}
+	n := min(len(w.queue), maxBatch)
+	batch := w.queue[:n:n]
+	w.queue = append([]pendingWrite(nil), w.queue[n:]...)
+	w.committing = true
+	ops := make([]persistence.Op, n)
+	for i, p := range batch {
+		ops[i] = p.op
+	}
+	self, system := ctx.Self(), ctx.ActorSystem()
+	w.inflight.Add(1)
+	go func() {
+		defer w.inflight.Done()
+		results := w.store.Apply(ops)
+		system.Root.Send(self, committed{batch: batch, results: results})
+	}()
+}

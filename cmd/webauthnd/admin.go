@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/webauthnd/webauthnd/actors"
+	"github.com/webauthnd/webauthnd/httpapi"
+	"github.com/webauthnd/webauthnd/persistence"
+)
+
+func socketPath(dataDir string) string { return filepath.Join(dataDir, "admin.sock") }
+
+// listenAdmin serves the admin API on the data directory's Unix socket: mode 0600, and each
+// connection's peer must run as this process's user.
+func listenAdmin(dataDir string, engine *actors.Engine, log *zap.Logger) (*http.Server, net.Listener, error) {
+	path := socketPath(dataDir)
+	_ = os.Remove(path) // a stale socket of a dead server; the store's lock proves none runs
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	srv := &http.Server{
+		Handler:           httpapi.NewAdminServer(httpapi.AdminDeps{Write: engine.Write, Log: log.Named("admin")}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          zap.NewStdLog(log),
+	}
+	return srv, peerUIDListener{Listener: ln, uid: os.Getuid(), log: log}, nil
+}
+
+// peerUIDListener drops connections whose peer runs as another user.
+type peerUIDListener struct {
+	net.Listener
+	uid int
+	log *zap.Logger
+}
+
+func (l peerUIDListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if uid, err := peerUID(c); err == nil && uid == l.uid {
+			return c, nil
+		}
+		l.log.Warn("admin socket: refused a connection from another user")
+		c.Close()
+	}
+}
+
+func peerUID(c net.Conn) (int, error) {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return -1, errors.New("not a unix connection")
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	var cred *syscall.Ucred
+	var credErr error
+	err = raw.Control(func(fd uintptr) {
+		cred, credErr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	})
+	if err != nil {
+		return -1, err
+	}
+	if credErr != nil {
+		return -1, credErr
+	}
+	return int(cred.Uid), nil
+}
+
+// adminWrite applies op through a running server's admin socket, or directly on the store
+// when no server runs.
+func adminWrite(ctx context.Context, dataDir, path string, method string, op persistence.Op) (any, error) {
+	sock := socketPath(dataDir)
+	if conn, err := net.DialTimeout("unix", sock, time.Second); err == nil {
+		conn.Close()
+		return viaSocket(ctx, sock, method, path, op)
+	}
+	store, err := persistence.Open(filepath.Join(dataDir, "badger"), zap.NewNop())
+	if err != nil {
+		return nil, fmt.Errorf("%w (if a server runs on this data dir, its admin socket %s is unreachable)", err, sock)
+	}
+	defer store.Close()
+	return store.ApplyOne(op)
+}
+
+func viaSocket(ctx context.Context, sock, method, path string, op persistence.Op) (any, error) {
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
+	body, err := json.Marshal(op)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://admin"+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if res.StatusCode != http.StatusOK {
+		var e struct{ Message string }
+		_ = json.Unmarshal(raw, &e)
+		return nil, errors.New(e.Message)
+	}
+	var v map[string]any
+	err = json.Unmarshal(raw, &v)
+	return v, err
+}
+
+func communityCommand(ctx context.Context, verb string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var (
+		dataDir, id, tenant, name, uv string
+		rpIDs, origins, topOrigins    listFlag
+		blockClones                   bool
+	)
+	fs := flag.NewFlagSet("community "+verb, flag.ContinueOnError)
+	fs.StringVar(&dataDir, "data-dir", "./data", "the server's data directory")
+	fs.StringVar(&id, "id", "", "community id")
+	fs.StringVar(&tenant, "tenant", "", "tenant id (created if new)")
+	fs.StringVar(&name, "name", "", "display name (the RP name shown by authenticators)")
+	fs.Var(&rpIDs, "rp-id", "relying party ID (repeatable)")
+	fs.Var(&origins, "origin", "allowed origin (repeatable)")
+	fs.Var(&topOrigins, "top-origin", "allowed top origin of cross-origin iframes (repeatable)")
+	fs.StringVar(&uv, "user-verification", "", "required, preferred (default) or discouraged")
+	fs.BoolVar(&blockClones, "block-clones", false, "refuse sign-ins of credentials with a clone warning")
+	if err := parseFlags(fs, args, getenv, stderr); err != nil {
+		return err
+	}
+	if id == "" {
+		return errors.New("--id is required")
+	}
+	var (
+		v   any
+		err error
+	)
+	if verb == "create" {
+		if uv == "" {
+			uv = persistence.VerificationPreferred
+		}
+		if name == "" {
+			name = id
+		}
+		c := persistence.Community{ID: id, TenantID: tenant, Name: name, RPIDs: rpIDs, Origins: origins,
+			TopOrigins: topOrigins, UserVerification: uv, BlockClones: blockClones}
+		v, err = adminWrite(ctx, dataDir, "/admin/communities", http.MethodPost, persistence.PutCommunity{Community: c, Create: true})
+	} else {
+		patch := persistence.PatchCommunity{ID: id, TenantID: tenant, Name: name, RPIDs: rpIDs, Origins: origins,
+			TopOrigins: topOrigins, UserVerification: uv}
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "block-clones" {
+				patch.BlockClones = &blockClones
+			}
+		})
+		v, err = adminWrite(ctx, dataDir, "/admin/communities", http.MethodPatch, patch)
+	}
+	if err != nil {
+		return err
+	}
+	out, _ := json.MarshalIndent(v, "", "  ")
+	fmt.Fprintln(stdout, string(out))
+	return nil
+}
+
+func licenseCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var (
+		dataDir, level, community, tenant string
+		expires                           time.Duration
+	)
+	fs := flag.NewFlagSet("license create", flag.ContinueOnError)
+	fs.StringVar(&dataDir, "data-dir", "./data", "the server's data directory")
+	fs.StringVar(&level, "level", "", "community, service or system")
+	fs.StringVar(&community, "community", "", "the community of a community license")
+	fs.StringVar(&tenant, "tenant", "", "the tenant of a service license")
+	fs.DurationVar(&expires, "expires", 0, "lifetime, e.g. 8760h; none when not given")
+	if err := parseFlags(fs, args, getenv, stderr); err != nil {
+		return err
+	}
+	lic, key, err := persistence.NewLicense(level, community, tenant, expires)
+	if err != nil {
+		return err
+	}
+	if _, err := adminWrite(ctx, dataDir, "/admin/licenses", http.MethodPost, persistence.PutLicense{License: lic}); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, key)
+	fmt.Fprintf(stderr, "license id %s (level %s)\n", lic.ID, lic.Level)
+	return nil
+}

@@ -1,0 +1,65 @@
+// Command webauthnd is a self-hostable FIDO2/WebAuthn passkey service.
+//
+//	webauthnd serve [flags]                 run the service
+//	webauthnd community create|update ...  manage communities (relying parties)
+//	webauthnd license create ...            issue a license key
+//
+// Every flag has an environment equivalent: --data-dir is WEBAUTHND_DATA_DIR.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "webauthnd:", err)
+		os.Exit(1)
+	}
+}
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage:
+  webauthnd serve [--addr A] [--data-dir D] [--public-url U] [--ceremony-timeout T] [--max-ceremonies N] [--token-ttl T]
+  webauthnd community create --id ID --tenant TENANT --name NAME --rp-id RPID --origin ORIGIN [--origin ...]
+                             [--user-verification required|preferred|discouraged] [--top-origin ORIGIN ...] [--block-clones]
+  webauthnd community update --id ID [same flags]
+  webauthnd license create --level community|service|system [--community ID] [--tenant ID] [--expires DURATION]
+Every flag has an environment equivalent, e.g. WEBAUTHND_DATA_DIR for --data-dir.
+`
+
+// run is the whole program; main only supplies the process's context, arguments, environment
+// and streams, so tests can run it as it is.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], getenv, stdout, stderr)
+	case "community":
+		if len(args) < 2 || (args[1] != "create" && args[1] != "update") {
+			return fmt.Errorf("community: want create or update\n%s", usage)
+		}
+		return communityCommand(ctx, args[1], args[2:], getenv, stdout, stderr)
+	case "license":
+		if len(args) < 2 || args[1] != "create" {
+			return fmt.Errorf("license: want create\n%s", usage)
+		}
+		return licenseCommand(ctx, args[2:], getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+}

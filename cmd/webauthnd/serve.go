@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/webauthnd/webauthnd/actors"
+	"github.com/webauthnd/webauthnd/httpapi"
+	"github.com/webauthnd/webauthnd/persistence"
+)
+
+type serveConfig struct {
+	addr            string
+	dataDir         string
+	publicURL       string
+	ceremonyTimeout time.Duration
+	maxCeremonies   int
+	tokenTTL        time.Duration
+	drainTimeout    time.Duration
+	logLevel        string
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var cfg serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "address to listen on")
+	fs.StringVar(&cfg.dataDir, "data-dir", "./data", "directory of the Badger store, keys and admin socket")
+	fs.StringVar(&cfg.publicURL, "public-url", "http://localhost:8080", "the service's external URL; the default community's RP ID and origin")
+	fs.DurationVar(&cfg.ceremonyTimeout, "ceremony-timeout", 300*time.Second, "how long a ceremony waits for its result")
+	fs.IntVar(&cfg.maxCeremonies, "max-ceremonies", 100_000, "live ceremonies per community; beyond it options answer 429")
+	fs.DurationVar(&cfg.tokenTTL, "token-ttl", 5*time.Minute, "lifetime of signature tokens")
+	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for requests in flight")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := parseFlags(fs, args, getenv, stderr); err != nil {
+		return err
+	}
+	switch {
+	case cfg.ceremonyTimeout < time.Second:
+		return fmt.Errorf("--ceremony-timeout %s: give at least 1s", cfg.ceremonyTimeout)
+	case cfg.maxCeremonies < 1:
+		return fmt.Errorf("--max-ceremonies %d: give at least 1", cfg.maxCeremonies)
+	case cfg.tokenTTL < time.Second:
+		return fmt.Errorf("--token-ttl %s: give at least 1s", cfg.tokenTTL)
+	}
+	defaultCommunity, err := defaultCommunityFor(cfg.publicURL)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+
+	store, err := persistence.Open(filepath.Join(cfg.dataDir, "badger"), log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("close store", zap.Error(err))
+		}
+	}()
+	if err := bootstrap(store, defaultCommunity, cfg.dataDir, stdout); err != nil {
+		return err
+	}
+	keys, err := loadKeys(store)
+	if err != nil {
+		return err
+	}
+	engine, err := actors.NewEngine(actors.Config{
+		CeremonyTimeout: cfg.ceremonyTimeout,
+		MaxCeremonies:   cfg.maxCeremonies,
+		Issuer:          trimSlash(cfg.publicURL) + "/webauthn",
+		TokenTTL:        cfg.tokenTTL,
+		SigningKey:      keys.signing,
+		DecoySecret:     keys.decoy,
+	}, store, log)
+	if err != nil {
+		return err
+	}
+	defer engine.Stop()
+
+	var draining atomic.Bool
+	handler := httpapi.NewServer(httpapi.Deps{
+		Config: httpapi.Config{
+			PublicURL: cfg.publicURL, Version: version, CeremonyTimeout: cfg.ceremonyTimeout,
+			TokenTTL: cfg.tokenTTL, AllowedTimeSpan: 60,
+		},
+		Ceremonies:  engine,
+		Licenses:    store,
+		Communities: store,
+		Health: func() error {
+			if err := store.Ping(); err != nil {
+				return err
+			}
+			return engine.Ping()
+		},
+		Draining:    draining.Load,
+		TokenKeys:   engine.Signer().JWKS(),
+		EnvelopeKey: keys.envelope,
+		Log:         log,
+	})
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          zap.NewStdLog(log),
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
+	}
+	adminSrv, adminLn, err := listenAdmin(cfg.dataDir, engine, log)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- adminSrv.Serve(adminLn) }()
+	log.Info("webauthnd listening", zap.String("addr", ln.Addr().String()), zap.String("publicUrl", cfg.publicURL))
+	fmt.Fprintf(stdout, "webauthnd listening on http://%s\n", ln.Addr())
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			log.Error("server stopped", zap.Error(err))
+		}
+	}
+	// Drain: health says 503 at once, requests in flight finish, then the engine and the
+	// store close (deferred above, in that order).
+	draining.Store(true)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.drainTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("drain did not finish", zap.Error(err))
+	}
+	_ = adminSrv.Shutdown(shutdownCtx)
+	log.Info("webauthnd stopped")
+	return nil
+}
+
+// defaultCommunityFor builds the default community of a public URL and refuses one that would
+// make an invalid community.
+func defaultCommunityFor(publicURL string) (persistence.Community, error) {
+	u, err := url.Parse(publicURL)
+	if err != nil || u.Host == "" {
+		return persistence.Community{}, fmt.Errorf("--public-url %q: give an absolute URL such as https://login.example.com", publicURL)
+	}
+	c := persistence.Community{
+		ID: "default", TenantID: "default", Name: "default",
+		RPIDs:            []string{u.Hostname()},
+		Origins:          []string{u.Scheme + "://" + u.Host},
+		UserVerification: persistence.VerificationPreferred,
+	}
+	if err := persistence.ValidateCommunity(c); err != nil {
+		return c, fmt.Errorf("--public-url %q cannot make the default community: %w", publicURL, err)
+	}
+	return c, nil
+}
+
+func newLogger(level string, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(w), lvl)
+	return zap.New(core), nil
+}
+
+func trimSlash(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '/' {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,219 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+
+	"github.com/webauthnd/webauthnd/messages"
+)
+
+// optionsRequest is the body of both options calls. Unknown fields (such as dguid) are ignored.
+type optionsRequest struct {
+	DNS         string `json:"dns"`
+	Username    string `json:"username"`
+	DisplayName string `json:"displayName"`
+	CommunityID string `json:"communityId"`
+	TenantID    string `json:"tenantId"`
+	Attestation string `json:"attestation"`
+}
+
+const maxNameLength = 256
+
+func checkName(field, v string, required bool) error {
+	switch {
+	case v == "" && required:
+		return messages.Errorf(messages.CodeInvalidRequest, field+" is required")
+	case len(v) > maxNameLength:
+		return messages.Errorf(messages.CodeInvalidRequest, field+" is longer than 256 bytes")
+	case !utf8.ValidString(v):
+		return messages.Errorf(messages.CodeInvalidRequest, field+" is not valid UTF-8")
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f {
+			return messages.Errorf(messages.CodeInvalidRequest, field+" contains control characters")
+		}
+	}
+	return nil
+}
+
+// sessionInfoHeader reads the caller's optional sessionInfo: at most 128 printable ASCII
+// characters.
+func sessionInfoHeader(r *http.Request) (string, error) {
+	s := r.Header.Get("sessionInfo")
+	if len(s) > 128 {
+		return "", messages.Errorf(messages.CodeInvalidRequest, "sessionInfo is longer than 128 characters")
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return "", messages.Errorf(messages.CodeInvalidRequest, "sessionInfo must be printable ASCII")
+		}
+	}
+	return s, nil
+}
+
+// readOptions decodes and checks an options request and its license.
+func readOptions(r *http.Request, lc licenseChecker, usernameRequired bool) (optionsRequest, messages.Scope, string, error) {
+	var req optionsRequest
+	if err := decode(r, &req); err != nil {
+		return req, messages.Scope{}, "", err
+	}
+	session, err := sessionInfoHeader(r)
+	if err != nil {
+		return req, messages.Scope{}, "", err
+	}
+	for _, f := range []struct {
+		name, v  string
+		required bool
+	}{{"dns", req.DNS, true}, {"username", req.Username, usernameRequired}, {"displayName", req.DisplayName, false},
+		{"communityId", req.CommunityID, false}, {"tenantId", req.TenantID, false}} {
+		if err := checkName(f.name, f.v, f.required); err != nil {
+			return req, messages.Scope{}, "", err
+		}
+	}
+	scope, err := lc.scope(r, req.CommunityID, req.TenantID, req.DNS)
+	return req, scope, session, err
+}
+
+// readResult decodes and checks a result request and its license.
+func readResult(r *http.Request, lc licenseChecker, registration bool) ([]byte, messages.Scope, string, error) {
+	var req credentialRequest
+	if err := decode(r, &req); err != nil {
+		return nil, messages.Scope{}, "", err
+	}
+	session, err := sessionInfoHeader(r)
+	if err != nil {
+		return nil, messages.Scope{}, "", err
+	}
+	for _, f := range [][2]string{{"dns", req.DNS}, {"communityId", req.CommunityID}, {"tenantId", req.TenantID}} {
+		if err := checkName(f[0], f[1], false); err != nil {
+			return nil, messages.Scope{}, "", err
+		}
+	}
+	scope, err := lc.scope(r, req.CommunityID, req.TenantID, req.DNS)
+	if err != nil {
+		return nil, scope, "", err
+	}
+	credential, err := req.canonical(registration)
+	return credential, scope, session, err
+}
+
+// mergeStatus adds status and errorMessage to a JSON object.
+func mergeStatus(options []byte) (map[string]any, error) {
+	var m map[string]any
+	if err := json.Unmarshal(options, &m); err != nil {
+		return nil, err
+	}
+	m["status"] = "success"
+	m["errorMessage"] = ""
+	return m, nil
+}
+
+func handleAttestationOptions(lc licenseChecker, engine Ceremonies, envelope *EnvelopeKey, log *zap.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		req, scope, session, err := readOptions(r, lc, true)
+		if err != nil {
+			writeError(w, log, err)
+			return
+		}
+		switch req.Attestation {
+		case "", "none", "indirect", "direct", "enterprise":
+		default:
+			writeError(w, log, messages.Errorf(messages.CodeInvalidRequest, "attestation must be none, indirect, direct or enterprise"))
+			return
+		}
+		res, err := engine.BeginRegistration(messages.BeginRegistration{Scope: scope, Username: req.Username,
+			DisplayName: req.DisplayName, Attestation: req.Attestation, SessionInfo: session})
+		if err != nil {
+			writeError(w, log, err)
+			return
+		}
+		data, err := mergeStatus(res.Options)
+		if err != nil {
+			writeError(w, log, err)
+			return
+		}
+		w.Header().Set("sessionInfo", res.SessionInfo)
+		encode(w, http.StatusOK, map[string]any{"data": data, "publickey": envelope.PublicKey(), "sessionInfo": res.SessionInfo})
+	}
+}
+
+func handleAttestationResult(lc licenseChecker, engine Ceremonies, log *zap.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		credential, scope, session, err := readResult(r, lc, true)
+		if err != nil {
+			writeError(w, log, err)
+			return
+		}
+		res, err := engine.FinishRegistration(messages.FinishRegistration{Scope: scope, SessionInfo: session, Credential: credential})
+		if err != nil {
+			writeError(w, log, err)
+			return
+		}
+		encode(w, http.StatusOK, map[string]any{
+			"data":               map[string]string{"sub": res.Username},
+			"publicKey":          b64url(res.PublicKeySPKI),
+			"fidoKeyHash":        fidoKeyHash(res.CredentialID),
+			"credentialId":       b64url(res.CredentialID),
+			"aaguid":             res.AAGUID,
+			"attestationFormat":  res.AttestationFormat,
+			"attestationTrusted": res.AttestationTrusted,
+			"status":             "success",
+			"errorMessage":       "",
+		})
+	}
+}
+
+func handleAssertionOptions(lc licenseChecker, engine Ceremonies, log *zap.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		req, scope, session, err := readOptions(r, lc, false)
+		if err != nil {
+			writeError(w, log, err)
+			return
+		}
+		res, err := engine.BeginSignIn(messages.BeginSignIn{Scope: scope, Username: req.Username, SessionInfo: session})
+		if err != nil {
+			writeError(w, log, err)
+			return
+		}
+		body, err := mergeStatus(res.Options)
+		if err != nil {
+			writeError(w, log, err)
+			return
+		}
+		body["sessionInfo"] = res.SessionInfo
+		w.Header().Set("sessionInfo", res.SessionInfo)
+		encode(w, http.StatusOK, body)
+	}
+}
+
+func handleAssertionResult(lc licenseChecker, engine Ceremonies, log *zap.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		credential, scope, session, err := readResult(r, lc, false)
+		if err != nil {
+			writeError(w, log, err)
+			return
+		}
+		res, err := engine.FinishSignIn(messages.FinishSignIn{Scope: scope, SessionInfo: session, Credential: credential})
+		if err != nil {
+			writeError(w, log, err)
+			return
+		}
+		encode(w, http.StatusOK, map[string]any{
+			"data":            map[string]string{"sub": res.Username},
+			"status":          "success",
+			"errorMessage":    "",
+			"signature_token": res.Token,
+		})
+	}
+}
+
+// fidoKeyHash is the lowercase hex SHA-256 of a raw credential id.
+func fidoKeyHash(credentialID []byte) string {
+	sum := sha256.Sum256(credentialID)
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,83 @@
+package httpapi
+
+import (
+	_ "embed"
+	"net/http"
+	"runtime"
+
+	"go.uber.org/zap"
+)
+
+//go:embed openapi.json
+var openAPIDocument []byte
+
+func handleHealthz(health func() error, draining func() bool, version string, log *zap.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if draining != nil && draining() {
+			encode(w, http.StatusServiceUnavailable, map[string]string{"status": "draining", "code": "503", "version": version})
+			return
+		}
+		if err := health(); err != nil {
+			log.Warn("health check failed", zap.Error(err))
+			encode(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "code": "503", "version": version})
+			return
+		}
+		encode(w, http.StatusOK, map[string]string{"status": "ok", "code": "200", "version": version})
+	}
+}
+
+func handleEnvironment(cfg Config, envelope *EnvelopeKey) http.HandlerFunc {
+	body := map[string]any{
+		"sessionMaxAgeMinute":       int(cfg.CeremonyTimeout.Minutes()),
+		"appSessionIdleTimeout":     int(cfg.CeremonyTimeout.Minutes()),
+		"instanceType":              "webauthnd",
+		"allowed_time_span":         cfg.AllowedTimeSpan,
+		"samlNotOrAfterSkewMinutes": 0,
+		"jwtExpirationInMs":         cfg.TokenTTL.Milliseconds(),
+		"wxMaxBuffer":               bodyLimit,
+		"ec_curve_name":             envelope.CurveName(),
+		"env": map[string]any{
+			"direct":      map[string]any{"publicUrl": cfg.PublicURL},
+			"application": map[string]any{"name": "webauthnd", "version": cfg.Version},
+			"system":      map[string]any{"goVersion": runtime.Version(), "cpus": runtime.NumCPU()},
+			"os":          map[string]any{"platform": runtime.GOOS, "arch": runtime.GOARCH},
+		},
+	}
+	return func(w http.ResponseWriter, r *http.Request) { encode(w, http.StatusOK, body) }
+}
+
+func handlePublicKeys(envelope *EnvelopeKey, tokenKeys any) http.HandlerFunc {
+	body := map[string]any{"publicKey": envelope.PublicKey(), "keys": tokenKeys}
+	return func(w http.ResponseWriter, r *http.Request) { encode(w, http.StatusOK, body) }
+}
+
+// directoryKeys are the entries of /sd that the reference lists.
+var directoryKeys = []string{"adminconsole", "sessions", "licenses", "global_caas", "user_management", "acr", "local_caas"}
+
+// directory is the service directory: every key non-empty, by default <public-url>/<key>, and
+// webauthn = <public-url>/webauthn, which BlockID SDKs read.
+func directory(cfg Config) map[string]string {
+	base := trimSlash(cfg.PublicURL)
+	sd := map[string]string{"webauthn": base + "/webauthn"}
+	for _, k := range directoryKeys {
+		sd[k] = base + "/" + k
+	}
+	for k, v := range cfg.Directory {
+		if v != "" {
+			sd[k] = v
+		}
+	}
+	return sd
+}
+
+func handleDirectory(cfg Config) http.HandlerFunc {
+	body := directory(cfg)
+	return func(w http.ResponseWriter, r *http.Request) { encode(w, http.StatusOK, body) }
+}
+
+func handleOpenAPI() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openAPIDocument)
+	}
+}

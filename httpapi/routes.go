@@ -1,0 +1,54 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/webauthnd/webauthnd/messages"
+	"github.com/webauthnd/webauthnd/persistence"
+)
+
+// routes lists every endpoint of the service. Public routes need no license and ignore one.
+func routes(d Deps) http.Handler {
+	lc := licenseChecker{licenses: d.Licenses, communities: d.Communities, now: time.Now}
+	log := d.Log
+	r := httprouter.New()
+	r.HandleMethodNotAllowed = true
+
+	r.Handler(http.MethodGet, "/webauthn/healthz", handleHealthz(d.Health, d.Draining, d.Config.Version, log))
+	r.Handler(http.MethodGet, "/webauthn/environment", handleEnvironment(d.Config, d.EnvelopeKey))
+	r.Handler(http.MethodGet, "/webauthn/publickeys", handlePublicKeys(d.EnvelopeKey, d.TokenKeys))
+	r.Handler(http.MethodGet, "/webauthn/sd", handleDirectory(d.Config))
+	r.Handler(http.MethodGet, "/webauthn/openapi.json", handleOpenAPI())
+
+	r.Handler(http.MethodPost, "/webauthn/u1/attestation/options", handleAttestationOptions(lc, d.Ceremonies, d.EnvelopeKey, log))
+	r.Handler(http.MethodPost, "/webauthn/u1/attestation/result", handleAttestationResult(lc, d.Ceremonies, log))
+	r.Handler(http.MethodPost, "/webauthn/u1/assertion/options", handleAssertionOptions(lc, d.Ceremonies, log))
+	r.Handler(http.MethodPost, "/webauthn/u1/assertion/result", handleAssertionResult(lc, d.Ceremonies, log))
+
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, log, messages.Errorf(messages.CodeNotFound, "no such route"))
+	})
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, log, messages.Errorf(messages.CodeMethodNotAllowed, "method not allowed on this route"))
+	})
+	r.PanicHandler = func(w http.ResponseWriter, _ *http.Request, v any) {
+		log.Error("handler panicked", zapAny(v))
+		writeError(w, log, messages.Errorf(messages.CodeInternal, "internal error"))
+	}
+	return r
+}
+
+// adminRoutes lists the management API served only on the data directory's Unix socket.
+func adminRoutes(a AdminDeps) http.Handler {
+	r := httprouter.New()
+	r.Handler(http.MethodPost, "/admin/communities", handleWrite[persistence.PutCommunity](a))
+	r.Handler(http.MethodPatch, "/admin/communities", handleWrite[persistence.PatchCommunity](a))
+	r.Handler(http.MethodPost, "/admin/licenses", handleWrite[persistence.PutLicense](a))
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, a.Log, messages.Errorf(messages.CodeNotFound, "no such route"))
+	})
+	return r
+}

@@ -1,0 +1,128 @@
+package httpapi
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/webauthnd/webauthnd/messages"
+	"github.com/webauthnd/webauthnd/persistence"
+)
+
+// Ceremonies is the ceremony engine as handlers see it.
+type Ceremonies interface {
+	BeginRegistration(messages.BeginRegistration) (messages.RegistrationOptions, error)
+	FinishRegistration(messages.FinishRegistration) (messages.Registered, error)
+	BeginSignIn(messages.BeginSignIn) (messages.SignInOptions, error)
+	FinishSignIn(messages.FinishSignIn) (messages.SignedIn, error)
+}
+
+// Config is what the public routes report about the service.
+type Config struct {
+	// PublicURL is the service's external base URL, e.g. http://localhost:8080.
+	PublicURL string
+	// Version is reported by /healthz.
+	Version string
+	// CeremonyTimeout is reported in the options' timeout and by /environment.
+	CeremonyTimeout time.Duration
+	// TokenTTL is reported by /environment as jwtExpirationInMs.
+	TokenTTL time.Duration
+	// AllowedTimeSpan is the freshness window of signed requests in seconds.
+	AllowedTimeSpan int
+	// Directory overrides entries of /sd; unset keys default to <public-url>/<key>.
+	Directory map[string]string
+}
+
+// Deps is everything the HTTP server uses.
+type Deps struct {
+	Config      Config
+	Ceremonies  Ceremonies
+	Licenses    persistence.Licenses
+	Communities persistence.Communities
+	// Health reports whether the store and the actor system answer.
+	Health func() error
+	// Draining reports whether the server is shutting down (healthz then answers 503).
+	Draining func() bool
+	// TokenKeys are the signature token verification keys, as JWKs (published at /publickeys).
+	TokenKeys any
+	// EnvelopeKey is the service's envelope key pair.
+	EnvelopeKey *EnvelopeKey
+	Log         *zap.Logger
+}
+
+// NewServer returns the service's HTTP handler.
+func NewServer(d Deps) http.Handler {
+	return withRequestLog(d.Log, refusePrivateKey(d.Log, limitBody(routes(d))))
+}
+
+// refusePrivateKey refuses any request that carries a privateKey header: a private key must
+// never leave its owner. The header's value is neither logged nor echoed.
+func refusePrivateKey(log *zap.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := r.Header["Privatekey"]; ok {
+			writeError(w, log, messages.Errorf(messages.CodePrivateKeyRefused,
+				"a privateKey header was sent: a private key must never leave its owner; remove the header and rotate that key"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, bodyLimit)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requestIDPattern accepts what BlockID SDKs send in requestid on the u1 routes: a bare UUID.
+var requestIDPattern = regexp.MustCompile(`^[0-9a-fA-F-]{8,64}$`)
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	code   string
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// setCode tells the request log which error code a response carried.
+func setCode(w http.ResponseWriter, code messages.Code) {
+	if s, ok := w.(*statusRecorder); ok {
+		s.code = string(code)
+	}
+}
+
+// withRequestLog writes one line per request: method, path, status, duration, error code and
+// the caller's request id. No header values or bodies are logged.
+func withRequestLog(log *zap.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("requestid")
+		if !requestIDPattern.MatchString(id) {
+			b := make([]byte, 8)
+			_, _ = rand.Read(b)
+			id = hex.EncodeToString(b)
+		}
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		fields := []zap.Field{
+			zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Int("status", rec.status),
+			zap.Duration("duration", time.Since(start)), zap.String("requestId", id),
+		}
+		if rec.code != "" {
+			fields = append(fields, zap.String("code", rec.code))
+		}
+		log.Info("request", fields...)
+	})
+}
+
+func trimSlash(s string) string { return strings.TrimRight(s, "/") }

@@ -1,0 +1,101 @@
+package messages
+
+// Scope names the community a request acts on, after its license was checked.
+type Scope struct {
+	// TenantID is the tenant that owns the community.
+	TenantID string
+	// CommunityID is the community whose ceremonies and users the request touches.
+	CommunityID string
+	// RPID is the relying party ID (the request's dns) the ceremony is bound to.
+	RPID string
+}
+
+// BeginRegistration starts a registration ceremony: it asks for creation options for a user,
+// creating that user (with a random user handle) when the username is new.
+type BeginRegistration struct {
+	Scope
+	// Username identifies the user within the community.
+	Username string
+	// DisplayName is shown by the authenticator; it defaults to Username.
+	DisplayName string
+	// Attestation is the conveyance preference: none, indirect, direct or enterprise.
+	Attestation string
+	// SessionInfo is an optional caller-chosen label for the ceremony.
+	SessionInfo string
+}
+
+// RegistrationOptions answers BeginRegistration.
+type RegistrationOptions struct {
+	// Options is the JSON of PublicKeyCredentialCreationOptions, as
+	// PublicKeyCredential.parseCreationOptionsFromJSON accepts it.
+	Options []byte
+	// SessionInfo is the ceremony handle that a result may name.
+	SessionInfo string
+}
+
+// FinishRegistration carries a browser's registration credential to its ceremony.
+type FinishRegistration struct {
+	Scope
+	// SessionInfo, when not empty, must be the ceremony's own.
+	SessionInfo string
+	// Credential is the JSON of PublicKeyCredential.toJSON() with base64url binary fields.
+	Credential []byte
+}
+
+// Registered answers FinishRegistration after the credential was stored durably.
+type Registered struct {
+	// Username is the user the credential belongs to (the response's sub).
+	Username string
+	// CredentialID is the raw credential id.
+	CredentialID []byte
+	// PublicKeySPKI is the credential's public key as SubjectPublicKeyInfo DER.
+	PublicKeySPKI []byte
+	// AAGUID is the authenticator model, formatted as a UUID.
+	AAGUID string
+	// AttestationFormat is the attestation statement format (none, packed, tpm, ...).
+	AttestationFormat string
+	// AttestationTrusted says whether the attestation chained to a trusted root.
+	AttestationTrusted bool
+}
+
+// BeginSignIn starts a sign-in ceremony. With an empty Username it is a discoverable
+// (usernameless) ceremony.
+type BeginSignIn struct {
+	Scope
+	// Username, when set, lists that user's credentials in allowCredentials.
+	Username string
+	// SessionInfo is an optional caller-chosen label for the ceremony.
+	SessionInfo string
+}
+
+// SignInOptions answers BeginSignIn.
+type SignInOptions struct {
+	// Options is the JSON of PublicKeyCredentialRequestOptions, as
+	// PublicKeyCredential.parseRequestOptionsFromJSON accepts it.
+	Options []byte
+	// SessionInfo is the ceremony handle that a result may name.
+	SessionInfo string
+}
+
+// FinishSignIn carries a browser's assertion to its ceremony.
+type FinishSignIn struct {
+	Scope
+	// SessionInfo, when not empty, must be the ceremony's own.
+	SessionInfo string
+	// Credential is the JSON of PublicKeyCredential.toJSON() with base64url binary fields.
+	Credential []byte
+}
+
+// SignedIn answers FinishSignIn after the new sign counter was stored durably.
+type SignedIn struct {
+	// Username is the signed-in user (the response's sub).
+	Username string
+	// CredentialID is the raw id of the credential used.
+	CredentialID []byte
+	// UserVerified reports the authenticator's UV flag.
+	UserVerified bool
+	// CloneWarning is set when the credential's counter once went backwards.
+	CloneWarning bool
+	// Token is the signed ES256 JWS that proves the sign-in to the relying party.
+	Token string
+}

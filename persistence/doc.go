@@ -1,0 +1,21 @@
+// Package persistence keeps webauthnd's durable state in an embedded Badger database: tenants,
+// communities, users, credentials, licenses and the service's own keys.
+//
+// It is the only package that imports Badger. Reads run in their own read-only transactions;
+// every write goes through [Store.Apply], which runs a batch of operations in one synced
+// transaction, so a write that a caller is told succeeded survives a crash, and so one writer can
+// group the writes of many concurrent ceremonies into one commit.
+//
+// Keys are laid out by prefix; components after the prefix are separated by a zero byte, which
+// is why identifiers and usernames may not contain one:
+//
+//	t/<tenant>                          Tenant
+//	c/<community>                       Community
+//	u/<community>\x00<username>         User
+//	h/<community>\x00<user handle>      username (user handle index)
+//	k/<credential id>                   Credential (ids are unique across the store)
+//	uk/<community>\x00<username>\x00<credential id>   empty (a user's credentials)
+//	l/<sha-256 of license key>          License
+//	li/<license id>                     sha-256 of the license key (license id index)
+//	s/<name>                            service secret (signing and envelope keys)
+package persistence

@@ -1,0 +1,313 @@
+package persistence
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/webauthnd/webauthnd/messages"
+)
+
+// Op is one write of a batch. An op checks its conditions before it writes, so an op that fails
+// leaves nothing behind (but for the clone warning of a counter regression, which is the point
+// of that refusal).
+type Op interface {
+	apply(txn *badger.Txn) (any, error)
+}
+
+// Result is the outcome of one Op: its value, or the reason it was refused.
+type Result struct {
+	Value any
+	Err   error
+}
+
+// Apply runs ops in one synced transaction and returns one Result per op. Ops see the writes of
+// the ops before them in the same batch. When the commit itself fails, every op fails.
+func (s *Store) Apply(ops []Op) []Result {
+	for attempt := 0; ; attempt++ {
+		results := make([]Result, len(ops))
+		txn := s.db.NewTransaction(true)
+		for i, op := range ops {
+			v, err := op.apply(txn)
+			results[i] = Result{Value: v, Err: err}
+		}
+		err := txn.Commit()
+		if errors.Is(err, badger.ErrConflict) && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			for i := range results {
+				results[i] = Result{Err: errStoreInternal(fmt.Errorf("commit: %w", err))}
+			}
+		}
+		return results
+	}
+}
+
+// ApplyOne runs a single op in its own synced transaction.
+func (s *Store) ApplyOne(op Op) (any, error) {
+	r := s.Apply([]Op{op})[0]
+	return r.Value, r.Err
+}
+
+// PutTenant creates the tenant when it does not exist; it returns the stored Tenant.
+type PutTenant struct{ Tenant Tenant }
+
+func (o PutTenant) apply(txn *badger.Txn) (any, error) {
+	var t Tenant
+	err := getJSON(txn, tenantKey(o.Tenant.ID), &t)
+	if err == nil {
+		return t, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return nil, errStoreInternal(err)
+	}
+	t = o.Tenant
+	if t.Created.IsZero() {
+		t.Created = time.Now().UTC()
+	}
+	if err := setJSON(txn, tenantKey(t.ID), t); err != nil {
+		return nil, errStoreInternal(err)
+	}
+	return t, nil
+}
+
+// PutCommunity creates (Create) or replaces (!Create) a community, creating its tenant when new.
+// Creating one that exists, or updating one that does not, is refused.
+type PutCommunity struct {
+	Community Community `json:"community"`
+	Create    bool      `json:"create"`
+}
+
+func (o PutCommunity) apply(txn *badger.Txn) (any, error) {
+	c := o.Community
+	if err := ValidateCommunity(c); err != nil {
+		return nil, err
+	}
+	var old Community
+	err := getJSON(txn, communityKey(c.ID), &old)
+	switch {
+	case err == nil && o.Create:
+		return nil, messages.Errorf(messages.CodeConflict, fmt.Sprintf("community %q exists", c.ID))
+	case errors.Is(err, ErrNotFound) && !o.Create:
+		return nil, messages.Errorf(messages.CodeNotFound, fmt.Sprintf("community %q does not exist", c.ID))
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return nil, errStoreInternal(err)
+	}
+	now := time.Now().UTC()
+	c.Created, c.Updated = now, now
+	if !o.Create {
+		c.Created = old.Created
+	}
+	if _, err := (PutTenant{Tenant{ID: c.TenantID, Name: c.TenantID}}).apply(txn); err != nil {
+		return nil, err
+	}
+	if err := setJSON(txn, communityKey(c.ID), c); err != nil {
+		return nil, errStoreInternal(err)
+	}
+	return c, nil
+}
+
+// PutLicense stores a new license (by the hash of its key).
+type PutLicense struct {
+	License License `json:"license"`
+}
+
+func (o PutLicense) apply(txn *badger.Txn) (any, error) {
+	l := o.License
+	if err := ValidateLicense(l); err != nil {
+		return nil, err
+	}
+	if l.CommunityID != "" {
+		if ok, err := exists(txn, communityKey(l.CommunityID)); err != nil || !ok {
+			return nil, messages.Errorf(messages.CodeCommunityUnknown, fmt.Sprintf("community %q does not exist", l.CommunityID))
+		}
+	}
+	if l.TenantID != "" {
+		if ok, err := exists(txn, tenantKey(l.TenantID)); err != nil || !ok {
+			return nil, messages.Errorf(messages.CodeNotFound, fmt.Sprintf("tenant %q does not exist", l.TenantID))
+		}
+	}
+	if ok, err := exists(txn, licenseIDKey(l.ID)); err != nil || ok {
+		if err != nil {
+			return nil, errStoreInternal(err)
+		}
+		return nil, messages.Errorf(messages.CodeConflict, "license id exists")
+	}
+	if err := setJSON(txn, licenseKey(l.KeyHash), l); err != nil {
+		return nil, errStoreInternal(err)
+	}
+	if err := txn.Set(licenseIDKey(l.ID), l.KeyHash); err != nil {
+		return nil, errStoreInternal(err)
+	}
+	return l, nil
+}
+
+// PutSecretIfAbsent stores a service secret unless one exists; it returns the stored value,
+// so two starts that race both end with the same key.
+type PutSecretIfAbsent struct {
+	Name  string
+	Value []byte
+}
+
+func (o PutSecretIfAbsent) apply(txn *badger.Txn) (any, error) {
+	item, err := txn.Get(secretKey(o.Name))
+	if err == nil {
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return nil, errStoreInternal(err)
+		}
+		return v, nil
+	}
+	if !errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, errStoreInternal(err)
+	}
+	if err := txn.Set(secretKey(o.Name), o.Value); err != nil {
+		return nil, errStoreInternal(err)
+	}
+	return o.Value, nil
+}
+
+// GetOrCreateUser returns the user of a community by username, creating it with Handle when
+// new. Two registrations started at once for one username thus share one user handle.
+type GetOrCreateUser struct {
+	CommunityID string
+	Username    string
+	DisplayName string
+	Handle      []byte
+}
+
+func (o GetOrCreateUser) apply(txn *badger.Txn) (any, error) {
+	var u User
+	err := getJSON(txn, userKey(o.CommunityID, o.Username), &u)
+	if err == nil {
+		return u, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return nil, errStoreInternal(err)
+	}
+	if ok, err := exists(txn, handleKey(o.CommunityID, o.Handle)); err != nil || ok {
+		return nil, errStoreInternal(fmt.Errorf("user handle collision (exists=%v): %w", ok, err))
+	}
+	u = User{CommunityID: o.CommunityID, Username: o.Username, DisplayName: o.DisplayName,
+		Handle: o.Handle, Created: time.Now().UTC()}
+	if err := setJSON(txn, userKey(o.CommunityID, o.Username), u); err != nil {
+		return nil, errStoreInternal(err)
+	}
+	if err := txn.Set(handleKey(o.CommunityID, o.Handle), []byte(o.Username)); err != nil {
+		return nil, errStoreInternal(err)
+	}
+	return u, nil
+}
+
+// AddCredential stores a new credential and its owner index. A credential id that exists
+// anywhere in the store is refused, whoever owns it.
+type AddCredential struct{ Credential Credential }
+
+func (o AddCredential) apply(txn *badger.Txn) (any, error) {
+	c := o.Credential
+	if ok, err := exists(txn, credKey(c.ID)); err != nil {
+		return nil, errStoreInternal(err)
+	} else if ok {
+		return nil, messages.Errorf(messages.CodeCredentialExists, "this credential is already registered")
+	}
+	if ok, err := exists(txn, userKey(c.CommunityID, c.Username)); err != nil || !ok {
+		return nil, errStoreInternal(fmt.Errorf("credential for a missing user (exists=%v): %w", ok, err))
+	}
+	if err := setJSON(txn, credKey(c.ID), c); err != nil {
+		return nil, errStoreInternal(err)
+	}
+	if err := txn.Set(append(userCredPrefix(c.CommunityID, c.Username), c.ID...), nil); err != nil {
+		return nil, errStoreInternal(err)
+	}
+	return c, nil
+}
+
+// RecordSignIn stores what a verified assertion told about a credential. It re-reads the
+// credential, so concurrent sign-ins of one passkey never lose an update, and refuses a counter
+// that is not above the stored one (when either is non-zero): that refusal sets the credential's
+// clone warning, the one write a refused sign-in makes.
+type RecordSignIn struct {
+	ID           []byte
+	Counter      uint32
+	UserVerified bool
+	BackupState  bool
+	At           time.Time
+}
+
+// ErrCounterRegression refuses a sign-in whose counter did not move forward.
+var ErrCounterRegression = messages.Errorf(messages.CodeCounterRegression,
+	"the authenticator's signature counter went backwards: the credential may be cloned")
+
+func (o RecordSignIn) apply(txn *badger.Txn) (any, error) {
+	var c Credential
+	if err := getJSON(txn, credKey(o.ID), &c); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, messages.Errorf(messages.CodeCredentialUnknown, "the credential is not registered")
+		}
+		return nil, errStoreInternal(err)
+	}
+	if (o.Counter != 0 || c.SignCount != 0) && o.Counter <= c.SignCount {
+		if !c.CloneWarning {
+			c.CloneWarning = true
+			if err := setJSON(txn, credKey(c.ID), c); err != nil {
+				return nil, errStoreInternal(err)
+			}
+		}
+		return c, ErrCounterRegression
+	}
+	c.SignCount = o.Counter
+	c.UserVerified = c.UserVerified || o.UserVerified
+	c.BackupState = o.BackupState
+	c.LastUsed = o.At
+	if err := setJSON(txn, credKey(c.ID), c); err != nil {
+		return nil, errStoreInternal(err)
+	}
+	return c, nil
+}
+
+// PatchCommunity changes the fields it sets of an existing community; the result must still be
+// a valid community.
+type PatchCommunity struct {
+	ID               string   `json:"id"`
+	TenantID         string   `json:"tenantId,omitempty"`
+	Name             string   `json:"name,omitempty"`
+	RPIDs            []string `json:"rpIds,omitempty"`
+	Origins          []string `json:"origins,omitempty"`
+	TopOrigins       []string `json:"topOrigins,omitempty"`
+	UserVerification string   `json:"userVerification,omitempty"`
+	BlockClones      *bool    `json:"blockClones,omitempty"`
+}
+
+func (o PatchCommunity) apply(txn *badger.Txn) (any, error) {
+	var c Community
+	if err := getJSON(txn, communityKey(o.ID), &c); errors.Is(err, ErrNotFound) {
+		return nil, messages.Errorf(messages.CodeNotFound, fmt.Sprintf("community %q does not exist", o.ID))
+	} else if err != nil {
+		return nil, errStoreInternal(err)
+	}
+	if o.TenantID != "" {
+		c.TenantID = o.TenantID
+	}
+	if o.Name != "" {
+		c.Name = o.Name
+	}
+	if o.RPIDs != nil {
+		c.RPIDs = o.RPIDs
+	}
+	if o.Origins != nil {
+		c.Origins = o.Origins
+	}
+	if o.TopOrigins != nil {
+		c.TopOrigins = o.TopOrigins
+	}
+	if o.UserVerification != "" {
+		c.UserVerification = o.UserVerification
+	}
+	if o.BlockClones != nil {
+		c.BlockClones = *o.BlockClones
+	}
+	return PutCommunity{Community: c}.apply(txn)
+}

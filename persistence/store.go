@@ -1,0 +1,274 @@
+package persistence
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/dgraph-io/badger/v4"
+	"go.uber.org/zap"
+
+	"github.com/webauthnd/webauthnd/messages"
+)
+
+// ErrNotFound is returned by reads of a record that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is webauthnd's Badger database.
+type Store struct {
+	db *badger.DB
+}
+
+// Communities reads tenants and communities.
+type Communities interface {
+	Tenant(id string) (Tenant, error)
+	Community(id string) (Community, error)
+}
+
+// Users reads users by username or by user handle.
+type Users interface {
+	User(communityID, username string) (User, error)
+	UserByHandle(communityID string, handle []byte) (User, error)
+}
+
+// Credentials reads credentials by id or by owner.
+type Credentials interface {
+	Credential(id []byte) (Credential, error)
+	CredentialsOf(communityID, username string) ([]Credential, error)
+}
+
+// Licenses finds a license by its key.
+type Licenses interface {
+	LicenseByKey(key string) (License, error)
+}
+
+// Secrets reads the service's own keys.
+type Secrets interface {
+	Secret(name string) ([]byte, error)
+}
+
+// Writer applies a batch of operations in one synced transaction.
+type Writer interface {
+	Apply(ops []Op) []Result
+}
+
+var (
+	_ Communities = (*Store)(nil)
+	_ Users       = (*Store)(nil)
+	_ Credentials = (*Store)(nil)
+	_ Licenses    = (*Store)(nil)
+	_ Secrets     = (*Store)(nil)
+	_ Writer      = (*Store)(nil)
+)
+
+// Open opens (creating if needed) the Badger database in dir with synced writes. It fails
+// with a clear error when another process holds the directory.
+func Open(dir string, log *zap.Logger) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir %s: %w", dir, err)
+	}
+	opts := badger.DefaultOptions(filepath.Clean(dir)).
+		WithSyncWrites(true).
+		WithLogger(badgerLogger{log.Sugar()}).
+		// Small caches and memtables keep the resident set modest; the working set of a
+		// ceremony is a handful of small keys.
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(3).
+		WithBlockCacheSize(32 << 20).
+		WithIndexCacheSize(16 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithValueThreshold(1 << 10)
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open store in %s: %w", dir, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close flushes and closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks that the database answers a read.
+func (s *Store) Ping() error {
+	return s.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get([]byte("s/ping"))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		return err
+	})
+}
+
+func join(prefix string, parts ...[]byte) []byte {
+	k := []byte(prefix)
+	for i, p := range parts {
+		if i > 0 {
+			k = append(k, 0)
+		}
+		k = append(k, p...)
+	}
+	return k
+}
+
+func tenantKey(id string) []byte          { return join("t/", []byte(id)) }
+func communityKey(id string) []byte       { return join("c/", []byte(id)) }
+func userKey(c, name string) []byte       { return join("u/", []byte(c), []byte(name)) }
+func handleKey(c string, h []byte) []byte { return join("h/", []byte(c), h) }
+func credKey(id []byte) []byte            { return join("k/", id) }
+func userCredPrefix(c, name string) []byte {
+	return append(join("uk/", []byte(c), []byte(name)), 0)
+}
+func licenseKey(hash []byte) []byte { return join("l/", hash) }
+func licenseIDKey(id string) []byte { return join("li/", []byte(id)) }
+func secretKey(name string) []byte  { return join("s/", []byte(name)) }
+
+func getJSON(txn *badger.Txn, key []byte, v any) error {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return item.Value(func(b []byte) error { return json.Unmarshal(b, v) })
+}
+
+func setJSON(txn *badger.Txn, key []byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return txn.Set(key, b)
+}
+
+func exists(txn *badger.Txn, key []byte) (bool, error) {
+	_, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (s *Store) view(key []byte, v any) error {
+	return s.db.View(func(txn *badger.Txn) error { return getJSON(txn, key, v) })
+}
+
+// Tenant returns the tenant with id.
+func (s *Store) Tenant(id string) (t Tenant, err error) { return t, s.view(tenantKey(id), &t) }
+
+// Community returns the community with id.
+func (s *Store) Community(id string) (c Community, err error) {
+	return c, s.view(communityKey(id), &c)
+}
+
+// User returns the user of a community by username.
+func (s *Store) User(communityID, username string) (u User, err error) {
+	return u, s.view(userKey(communityID, username), &u)
+}
+
+// UserByHandle returns the user of a community by WebAuthn user handle.
+func (s *Store) UserByHandle(communityID string, handle []byte) (u User, err error) {
+	err = s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(handleKey(communityID, handle))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		name, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		return getJSON(txn, userKey(communityID, string(name)), &u)
+	})
+	return u, err
+}
+
+// Credential returns the credential with a raw id.
+func (s *Store) Credential(id []byte) (c Credential, err error) { return c, s.view(credKey(id), &c) }
+
+// CredentialsOf returns a user's credentials, oldest key order first.
+func (s *Store) CredentialsOf(communityID, username string) ([]Credential, error) {
+	var out []Credential
+	err := s.db.View(func(txn *badger.Txn) error {
+		prefix := userCredPrefix(communityID, username)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			id := bytes.TrimPrefix(it.Item().Key(), prefix)
+			var c Credential
+			if err := getJSON(txn, credKey(id), &c); err != nil {
+				return fmt.Errorf("credential index points at a missing credential: %w", err)
+			}
+			out = append(out, c)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// HashLicenseKey is the SHA-256 under which a license key is stored.
+func HashLicenseKey(key string) []byte {
+	sum := sha256.Sum256([]byte(key))
+	return sum[:]
+}
+
+// LicenseByKey finds the license of a key by its hash and compares the hash in constant time.
+func (s *Store) LicenseByKey(key string) (l License, err error) {
+	hash := HashLicenseKey(key)
+	if err = s.view(licenseKey(hash), &l); err != nil {
+		return l, err
+	}
+	if subtle.ConstantTimeCompare(hash, l.KeyHash) != 1 {
+		return License{}, ErrNotFound
+	}
+	return l, nil
+}
+
+// Secret returns a stored service secret.
+func (s *Store) Secret(name string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(secretKey(name))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		out, err = item.ValueCopy(nil)
+		return err
+	})
+	return out, err
+}
+
+// Empty reports whether the store holds no community yet.
+func (s *Store) Empty() (bool, error) {
+	empty := true
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("c/")})
+		defer it.Close()
+		it.Rewind()
+		empty = !it.Valid()
+		return nil
+	})
+	return empty, err
+}
+
+// errStoreInternal hides storage failures from clients.
+func errStoreInternal(err error) error {
+	return messages.Wrap(messages.CodeInternal, "internal error", err)
+}
+
+type badgerLogger struct{ s *zap.SugaredLogger }
+
+func (l badgerLogger) Errorf(f string, a ...any)   { l.s.Errorf("badger: "+f, a...) }
+func (l badgerLogger) Warningf(f string, a ...any) { l.s.Warnf("badger: "+f, a...) }
+func (l badgerLogger) Infof(f string, a ...any)    { l.s.Debugf("badger: "+f, a...) }
+func (l badgerLogger) Debugf(f string, a ...any)   { l.s.Debugf("badger: "+f, a...) }
