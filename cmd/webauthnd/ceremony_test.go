@@ -1,0 +1,395 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/descope/virtualwebauthn"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// localRP is the default community of a server started with the default --public-url.
+var localRP = virtualwebauthn.RelyingParty{ID: "localhost", Name: "default", Origin: "http://localhost:8080"}
+
+// passkey is a software authenticator holding one credential of one user.
+type passkey struct {
+	rp       virtualwebauthn.RelyingParty
+	auth     virtualwebauthn.Authenticator
+	cred     virtualwebauthn.Credential
+	username string
+}
+
+func newPasskey(rp virtualwebauthn.RelyingParty, username string) *passkey {
+	return &passkey{rp: rp, auth: virtualwebauthn.NewAuthenticator(), cred: virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2), username: username}
+}
+
+// ceremonyBody is a ceremony request as BlockID SDKs send it: the relying party's JSON merged
+// with dns, communityId and tenantId.
+func ceremonyBody(t *testing.T, credentialJSON string, rpID, community string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(credentialJSON), &m); err != nil {
+		t.Fatal(err)
+	}
+	m["dns"] = rpID
+	m["communityId"] = community
+	return m
+}
+
+func lic(key string) map[string]string { return map[string]string{"licensekey": key} }
+
+// registrationOptions asks for creation options and returns them with the ceremony's sessionInfo.
+func (s *testServer) registrationOptions(t *testing.T, key, community string, p *passkey) (*virtualwebauthn.AttestationOptions, string) {
+	t.Helper()
+	status, body, hdr := s.call(t, "POST", "/webauthn/u1/attestation/options", lic(key),
+		map[string]any{"dns": p.rp.ID, "username": p.username, "displayName": "Test " + p.username, "communityId": community, "tenantId": ""})
+	if status != 200 {
+		t.Fatalf("attestation/options: %d %v", status, body)
+	}
+	if hdr.Get("sessionInfo") == "" || hdr.Get("sessionInfo") != body["sessionInfo"] {
+		t.Fatalf("sessionInfo header %q and body %v differ", hdr.Get("sessionInfo"), body["sessionInfo"])
+	}
+	raw, _ := json.Marshal(body["data"])
+	opts, err := virtualwebauthn.ParseAttestationOptions(string(raw))
+	if err != nil {
+		t.Fatalf("parse creation options %s: %v", raw, err)
+	}
+	return opts, hdr.Get("sessionInfo")
+}
+
+// register runs a whole registration and fails the test unless it succeeds.
+func (s *testServer) register(t *testing.T, key, community string, p *passkey) map[string]any {
+	t.Helper()
+	opts, _ := s.registrationOptions(t, key, community, p)
+	status, body, _ := s.call(t, "POST", "/webauthn/u1/attestation/result", lic(key),
+		ceremonyBody(t, virtualwebauthn.CreateAttestationResponse(p.rp, p.auth, p.cred, *opts), p.rp.ID, community))
+	if status != 200 {
+		t.Fatalf("attestation/result: %d %v", status, body)
+	}
+	p.auth.Options.UserHandle = []byte(opts.UserID)
+	p.auth.AddCredential(p.cred)
+	return body
+}
+
+// signInOptions asks for request options (by username when given).
+func (s *testServer) signInOptions(t *testing.T, key, community, rpID, username string) (*virtualwebauthn.AssertionOptions, map[string]any) {
+	t.Helper()
+	req := map[string]any{"dns": rpID, "communityId": community}
+	if username != "" {
+		req["username"] = username
+	}
+	status, body, _ := s.call(t, "POST", "/webauthn/u1/assertion/options", lic(key), req)
+	if status != 200 {
+		t.Fatalf("assertion/options: %d %v", status, body)
+	}
+	raw, _ := json.Marshal(body)
+	opts, err := virtualwebauthn.ParseAssertionOptions(string(raw))
+	if err != nil {
+		t.Fatalf("parse request options %s: %v", raw, err)
+	}
+	return opts, body
+}
+
+// signIn runs a whole sign-in and returns the result body; status must be 200.
+func (s *testServer) signIn(t *testing.T, key, community string, p *passkey, byUsername bool) map[string]any {
+	t.Helper()
+	username := ""
+	if byUsername {
+		username = p.username
+	}
+	opts, _ := s.signInOptions(t, key, community, p.rp.ID, username)
+	p.cred.Counter++
+	status, body, _ := s.call(t, "POST", "/webauthn/u1/assertion/result", lic(key),
+		ceremonyBody(t, virtualwebauthn.CreateAssertionResponse(p.rp, p.auth, p.cred, *opts), p.rp.ID, community))
+	if status != 200 {
+		t.Fatalf("assertion/result: %d %v", status, body)
+	}
+	return body
+}
+
+// assertion builds an assertion response by hand, so that a test can change what a real
+// authenticator never would: the client data, the flags, the counter.
+func assertion(p *passkey, opts *virtualwebauthn.AssertionOptions, clientData map[string]any, flags byte, counter uint32) string {
+	cd := map[string]any{"type": "webauthn.get", "challenge": base64.RawURLEncoding.EncodeToString(opts.Challenge), "origin": p.rp.Origin}
+	for k, v := range clientData {
+		cd[k] = v
+	}
+	cdJSON, _ := json.Marshal(cd)
+	rpHash := sha256.Sum256([]byte(p.rp.ID))
+	authData := append(rpHash[:], flags)
+	authData = binary.BigEndian.AppendUint32(authData, counter)
+	cdHash := sha256.Sum256(cdJSON)
+	digest := sha256.Sum256(append(append([]byte{}, authData...), cdHash[:]...))
+	sig, err := p.cred.Key.Sign(digest[:])
+	if err != nil {
+		panic(err)
+	}
+	id := base64.RawURLEncoding.EncodeToString(p.cred.ID)
+	out, _ := json.Marshal(map[string]any{
+		"id": id, "rawId": id, "type": "public-key",
+		"response": map[string]any{
+			"clientDataJSON":    base64.RawURLEncoding.EncodeToString(cdJSON),
+			"authenticatorData": base64.RawURLEncoding.EncodeToString(authData),
+			"signature":         base64.RawURLEncoding.EncodeToString(sig),
+			"userHandle":        base64.RawURLEncoding.EncodeToString(p.auth.Options.UserHandle),
+		},
+	})
+	return string(out)
+}
+
+const (
+	flagUP = 0x01
+	flagUV = 0x04
+)
+
+// admin runs a management command against the server's data dir (through its socket).
+func (s *testServer) admin(t *testing.T, args ...string) string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	args = append(args, "--data-dir", s.DataDir)
+	if err := run(context.Background(), args, func(string) string { return "" }, &out, &errOut); err != nil {
+		t.Fatalf("webauthnd %v: %v\n%s", args, err, errOut.String())
+	}
+	return strings.TrimSpace(out.String())
+}
+
+// verifyToken checks a signature_token against the keys of /publickeys and returns its claims.
+func (s *testServer) verifyToken(t *testing.T, token string) jwt.MapClaims {
+	t.Helper()
+	_, keys, _ := s.call(t, "GET", "/webauthn/publickeys", nil, nil)
+	raw, _ := json.Marshal(keys["keys"])
+	var jwks []struct{ Kid, X, Y string }
+	if err := json.Unmarshal(raw, &jwks); err != nil || len(jwks) == 0 {
+		t.Fatalf("publickeys has no JWK: %v", keys)
+	}
+	claims := jwt.MapClaims{}
+	_, err := jwt.ParseWithClaims(token, claims, func(tok *jwt.Token) (any, error) {
+		for _, k := range jwks {
+			if k.Kid == tok.Header["kid"] {
+				return jwkToECDSA(k.X, k.Y)
+			}
+		}
+		return nil, fmt.Errorf("no key %v", tok.Header["kid"])
+	}, jwt.WithValidMethods([]string{"ES256"}), jwt.WithIssuer("http://localhost:8080/webauthn"), jwt.WithExpirationRequired())
+	if err != nil {
+		t.Fatalf("signature_token does not verify: %v", err)
+	}
+	return claims
+}
+
+func TestRegistrationAndSignIn(t *testing.T) {
+	s := startServer(t, "")
+	alice := newPasskey(localRP, "alice")
+	reg := s.register(t, s.License, "default", alice)
+
+	sum := sha256.Sum256(alice.cred.ID)
+	wantHash := fmt.Sprintf("%x", sum)
+	for field, want := range map[string]any{
+		"status": "success", "errorMessage": "", "fidoKeyHash": wantHash, "attestationFormat": "packed",
+		"credentialId": base64.RawURLEncoding.EncodeToString(alice.cred.ID), "attestationTrusted": false,
+	} {
+		if reg[field] != want {
+			t.Errorf("attestation/result %s = %v, want %v", field, reg[field], want)
+		}
+	}
+	if reg["data"].(map[string]any)["sub"] != "alice" || reg["publicKey"] == "" {
+		t.Errorf("attestation/result = %v", reg)
+	}
+
+	for _, tc := range []struct {
+		name       string
+		byUsername bool
+	}{{"by username", true}, {"discoverable", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := s.signIn(t, s.License, "default", alice, tc.byUsername)
+			if res["data"].(map[string]any)["sub"] != "alice" || res["status"] != "success" {
+				t.Fatalf("assertion/result = %v", res)
+			}
+			claims := s.verifyToken(t, res["signature_token"].(string))
+			for k, want := range map[string]any{"sub": "alice", "aud": "default", "fidoKeyHash": wantHash, "rpId": "localhost", "uv": true} {
+				if claims[k] != want {
+					t.Errorf("token claim %s = %v, want %v", k, claims[k], want)
+				}
+			}
+			if _, ok := claims["cloneWarning"]; ok {
+				t.Errorf("token carries a clone warning: %v", claims)
+			}
+		})
+	}
+
+	t.Run("a second passkey for the same user is added, the first excluded", func(t *testing.T) {
+		second := newPasskey(localRP, "alice")
+		opts, _ := s.registrationOptions(t, s.License, "default", second)
+		if len(opts.ExcludeCredentials) != 1 || opts.ExcludeCredentials[0] != base64.RawURLEncoding.EncodeToString(alice.cred.ID) {
+			t.Fatalf("excludeCredentials = %v", opts.ExcludeCredentials)
+		}
+		if string(second.auth.Options.UserHandle) != "" || opts.UserID != string(alice.auth.Options.UserHandle) {
+			t.Fatalf("the user handle changed between registrations")
+		}
+	})
+
+	t.Run("unknown usernames get stable options that look like a known user's", func(t *testing.T) {
+		_, a := s.signInOptions(t, s.License, "default", "localhost", "nobody")
+		_, b := s.signInOptions(t, s.License, "default", "localhost", "nobody")
+		_, known := s.signInOptions(t, s.License, "default", "localhost", "alice")
+		if fmt.Sprint(a["allowCredentials"]) != fmt.Sprint(b["allowCredentials"]) || len(a["allowCredentials"].([]any)) != 1 {
+			t.Fatalf("decoy allowCredentials not stable: %v vs %v", a["allowCredentials"], b["allowCredentials"])
+		}
+		if len(known["allowCredentials"].([]any)) != 1 {
+			t.Fatalf("alice's allowCredentials = %v", known["allowCredentials"])
+		}
+		for _, k := range []string{"challenge", "rpId", "timeout", "userVerification", "status"} {
+			if (a[k] == nil) != (known[k] == nil) {
+				t.Errorf("field %s present for one and not the other", k)
+			}
+		}
+	})
+}
+
+func TestUserHandleIsSharedByConcurrentRegistrations(t *testing.T) {
+	s := startServer(t, "")
+	var wg sync.WaitGroup
+	handles := make([]string, 8)
+	for i := range handles {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			opts, _ := s.registrationOptions(t, s.License, "default", newPasskey(localRP, "carol"))
+			handles[i] = opts.UserID
+		}()
+	}
+	wg.Wait()
+	for _, h := range handles {
+		if h != handles[0] || len(h) != 32 {
+			t.Fatalf("user handles differ or are not 32 bytes: %q", handles)
+		}
+	}
+	if handles[0] == "carol" {
+		t.Fatal("the user handle is the username")
+	}
+}
+
+func TestSignInAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir)
+	p := newPasskey(localRP, "dave")
+	s.register(t, s.License, "default", p)
+	s.signIn(t, s.License, "default", p, true)
+	s.stop(t)
+
+	s2 := startServer(t, dir)
+	if s2.License != s.License {
+		t.Fatal("the default license changed across a restart")
+	}
+	res := s2.signIn(t, s2.License, "default", p, false)
+	if res["data"].(map[string]any)["sub"] != "dave" {
+		t.Fatalf("after restart: %v", res)
+	}
+}
+
+func TestCounterRegressionSetsCloneWarning(t *testing.T) {
+	s := startServer(t, "")
+	p := newPasskey(localRP, "erin")
+	p.cred.Counter = 10
+	s.register(t, s.License, "default", p)
+	s.signIn(t, s.License, "default", p, true) // counter 11
+
+	opts, _ := s.signInOptions(t, s.License, "default", "localhost", "erin")
+	status, body, _ := s.call(t, "POST", "/webauthn/u1/assertion/result", lic(s.License),
+		ceremonyBody(t, assertion(p, opts, nil, flagUP|flagUV, 5), "localhost", "default"))
+	if status != 400 || body["code"] != "counter_regression" {
+		t.Fatalf("regressed counter: %d %v", status, body)
+	}
+	res := s.signIn(t, s.License, "default", p, true) // counter 12
+	claims := s.verifyToken(t, res["signature_token"].(string))
+	if claims["cloneWarning"] != true {
+		t.Fatalf("token after a regression has no cloneWarning: %v", claims)
+	}
+}
+
+func TestExpiredCeremony(t *testing.T) {
+	s := startServer(t, "", "--ceremony-timeout", "1s")
+	p := newPasskey(localRP, "frank")
+	opts, _ := s.registrationOptions(t, s.License, "default", p)
+	time.Sleep(1500 * time.Millisecond)
+	start := time.Now()
+	status, body, _ := s.call(t, "POST", "/webauthn/u1/attestation/result", lic(s.License),
+		ceremonyBody(t, virtualwebauthn.CreateAttestationResponse(p.rp, p.auth, p.cred, *opts), "localhost", "default"))
+	if status != 400 || body["code"] != "ceremony_not_found" {
+		t.Fatalf("expired ceremony: %d %v", status, body)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("an expired ceremony took %s to refuse", d)
+	}
+}
+
+func TestReplayedResultIsAcceptedOnce(t *testing.T) {
+	s := startServer(t, "")
+	p := newPasskey(localRP, "gina")
+	s.register(t, s.License, "default", p)
+	opts, _ := s.signInOptions(t, s.License, "default", "localhost", "gina")
+	p.cred.Counter++
+	body := ceremonyBody(t, virtualwebauthn.CreateAssertionResponse(p.rp, p.auth, p.cred, *opts), "localhost", "default")
+	const copies = 16
+	statuses := make([]int, copies)
+	var wg sync.WaitGroup
+	for i := range copies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i], _, _ = s.call(t, "POST", "/webauthn/u1/assertion/result", lic(s.License), body)
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, st := range statuses {
+		switch {
+		case st == 200:
+			ok++
+		case st < 400 || st >= 500:
+			t.Errorf("a replay answered %d", st)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d of %d concurrent copies succeeded, want exactly 1 (%v)", ok, copies, statuses)
+	}
+}
+
+func TestAdminCommandsWhileServing(t *testing.T) {
+	s := startServer(t, "")
+	s.admin(t, "community", "create", "--id", "shop", "--tenant", "acme", "--name", "Shop",
+		"--rp-id", "shop.localhost", "--origin", "https://shop.localhost")
+	key := s.admin(t, "license", "create", "--level", "community", "--community", "shop")
+	shopRP := virtualwebauthn.RelyingParty{ID: "shop.localhost", Name: "Shop", Origin: "https://shop.localhost"}
+	p := newPasskey(shopRP, "hank")
+	s.register(t, key, "shop", p)
+	s.signIn(t, key, "shop", p, true)
+	s.admin(t, "community", "update", "--id", "shop", "--user-verification", "required")
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"community", "create", "--id", "x", "--tenant", "acme", "--rp-id", "10.0.0.1",
+		"--origin", "https://10.0.0.1", "--data-dir", s.DataDir}, func(string) string { return "" }, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "IP address") {
+		t.Fatalf("an IP RP ID was not refused clearly: %v", err)
+	}
+}
+
+func jwkToECDSA(x, y string) (any, error) {
+	xb, err := base64.RawURLEncoding.DecodeString(x)
+	if err != nil {
+		return nil, err
+	}
+	yb, err := base64.RawURLEncoding.DecodeString(y)
+	if err != nil {
+		return nil, err
+	}
+	return ecdsaP256(append(append([]byte{4}, xb...), yb...))
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// testServer is webauthnd started through run, as main starts it, on a free port.
+type testServer struct {
+	URL     string // base URL, e.g. http://127.0.0.1:40123
+	License string // the default community's license key
+	DataDir string
+	stdout  *lineBuffer
+	stderr  *lineBuffer
+	cancel  context.CancelFunc
+	done    chan error
+	once    sync.Once
+}
+
+// startServer runs `webauthnd serve` on 127.0.0.1:0 with dataDir (a new temporary directory
+// when empty) and extra flags, and waits until /healthz answers.
+func startServer(t *testing.T, dataDir string, args ...string) *testServer {
+	t.Helper()
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &testServer{DataDir: dataDir, stdout: newLineBuffer(), stderr: newLineBuffer(), cancel: cancel, done: make(chan error, 1)}
+	argv := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir}, args...)
+	go func() { s.done <- run(ctx, argv, func(string) string { return "" }, s.stdout, s.stderr) }()
+	line, err := s.stdout.waitFor("webauthnd listening on ", 10*time.Second, s.done)
+	if err != nil {
+		cancel()
+		t.Fatalf("server did not start: %v\nstderr:\n%s", err, s.stderr.String())
+	}
+	s.URL = strings.TrimSpace(strings.TrimPrefix(line, "webauthnd listening on "))
+	key, err := os.ReadFile(filepath.Join(dataDir, "default-license.key"))
+	if err != nil {
+		t.Fatalf("read default license: %v", err)
+	}
+	s.License = strings.TrimSpace(string(key))
+	t.Cleanup(func() { s.stop(t) })
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		res, err := http.Get(s.URL + "/webauthn/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("healthz never answered 200: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return s
+}
+
+// stop shuts the server down as SIGTERM would and checks that run returned cleanly.
+func (s *testServer) stop(t *testing.T) {
+	t.Helper()
+	s.once.Do(func() {
+		s.cancel()
+		select {
+		case err := <-s.done:
+			if err != nil {
+				t.Errorf("run returned %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("server did not stop within 30s")
+		}
+	})
+}
+
+// call sends a JSON request and returns the status, the decoded JSON object and the headers.
+func (s *testServer) call(t *testing.T, method, path string, headers map[string]string, body any) (int, map[string]any, http.Header) {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, s.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOpenAPI(t, req, res, raw)
+	var out map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			t.Fatalf("%s %s answered %d with non-JSON %q", method, path, res.StatusCode, raw)
+		}
+	}
+	return res.StatusCode, out, res.Header
+}
+
+// lineBuffer collects what the server writes, line by line.
+type lineBuffer struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	lines chan string
+}
+
+func newLineBuffer() *lineBuffer { return &lineBuffer{lines: make(chan string, 1024)} }
+
+func (l *lineBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	sc := bufio.NewScanner(bytes.NewReader(p))
+	for sc.Scan() {
+		select {
+		case l.lines <- sc.Text():
+		default:
+		}
+	}
+	return len(p), nil
+}
+
+func (l *lineBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func (l *lineBuffer) waitFor(prefix string, timeout time.Duration, done <-chan error) (string, error) {
+	deadline := time.After(timeout)
+	for {
+		select {
+		case line := <-l.lines:
+			if strings.HasPrefix(line, prefix) {
+				return line, nil
+			}
+		case err := <-done:
+			return "", err
+		case <-deadline:
+			return "", context.DeadlineExceeded
+		}
+	}
+}
