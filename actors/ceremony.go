@@ -192,19 +192,8 @@ func (c *ceremony) beginRegistration(ctx actor.Context, m messages.BeginRegistra
 		c.fail(ctx, err)
 		return
 	}
-	handle := make([]byte, 32)
-	_, _ = rand.Read(handle)
-	displayName := m.DisplayName
-	if displayName == "" {
-		displayName = m.Username
-	}
-	op := persistence.GetOrCreateUser{CommunityID: m.CommunityID, Username: m.Username, DisplayName: displayName, Handle: handle}
-	c.write(ctx, op, func(ctx actor.Context, r writeResult) {
-		if r.err != nil {
-			c.fail(ctx, r.err)
-			return
-		}
-		user, err := c.loadUser(r.value.(persistence.User))
+	options := func(ctx actor.Context, u persistence.User) {
+		user, err := c.loadUser(u)
 		if err != nil {
 			c.fail(ctx, err)
 			return
@@ -232,6 +221,30 @@ func (c *ceremony) beginRegistration(ctx actor.Context, m messages.BeginRegistra
 		}
 		c.session = session
 		c.answer(ctx, messages.RegistrationOptions{Options: body, SessionInfo: c.sessionInfo})
+	}
+	// Most registrations add a passkey to a known user: read first, and write (durably, before
+	// answering) only for a new one. The write re-checks, so two first registrations at once
+	// still share one user handle.
+	if u, err := c.deps.store.User(m.CommunityID, m.Username); err == nil {
+		options(ctx, u)
+		return
+	} else if !errors.Is(err, persistence.ErrNotFound) {
+		c.fail(ctx, messages.Wrap(messages.CodeInternal, "internal error", err))
+		return
+	}
+	handle := make([]byte, 32)
+	_, _ = rand.Read(handle)
+	displayName := m.DisplayName
+	if displayName == "" {
+		displayName = m.Username
+	}
+	op := persistence.GetOrCreateUser{CommunityID: m.CommunityID, Username: m.Username, DisplayName: displayName, Handle: handle}
+	c.write(ctx, op, func(ctx actor.Context, r writeResult) {
+		if r.err != nil {
+			c.fail(ctx, r.err)
+			return
+		}
+		options(ctx, r.value.(persistence.User))
 	})
 }
 

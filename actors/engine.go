@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -74,8 +73,10 @@ func NewEngine(cfg Config, store Store, log *zap.Logger) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The actor runtime logs through slog; its warnings and errors go to our zap log.
+	runtimeLog := zap.NewStdLog(log.Named("protoactor")).Writer()
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		return slog.New(slog.NewTextHandler(runtimeLog, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}))
 	e := &Engine{system: system, writes: &sync.WaitGroup{}, log: log}
 	w, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {

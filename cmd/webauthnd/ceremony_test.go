@@ -393,3 +393,50 @@ func jwkToECDSA(x, y string) (any, error) {
 	}
 	return ecdsaP256(append(append([]byte{4}, xb...), yb...))
 }
+
+// toStdBase64 rewrites every binary field of a credential as padded standard base64, as some
+// clients send them.
+func toStdBase64(t *testing.T, body map[string]any) {
+	t.Helper()
+	conv := func(v any) any {
+		b, err := base64.RawURLEncoding.DecodeString(v.(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base64.StdEncoding.EncodeToString(b)
+	}
+	body["rawId"] = conv(body["rawId"])
+	resp := body["response"].(map[string]any)
+	for k, v := range resp {
+		if s, ok := v.(string); ok && s != "" {
+			resp[k] = conv(v)
+		}
+	}
+}
+
+func TestStandardBase64IsToleratedInCredentials(t *testing.T) {
+	s := startServer(t, "")
+	p := newPasskey(localRP, "olga")
+	opts, _ := s.registrationOptions(t, s.License, "default", p)
+	body := ceremonyBody(t, virtualwebauthn.CreateAttestationResponse(p.rp, p.auth, p.cred, *opts), "localhost", "default")
+	toStdBase64(t, body)
+	body["response"].(map[string]any)["getTransports"] = map[string]any{} // the reference's placeholders
+	body["getClientExtensionResults"] = map[string]any{}
+	if status, res, _ := s.call(t, "POST", "/webauthn/u1/attestation/result", lic(s.License), body); status != 200 {
+		t.Fatalf("registration with standard base64: %d %v", status, res)
+	}
+	p.auth.Options.UserHandle = []byte(opts.UserID)
+	p.auth.AddCredential(p.cred)
+
+	aopts, _ := s.signInOptions(t, s.License, "default", "localhost", "olga")
+	p.cred.Counter++
+	body = ceremonyBody(t, virtualwebauthn.CreateAssertionResponse(p.rp, p.auth, p.cred, *aopts), "localhost", "default")
+	toStdBase64(t, body)
+	if status, res, _ := s.call(t, "POST", "/webauthn/u1/assertion/result", map[string]string{"licensekey": s.License,
+		"requestid": "0b5f8f0e-4c1d-4a4e-9d8f-6b1c2a3d4e5f"}, body); status != 200 {
+		t.Fatalf("sign-in with standard base64: %d %v", status, res)
+	}
+	if !strings.Contains(s.stderr.String(), `"requestId":"0b5f8f0e-4c1d-4a4e-9d8f-6b1c2a3d4e5f"`) {
+		t.Fatal("the caller's requestid is not the request's id in the log")
+	}
+}

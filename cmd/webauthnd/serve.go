@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,7 @@ type serveConfig struct {
 	tokenTTL        time.Duration
 	drainTimeout    time.Duration
 	logLevel        string
+	directory       listFlag
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -44,6 +46,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.DurationVar(&cfg.tokenTTL, "token-ttl", 5*time.Minute, "lifetime of signature tokens")
 	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for requests in flight")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.Var(&cfg.directory, "sd", "service directory entry KEY=URL for /sd (repeatable); unset keys are <public-url>/KEY")
 	if err := parseFlags(fs, args, getenv, stderr); err != nil {
 		return err
 	}
@@ -54,6 +57,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("--max-ceremonies %d: give at least 1", cfg.maxCeremonies)
 	case cfg.tokenTTL < time.Second:
 		return fmt.Errorf("--token-ttl %s: give at least 1s", cfg.tokenTTL)
+	}
+	directory := map[string]string{}
+	for _, kv := range cfg.directory {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || v == "" {
+			return fmt.Errorf("--sd %q: give KEY=URL", kv)
+		}
+		directory[k] = v
 	}
 	defaultCommunity, err := defaultCommunityFor(cfg.publicURL)
 	if err != nil {
@@ -98,7 +109,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	handler := httpapi.NewServer(httpapi.Deps{
 		Config: httpapi.Config{
 			PublicURL: cfg.publicURL, Version: version, CeremonyTimeout: cfg.ceremonyTimeout,
-			TokenTTL: cfg.tokenTTL, AllowedTimeSpan: 60,
+			TokenTTL: cfg.tokenTTL, AllowedTimeSpan: 60, Directory: directory,
 		},
 		Ceremonies:  engine,
 		Licenses:    store,
