@@ -116,46 +116,38 @@ func (e *Engine) Ping() error {
 
 // BeginRegistration starts a registration ceremony.
 func (e *Engine) BeginRegistration(m messages.BeginRegistration) (messages.RegistrationOptions, error) {
-	res, err := e.request(e.supervisor(m.CommunityID), begin{kind: kindRegistration, sessionInfo: m.SessionInfo, msg: m})
-	if err != nil {
-		return messages.RegistrationOptions{}, err
-	}
-	return res.(messages.RegistrationOptions), nil
+	return ask[messages.RegistrationOptions](e, m.CommunityID, begin{kind: kindRegistration, sessionInfo: m.SessionInfo, msg: m}, nil)
 }
 
 // FinishRegistration delivers a registration result to its ceremony.
 func (e *Engine) FinishRegistration(m messages.FinishRegistration) (messages.Registered, error) {
 	name, err := ceremonyNameOf(m.Credential)
-	if err != nil {
-		return messages.Registered{}, err
-	}
-	res, err := e.request(e.supervisor(m.CommunityID), finish{kind: kindRegistration, name: name, sessionInfo: m.SessionInfo, msg: m})
-	if err != nil {
-		return messages.Registered{}, err
-	}
-	return res.(messages.Registered), nil
+	return ask[messages.Registered](e, m.CommunityID, finish{kind: kindRegistration, name: name, sessionInfo: m.SessionInfo, msg: m}, err)
 }
 
 // BeginSignIn starts a sign-in ceremony.
 func (e *Engine) BeginSignIn(m messages.BeginSignIn) (messages.SignInOptions, error) {
-	res, err := e.request(e.supervisor(m.CommunityID), begin{kind: kindSignIn, sessionInfo: m.SessionInfo, msg: m})
-	if err != nil {
-		return messages.SignInOptions{}, err
-	}
-	return res.(messages.SignInOptions), nil
+	return ask[messages.SignInOptions](e, m.CommunityID, begin{kind: kindSignIn, sessionInfo: m.SessionInfo, msg: m}, nil)
 }
 
 // FinishSignIn delivers an assertion to its ceremony.
 func (e *Engine) FinishSignIn(m messages.FinishSignIn) (messages.SignedIn, error) {
 	name, err := ceremonyNameOf(m.Credential)
-	if err != nil {
-		return messages.SignedIn{}, err
+	return ask[messages.SignedIn](e, m.CommunityID, finish{kind: kindSignIn, name: name, sessionInfo: m.SessionInfo, msg: m}, err)
+}
+
+// ask sends msg to a community's supervisor and returns its answer as a T, unless prior (an
+// error found before asking) is set.
+func ask[T any](e *Engine, communityID string, msg any, prior error) (T, error) {
+	var zero T
+	if prior != nil {
+		return zero, prior
 	}
-	res, err := e.request(e.supervisor(m.CommunityID), finish{kind: kindSignIn, name: name, sessionInfo: m.SessionInfo, msg: m})
+	res, err := e.request(e.supervisor(communityID), msg)
 	if err != nil {
-		return messages.SignedIn{}, err
+		return zero, err
 	}
-	return res.(messages.SignedIn), nil
+	return res.(T), nil
 }
 
 // Write applies one store operation through the writer, grouped with the ceremonies' writes.

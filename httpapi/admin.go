@@ -22,18 +22,17 @@ func NewAdminServer(a AdminDeps) http.Handler {
 }
 
 // handleWrite decodes an operation of type T from the body and applies it.
-func handleWrite[T persistence.Op](a AdminDeps) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func handleWrite[T persistence.Op](a AdminDeps) http.Handler {
+	return handle(a.Log, func(w http.ResponseWriter, r *http.Request) error {
 		var op T
 		if err := decode(r, &op); err != nil {
-			writeError(w, a.Log, err)
-			return
+			return err
 		}
 		v, err := a.Write(op)
 		if err != nil {
-			writeError(w, a.Log, err)
-			return
+			return err
 		}
 		encode(w, http.StatusOK, v)
-	}
+		return nil
+	})
 }

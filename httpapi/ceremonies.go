@@ -113,46 +113,41 @@ func mergeStatus(options []byte) (map[string]any, error) {
 	return m, nil
 }
 
-func handleAttestationOptions(lc licenseChecker, engine Ceremonies, envelope *EnvelopeKey, log *zap.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func handleAttestationOptions(lc licenseChecker, engine Ceremonies, envelope *EnvelopeKey, log *zap.Logger) http.Handler {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		req, scope, session, err := readOptions(r, lc, true)
 		if err != nil {
-			writeError(w, log, err)
-			return
+			return err
 		}
 		switch req.Attestation {
 		case "", "none", "indirect", "direct", "enterprise":
 		default:
-			writeError(w, log, messages.Errorf(messages.CodeInvalidRequest, "attestation must be none, indirect, direct or enterprise"))
-			return
+			return messages.Errorf(messages.CodeInvalidRequest, "attestation must be none, indirect, direct or enterprise")
 		}
 		res, err := engine.BeginRegistration(messages.BeginRegistration{Scope: scope, Username: req.Username,
 			DisplayName: req.DisplayName, Attestation: req.Attestation, SessionInfo: session})
 		if err != nil {
-			writeError(w, log, err)
-			return
+			return err
 		}
 		data, err := mergeStatus(res.Options)
 		if err != nil {
-			writeError(w, log, err)
-			return
+			return err
 		}
 		w.Header().Set("sessionInfo", res.SessionInfo)
 		encode(w, http.StatusOK, map[string]any{"data": data, "publickey": envelope.PublicKey(), "sessionInfo": res.SessionInfo})
-	}
+		return nil
+	})
 }
 
-func handleAttestationResult(lc licenseChecker, engine Ceremonies, log *zap.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func handleAttestationResult(lc licenseChecker, engine Ceremonies, log *zap.Logger) http.Handler {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		credential, scope, session, err := readResult(r, lc, true)
 		if err != nil {
-			writeError(w, log, err)
-			return
+			return err
 		}
 		res, err := engine.FinishRegistration(messages.FinishRegistration{Scope: scope, SessionInfo: session, Credential: credential})
 		if err != nil {
-			writeError(w, log, err)
-			return
+			return err
 		}
 		encode(w, http.StatusOK, map[string]any{
 			"data":               map[string]string{"sub": res.Username},
@@ -165,43 +160,40 @@ func handleAttestationResult(lc licenseChecker, engine Ceremonies, log *zap.Logg
 			"status":             "success",
 			"errorMessage":       "",
 		})
-	}
+		return nil
+	})
 }
 
-func handleAssertionOptions(lc licenseChecker, engine Ceremonies, log *zap.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func handleAssertionOptions(lc licenseChecker, engine Ceremonies, log *zap.Logger) http.Handler {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		req, scope, session, err := readOptions(r, lc, false)
 		if err != nil {
-			writeError(w, log, err)
-			return
+			return err
 		}
 		res, err := engine.BeginSignIn(messages.BeginSignIn{Scope: scope, Username: req.Username, SessionInfo: session})
 		if err != nil {
-			writeError(w, log, err)
-			return
+			return err
 		}
 		body, err := mergeStatus(res.Options)
 		if err != nil {
-			writeError(w, log, err)
-			return
+			return err
 		}
 		body["sessionInfo"] = res.SessionInfo
 		w.Header().Set("sessionInfo", res.SessionInfo)
 		encode(w, http.StatusOK, body)
-	}
+		return nil
+	})
 }
 
-func handleAssertionResult(lc licenseChecker, engine Ceremonies, log *zap.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func handleAssertionResult(lc licenseChecker, engine Ceremonies, log *zap.Logger) http.Handler {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		credential, scope, session, err := readResult(r, lc, false)
 		if err != nil {
-			writeError(w, log, err)
-			return
+			return err
 		}
 		res, err := engine.FinishSignIn(messages.FinishSignIn{Scope: scope, SessionInfo: session, Credential: credential})
 		if err != nil {
-			writeError(w, log, err)
-			return
+			return err
 		}
 		encode(w, http.StatusOK, map[string]any{
 			"data":            map[string]string{"sub": res.Username},
@@ -209,7 +201,8 @@ func handleAssertionResult(lc licenseChecker, engine Ceremonies, log *zap.Logger
 			"errorMessage":    "",
 			"signature_token": res.Token,
 		})
-	}
+		return nil
+	})
 }
 
 // fidoKeyHash is the lowercase hex SHA-256 of a raw credential id.

@@ -89,6 +89,16 @@ func writeError(w http.ResponseWriter, log *zap.Logger, err error) {
 		Code: e.Code, Status: "failed", ErrorMessage: message})
 }
 
+// handle adapts a handler that returns its error to http.Handler: the error goes to the one
+// error writer.
+func handle(log *zap.Logger, h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			writeError(w, log, err)
+		}
+	})
+}
+
 // encode writes v as JSON with status.
 func encode(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

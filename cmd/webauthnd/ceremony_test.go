@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -29,7 +33,27 @@ type passkey struct {
 }
 
 func newPasskey(rp virtualwebauthn.RelyingParty, username string) *passkey {
-	return &passkey{rp: rp, auth: virtualwebauthn.NewAuthenticator(), cred: virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2), username: username}
+	return &passkey{rp: rp, auth: virtualwebauthn.NewAuthenticator(), cred: newES256Credential(), username: username}
+}
+
+// newES256Credential makes a P-256 credential whose coordinates are both 32 bytes long:
+// virtualwebauthn writes big.Int.Bytes() into the COSE key, which drops leading zero bytes, and
+// webauthnd rightly refuses such a key (about 1 key in 128).
+func newES256Credential() virtualwebauthn.Credential {
+	for {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		if len(key.X.Bytes()) != 32 || len(key.Y.Bytes()) != 32 {
+			continue
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			panic(err)
+		}
+		return virtualwebauthn.NewCredentialWithImportedKey(virtualwebauthn.KeyTypeEC2, der)
+	}
 }
 
 // ceremonyBody is a ceremony request as BlockID SDKs send it: the relying party's JSON merged
