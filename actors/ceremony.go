@@ -203,7 +203,7 @@ func (c *ceremony) beginRegistration(ctx actor.Context, m messages.BeginRegistra
 			webauthn.WithCredentialParameters(credentialParameters),
 			webauthn.WithExclusions(webauthn.Credentials(user.creds).CredentialDescriptors()),
 			webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementPreferred),
-			webauthn.WithConveyancePreference(protocol.ConveyancePreference(m.Attestation)),
+			webauthn.WithConveyancePreference(conveyance(m.Attestation)),
 			func(o *protocol.PublicKeyCredentialCreationOptions) error {
 				o.Challenge = c.challenge
 				return nil
@@ -547,6 +547,14 @@ func publicKeyInfo(cose []byte) ([]byte, int64, error) {
 		return nil, 0, errors.New("public key cannot be encoded")
 	}
 	return block.Bytes, alg, nil
+}
+
+// conveyance is the requested attestation preference, "none" when the request names none.
+func conveyance(p string) protocol.ConveyancePreference {
+	if p == "" {
+		return protocol.PreferNoAttestation
+	}
+	return protocol.ConveyancePreference(p)
 }
 
 func formatAAGUID(b []byte) string {

@@ -16,6 +16,7 @@ func routes(d Deps) http.Handler {
 	log := d.Log
 	r := httprouter.New()
 	r.HandleMethodNotAllowed = true
+	r.HandleOPTIONS = false // no CORS: relying parties call webauthnd from their backends
 
 	r.Handler(http.MethodGet, "/webauthn/healthz", handleHealthz(d.Health, d.Draining, d.Config.Version, log))
 	r.Handler(http.MethodGet, "/webauthn/environment", handleEnvironment(d.Config, d.EnvelopeKey))
