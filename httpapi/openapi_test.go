@@ -261,6 +261,20 @@ func (openAPIFakeStore) Tenant(id string) (persistence.Tenant, error) {
 	return persistence.Tenant{ID: id}, nil
 }
 
+func (openAPIFakeStore) TenantByDNS(host string) (persistence.Tenant, error) {
+	if host != "localhost" {
+		return persistence.Tenant{}, persistence.ErrNotFound
+	}
+	return persistence.Tenant{ID: "default", DNS: []string{"localhost"}}, nil
+}
+
+func (f openAPIFakeStore) CommunityByName(tenantID, name string) (persistence.Community, error) {
+	if name != "default" {
+		return persistence.Community{}, persistence.ErrNotFound
+	}
+	return f.Community("default")
+}
+
 func (openAPIFakeStore) Community(id string) (persistence.Community, error) {
 	if id != "default" {
 		return persistence.Community{}, persistence.ErrNotFound

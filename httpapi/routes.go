@@ -24,6 +24,10 @@ func routes(d Deps) http.Handler {
 	r.Handler(http.MethodGet, "/webauthn/sd", handleDirectory(d.Config))
 	r.Handler(http.MethodGet, "/webauthn/openapi.json", handleOpenAPI())
 
+	// BlockID SDK discovery, outside /webauthn as in the original service; public.
+	r.Handler(http.MethodGet, "/caas/sd", handleDirectory(d.Config))
+	r.Handler(http.MethodPost, "/api/r1/system/community_info/fetch", handleCommunityInfo(d.Communities, d.EnvelopeKey, log))
+
 	r.Handler(http.MethodPost, "/webauthn/u1/attestation/options", handleAttestationOptions(lc, d.Ceremonies, d.EnvelopeKey, log))
 	r.Handler(http.MethodPost, "/webauthn/u1/attestation/result", handleAttestationResult(lc, d.Ceremonies, log))
 	r.Handler(http.MethodPost, "/webauthn/u1/assertion/options", handleAssertionOptions(lc, d.Ceremonies, log))

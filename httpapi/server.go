@@ -57,7 +57,7 @@ type Deps struct {
 
 // NewServer returns the service's HTTP handler.
 func NewServer(d Deps) http.Handler {
-	return withRequestLog(d.Log, refusePrivateKey(d.Log, limitBody(routes(d))))
+	return withRequestLog(d.Log, strictTransportSecurity(refusePrivateKey(d.Log, limitBody(routes(d)))))
 }
 
 // refusePrivateKey refuses any request that carries a privateKey header: a private key must

@@ -10,6 +10,7 @@
 // is why identifiers and usernames may not contain one:
 //
 //	t/<tenant>                          Tenant
+//	td/<host>                           tenant id (tenant host names, lower case, no port)
 //	c/<community>                       Community
 //	u/<community>\x00<username>         User
 //	h/<community>\x00<user handle>      username (user handle index)

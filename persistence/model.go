@@ -4,8 +4,11 @@ import "time"
 
 // Tenant owns communities; a service license acts on every community of its tenant.
 type Tenant struct {
-	ID      string    `json:"id"`
-	Name    string    `json:"name"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// DNS are the tenant's host names (lower case, no port), each owned by one tenant; BlockID
+	// SDKs find their tenant by one of them.
+	DNS     []string  `json:"dns,omitempty"`
 	Created time.Time `json:"created"`
 }
 

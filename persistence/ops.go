@@ -52,21 +52,50 @@ func (s *Store) ApplyOne(op Op) (any, error) {
 	return r.Value, r.Err
 }
 
-// PutTenant creates the tenant when it does not exist; it returns the stored Tenant.
-type PutTenant struct{ Tenant Tenant }
+// PutTenant creates the tenant when it does not exist and gives it the host names in DNS
+// (refusing a host that another tenant owns); it returns the stored Tenant.
+type PutTenant struct {
+	Tenant Tenant   `json:"tenant"`
+	DNS    []string `json:"dns,omitempty"`
+}
 
 func (o PutTenant) apply(txn *badger.Txn) (any, error) {
 	var t Tenant
 	err := getJSON(txn, tenantKey(o.Tenant.ID), &t)
-	if err == nil {
-		return t, nil
-	}
-	if !errors.Is(err, ErrNotFound) {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		t = o.Tenant
+		t.DNS = nil
+		if t.Created.IsZero() {
+			t.Created = time.Now().UTC()
+		}
+	case err != nil:
 		return nil, errStoreInternal(err)
 	}
-	t = o.Tenant
-	if t.Created.IsZero() {
-		t.Created = time.Now().UTC()
+	for _, raw := range o.DNS {
+		host, err := CanonicalHost(raw)
+		if err != nil {
+			return nil, err
+		}
+		item, err := txn.Get(tenantDNSKey(host))
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+		case err != nil:
+			return nil, errStoreInternal(err)
+		default:
+			owner, err := item.ValueCopy(nil)
+			if err != nil {
+				return nil, errStoreInternal(err)
+			}
+			if string(owner) != t.ID {
+				return nil, messages.Errorf(messages.CodeConflict, fmt.Sprintf("host %q belongs to another tenant", host))
+			}
+			continue
+		}
+		if err := txn.Set(tenantDNSKey(host), []byte(t.ID)); err != nil {
+			return nil, errStoreInternal(err)
+		}
+		t.DNS = append(t.DNS, host)
 	}
 	if err := setJSON(txn, tenantKey(t.ID), t); err != nil {
 		return nil, errStoreInternal(err)
@@ -79,6 +108,8 @@ func (o PutTenant) apply(txn *badger.Txn) (any, error) {
 type PutCommunity struct {
 	Community Community `json:"community"`
 	Create    bool      `json:"create"`
+	// TenantDNS are host names to add to the community's tenant.
+	TenantDNS []string `json:"tenantDns,omitempty"`
 }
 
 func (o PutCommunity) apply(txn *badger.Txn) (any, error) {
@@ -101,7 +132,7 @@ func (o PutCommunity) apply(txn *badger.Txn) (any, error) {
 	if !o.Create {
 		c.Created = old.Created
 	}
-	if _, err := (PutTenant{Tenant{ID: c.TenantID, Name: c.TenantID}}).apply(txn); err != nil {
+	if _, err := (PutTenant{Tenant: Tenant{ID: c.TenantID, Name: c.TenantID}, DNS: o.TenantDNS}).apply(txn); err != nil {
 		return nil, err
 	}
 	if err := setJSON(txn, communityKey(c.ID), c); err != nil {
@@ -279,6 +310,7 @@ type PatchCommunity struct {
 	TopOrigins       []string `json:"topOrigins,omitempty"`
 	UserVerification string   `json:"userVerification,omitempty"`
 	BlockClones      *bool    `json:"blockClones,omitempty"`
+	TenantDNS        []string `json:"tenantDns,omitempty"`
 }
 
 func (o PatchCommunity) apply(txn *badger.Txn) (any, error) {
@@ -309,5 +341,5 @@ func (o PatchCommunity) apply(txn *badger.Txn) (any, error) {
 	if o.BlockClones != nil {
 		c.BlockClones = *o.BlockClones
 	}
-	return PutCommunity{Community: c}.apply(txn)
+	return PutCommunity{Community: c, TenantDNS: o.TenantDNS}.apply(txn)
 }

@@ -27,7 +27,9 @@ type Store struct {
 // Communities reads tenants and communities.
 type Communities interface {
 	Tenant(id string) (Tenant, error)
+	TenantByDNS(host string) (Tenant, error)
 	Community(id string) (Community, error)
+	CommunityByName(tenantID, name string) (Community, error)
 }
 
 // Users reads users by username or by user handle.
@@ -123,9 +125,10 @@ func credKey(id []byte) []byte            { return join("k/", id) }
 func userCredPrefix(c, name string) []byte {
 	return append(join("uk/", []byte(c), []byte(name)), 0)
 }
-func licenseKey(hash []byte) []byte { return join("l/", hash) }
-func licenseIDKey(id string) []byte { return join("li/", []byte(id)) }
-func secretKey(name string) []byte  { return join("s/", []byte(name)) }
+func tenantDNSKey(host string) []byte { return join("td/", []byte(host)) }
+func licenseKey(hash []byte) []byte   { return join("l/", hash) }
+func licenseIDKey(id string) []byte   { return join("li/", []byte(id)) }
+func secretKey(name string) []byte    { return join("s/", []byte(name)) }
 
 func getJSON(txn *badger.Txn, key []byte, v any) error {
 	item, err := txn.Get(key)
@@ -160,6 +163,50 @@ func (s *Store) view(key []byte, v any) error {
 
 // Tenant returns the tenant with id.
 func (s *Store) Tenant(id string) (t Tenant, err error) { return t, s.view(tenantKey(id), &t) }
+
+// TenantByDNS returns the tenant that owns a host name (any case; a :port suffix is ignored).
+func (s *Store) TenantByDNS(host string) (t Tenant, err error) {
+	host, err = CanonicalHost(host)
+	if err != nil {
+		return t, ErrNotFound
+	}
+	err = s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(tenantDNSKey(host))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		id, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		return getJSON(txn, tenantKey(string(id)), &t)
+	})
+	return t, err
+}
+
+// CommunityByName returns the community of a tenant with a name. Names are not unique: the
+// first by id wins. Communities are few, so this scans them.
+func (s *Store) CommunityByName(tenantID, name string) (c Community, err error) {
+	err = s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("c/"), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var cand Community
+			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &cand) }); err != nil {
+				return err
+			}
+			if cand.TenantID == tenantID && cand.Name == name {
+				c = cand
+				return nil
+			}
+		}
+		return ErrNotFound
+	})
+	return c, err
+}
 
 // Community returns the community with id.
 func (s *Store) Community(id string) (c Community, err error) {

@@ -114,6 +114,19 @@ func checkRPID(rpID string) error {
 	return nil
 }
 
+// CanonicalHost is a tenant host name as stored and looked up: lower case, without a :port
+// suffix. Anything that is not a plain host name is refused.
+func CanonicalHost(s string) (string, error) {
+	host := strings.ToLower(strings.TrimSpace(s))
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == "" || len(host) > 253 || strings.ContainsAny(host, "/\\@?#[] \x00") {
+		return "", invalid("host name %q: give a plain host name such as login.example.com", s)
+	}
+	return host, nil
+}
+
 // ValidateLicense checks a license's level and scope.
 func ValidateLicense(l License) error {
 	if !ValidID(l.ID) || len(l.KeyHash) != 32 {

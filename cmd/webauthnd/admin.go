@@ -139,6 +139,7 @@ func communityCommand(ctx context.Context, verb string, args []string, getenv fu
 	var (
 		dataDir, id, tenant, name, uv string
 		rpIDs, origins, topOrigins    listFlag
+		tenantDNS                     listFlag
 		blockClones                   bool
 	)
 	fs := flag.NewFlagSet("community "+verb, flag.ContinueOnError)
@@ -150,6 +151,7 @@ func communityCommand(ctx context.Context, verb string, args []string, getenv fu
 	fs.Var(&origins, "origin", "allowed origin (repeatable)")
 	fs.Var(&topOrigins, "top-origin", "allowed top origin of cross-origin iframes (repeatable)")
 	fs.StringVar(&uv, "user-verification", "", "required, preferred (default) or discouraged")
+	fs.Var(&tenantDNS, "tenant-dns", "a host name of the tenant, by which BlockID SDKs find it (repeatable)")
 	fs.BoolVar(&blockClones, "block-clones", false, "refuse sign-ins of credentials with a clone warning")
 	if err := parseFlags(fs, args, getenv, stderr); err != nil {
 		return err
@@ -170,10 +172,10 @@ func communityCommand(ctx context.Context, verb string, args []string, getenv fu
 		}
 		c := persistence.Community{ID: id, TenantID: tenant, Name: name, RPIDs: rpIDs, Origins: origins,
 			TopOrigins: topOrigins, UserVerification: uv, BlockClones: blockClones}
-		v, err = adminWrite(ctx, dataDir, "/admin/communities", http.MethodPost, persistence.PutCommunity{Community: c, Create: true})
+		v, err = adminWrite(ctx, dataDir, "/admin/communities", http.MethodPost, persistence.PutCommunity{Community: c, Create: true, TenantDNS: tenantDNS})
 	} else {
 		patch := persistence.PatchCommunity{ID: id, TenantID: tenant, Name: name, RPIDs: rpIDs, Origins: origins,
-			TopOrigins: topOrigins, UserVerification: uv}
+			TopOrigins: topOrigins, UserVerification: uv, TenantDNS: tenantDNS}
 		fs.Visit(func(f *flag.Flag) {
 			if f.Name == "block-clones" {
 				patch.BlockClones = &blockClones

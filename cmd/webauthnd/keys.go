@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 
@@ -82,7 +83,7 @@ func loadKeys(store *persistence.Store) (serviceKeys, error) {
 // bootstrap gives an empty store the embedded default: tenant and community "default" and a
 // community license whose key goes to <data-dir>/default-license.key (mode 0600). The key is
 // printed only to a terminal; otherwise the file's path is.
-func bootstrap(store *persistence.Store, community persistence.Community, dataDir string, stdout io.Writer) error {
+func bootstrap(store *persistence.Store, community persistence.Community, dataDir string, stdout io.Writer, publicURL string) error {
 	empty, err := store.Empty()
 	if err != nil || !empty {
 		return err
@@ -98,7 +99,8 @@ func bootstrap(store *persistence.Store, community persistence.Community, dataDi
 		return fmt.Errorf("write the default license key: %w", err)
 	}
 	results := store.Apply([]persistence.Op{
-		persistence.PutCommunity{Community: community, Create: true},
+		// The default tenant's host name is the public URL's, so BlockID SDKs find it by dns.
+		persistence.PutCommunity{Community: community, Create: true, TenantDNS: []string{hostOf(publicURL)}},
 		persistence.PutLicense{License: lic},
 	})
 	for _, r := range results {
@@ -135,4 +137,12 @@ func writeFileSynced(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+func hostOf(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
 }

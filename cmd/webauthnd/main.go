@@ -3,6 +3,7 @@
 //	webauthnd serve [flags]                 run the service
 //	webauthnd community create|update ...  manage communities (relying parties)
 //	webauthnd license create ...            issue a license key
+//	webauthnd cert self-signed ...          a certificate for trying HTTPS locally
 //
 // Every flag has an environment equivalent: --data-dir is WEBAUTHND_DATA_DIR.
 package main
@@ -29,11 +30,14 @@ func main() {
 var version = "dev"
 
 const usage = `usage:
-  webauthnd serve [--addr A] [--data-dir D] [--public-url U] [--ceremony-timeout T] [--max-ceremonies N] [--token-ttl T]
+  webauthnd serve [--addr A] [--data-dir D] [--public-url U] [--tls-cert FILE --tls-key FILE]
+                  [--ceremony-timeout T] [--max-ceremonies N] [--token-ttl T] [--sd KEY=URL ...]
   webauthnd community create --id ID --tenant TENANT --name NAME --rp-id RPID --origin ORIGIN [--origin ...]
                              [--user-verification required|preferred|discouraged] [--top-origin ORIGIN ...] [--block-clones]
+                             [--tenant-dns HOST ...]
   webauthnd community update --id ID [same flags]
   webauthnd license create --level community|service|system [--community ID] [--tenant ID] [--expires DURATION]
+  webauthnd cert self-signed --host NAME [--host NAME ...] --out DIR
 Every flag has an environment equivalent, e.g. WEBAUTHND_DATA_DIR for --data-dir.
 `
 
@@ -57,6 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fmt.Errorf("license: want create\n%s", usage)
 		}
 		return licenseCommand(ctx, args[2:], getenv, stdout, stderr)
+	case "cert":
+		return certCommand(args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

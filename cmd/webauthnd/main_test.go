@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -20,6 +22,7 @@ type testServer struct {
 	URL     string // base URL, e.g. http://127.0.0.1:40123
 	License string // the default community's license key
 	DataDir string
+	client  *http.Client // trusts the server's certificate when it serves HTTPS
 	stdout  *lineBuffer
 	stderr  *lineBuffer
 	cancel  context.CancelFunc
@@ -44,6 +47,10 @@ func startServer(t *testing.T, dataDir string, args ...string) *testServer {
 		t.Fatalf("server did not start: %v\nstderr:\n%s", err, s.stderr.String())
 	}
 	s.URL = strings.TrimSpace(strings.TrimPrefix(line, "webauthnd listening on "))
+	s.client = http.DefaultClient
+	if strings.HasPrefix(s.URL, "https://") {
+		s.client = clientTrusting(t, flagValue(args, "--tls-cert"))
+	}
 	key, err := os.ReadFile(filepath.Join(dataDir, "default-license.key"))
 	if err != nil {
 		t.Fatalf("read default license: %v", err)
@@ -51,7 +58,7 @@ func startServer(t *testing.T, dataDir string, args ...string) *testServer {
 	s.License = strings.TrimSpace(string(key))
 	t.Cleanup(func() { s.stop(t) })
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		res, err := http.Get(s.URL + "/webauthn/healthz")
+		res, err := s.client.Get(s.URL + "/webauthn/healthz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
@@ -82,7 +89,31 @@ func (s *testServer) stop(t *testing.T) {
 	})
 }
 
-// call sends a JSON request and returns the status, the decoded JSON object and the headers.
+// flagValue returns the value after name in args.
+func flagValue(args []string, name string) string {
+	for i := range len(args) - 1 {
+		if args[i] == name {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// clientTrusting is an HTTPS client that trusts only the certificate in certFile.
+func clientTrusting(t *testing.T, certFile string) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("no certificate in %s", certFile)
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+// call sends a JSON request (to path on the server, or to an absolute URL) and returns the status, the decoded JSON object and the headers.
 func (s *testServer) call(t *testing.T, method, path string, headers map[string]string, body any) (int, map[string]any, http.Header) {
 	t.Helper()
 	var rd io.Reader
@@ -99,7 +130,11 @@ func (s *testServer) call(t *testing.T, method, path string, headers map[string]
 		}
 		rd = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, s.URL+path, rd)
+	url := path
+	if strings.HasPrefix(path, "/") {
+		url = s.URL + path
+	}
+	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +142,7 @@ func (s *testServer) call(t *testing.T, method, path string, headers map[string]
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := s.client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}

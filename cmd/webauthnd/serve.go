@@ -33,6 +33,8 @@ type serveConfig struct {
 	drainTimeout    time.Duration
 	logLevel        string
 	directory       listFlag
+	tlsCert         string
+	tlsKey          string
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -46,6 +48,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.DurationVar(&cfg.tokenTTL, "token-ttl", 5*time.Minute, "lifetime of signature tokens")
 	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for requests in flight")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS; reloaded when the file changes")
+	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.Var(&cfg.directory, "sd", "service directory entry KEY=URL for /sd (repeatable); unset keys are <public-url>/KEY")
 	if err := parseFlags(fs, args, getenv, stderr); err != nil {
 		return err
@@ -57,6 +61,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("--max-ceremonies %d: give at least 1", cfg.maxCeremonies)
 	case cfg.tokenTTL < time.Second:
 		return fmt.Errorf("--token-ttl %s: give at least 1s", cfg.tokenTTL)
+	case (cfg.tlsCert == "") != (cfg.tlsKey == ""):
+		return errors.New("--tls-cert and --tls-key go together")
 	}
 	directory := map[string]string{}
 	for _, kv := range cfg.directory {
@@ -76,6 +82,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer func() { _ = log.Sync() }()
 
+	var certs *certReloader
+	if cfg.tlsCert != "" {
+		if certs, err = newCertReloader(cfg.tlsCert, cfg.tlsKey, log); err != nil {
+			return err
+		}
+	}
+
 	store, err := persistence.Open(filepath.Join(cfg.dataDir, "badger"), log)
 	if err != nil {
 		return err
@@ -85,7 +98,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			log.Error("close store", zap.Error(err))
 		}
 	}()
-	if err := bootstrap(store, defaultCommunity, cfg.dataDir, stdout); err != nil {
+	if err := bootstrap(store, defaultCommunity, cfg.dataDir, stdout, cfg.publicURL); err != nil {
 		return err
 	}
 	keys, err := loadKeys(store)
@@ -143,11 +156,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		_ = ln.Close()
 		return err
 	}
+	scheme, serveHTTP := "http", func() error { return srv.Serve(ln) }
+	if certs != nil {
+		// ServeTLS adds HTTP/2 and answers a plain HTTP request with a 400.
+		srv.TLSConfig = certs.tlsConfig()
+		scheme, serveHTTP = "https", func() error { return srv.ServeTLS(ln, "", "") }
+	}
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- serveHTTP() }()
 	go func() { errc <- adminSrv.Serve(adminLn) }()
-	log.Info("webauthnd listening", zap.String("addr", ln.Addr().String()), zap.String("publicUrl", cfg.publicURL))
-	fmt.Fprintf(stdout, "webauthnd listening on http://%s\n", ln.Addr())
+	log.Info("webauthnd listening", zap.String("addr", ln.Addr().String()), zap.String("scheme", scheme), zap.String("publicUrl", cfg.publicURL))
+	fmt.Fprintf(stdout, "webauthnd listening on %s://%s\n", scheme, ln.Addr())
 
 	select {
 	case <-ctx.Done():
