@@ -74,4 +74,3 @@ func benchCredential() virtualwebauthn.Credential {
 		}
 	}
 }
-
