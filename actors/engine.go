@@ -116,24 +116,24 @@ func (e *Engine) Ping() error {
 
 // BeginRegistration starts a registration ceremony.
 func (e *Engine) BeginRegistration(m messages.BeginRegistration) (messages.RegistrationOptions, error) {
-	return ask[messages.RegistrationOptions](e, m.CommunityID, begin{kind: kindRegistration, sessionInfo: m.SessionInfo, msg: m}, nil)
+	return ask[messages.RegistrationOptions](e, m.CommunityID, begin{kind: kindRegistration, sessionInfo: m.SessionInfo, licenseID: m.LicenseID, msg: m}, nil)
 }
 
 // FinishRegistration delivers a registration result to its ceremony.
 func (e *Engine) FinishRegistration(m messages.FinishRegistration) (messages.Registered, error) {
 	name, err := ceremonyNameOf(m.Credential)
-	return ask[messages.Registered](e, m.CommunityID, finish{kind: kindRegistration, name: name, sessionInfo: m.SessionInfo, msg: m}, err)
+	return ask[messages.Registered](e, m.CommunityID, finish{kind: kindRegistration, name: name, sessionInfo: m.SessionInfo, licenseID: m.LicenseID, msg: m}, err)
 }
 
 // BeginSignIn starts a sign-in ceremony.
 func (e *Engine) BeginSignIn(m messages.BeginSignIn) (messages.SignInOptions, error) {
-	return ask[messages.SignInOptions](e, m.CommunityID, begin{kind: kindSignIn, sessionInfo: m.SessionInfo, msg: m}, nil)
+	return ask[messages.SignInOptions](e, m.CommunityID, begin{kind: kindSignIn, sessionInfo: m.SessionInfo, licenseID: m.LicenseID, msg: m}, nil)
 }
 
 // FinishSignIn delivers an assertion to its ceremony.
 func (e *Engine) FinishSignIn(m messages.FinishSignIn) (messages.SignedIn, error) {
 	name, err := ceremonyNameOf(m.Credential)
-	return ask[messages.SignedIn](e, m.CommunityID, finish{kind: kindSignIn, name: name, sessionInfo: m.SessionInfo, msg: m}, err)
+	return ask[messages.SignedIn](e, m.CommunityID, finish{kind: kindSignIn, name: name, sessionInfo: m.SessionInfo, licenseID: m.LicenseID, msg: m}, err)
 }
 
 // ask sends msg to a community's supervisor and returns its answer as a T, unless prior (an

@@ -24,6 +24,7 @@ const (
 type begin struct {
 	kind        kind
 	sessionInfo string
+	licenseID   string
 	msg         any
 }
 
@@ -32,6 +33,7 @@ type finish struct {
 	kind        kind
 	name        string
 	sessionInfo string
+	licenseID   string
 	msg         any
 }
 

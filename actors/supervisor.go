@@ -31,6 +31,7 @@ type openCeremony struct {
 	pid         *actor.PID
 	kind        kind
 	sessionInfo string
+	licenseID   string
 }
 
 func newSupervisor(community string, d *deps) *supervisor {
@@ -78,13 +79,15 @@ func (s *supervisor) begin(ctx actor.Context, m begin) {
 		return
 	}
 	s.alive++
-	s.open[name] = openCeremony{pid: pid, kind: m.kind, sessionInfo: sessionInfo}
+	s.open[name] = openCeremony{pid: pid, kind: m.kind, sessionInfo: sessionInfo, licenseID: m.licenseID}
 	ctx.Forward(pid)
 }
 
 func (s *supervisor) finish(ctx actor.Context, m finish) {
 	c, ok := s.open[m.name]
-	if !ok || c.kind != m.kind {
+	// A result must come under the license that started its ceremony: another license of the
+	// same community gets the answer a stranger gets.
+	if !ok || c.kind != m.kind || c.licenseID != m.licenseID {
 		ctx.Respond(failure{errCeremonyNotFound})
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -17,13 +18,29 @@ import (
 )
 
 // Signer issues the signature_token of a successful sign-in: a compact ES256 JWS whose kid is
-// the RFC 7638 thumbprint of the signing key.
+// the RFC 7638 thumbprint of the signing key. After a rotation, the retired key's JWK stays
+// published until every token it signed has expired.
 type Signer struct {
-	key    *ecdsa.PrivateKey
-	kid    string
-	jwk    JWK
 	issuer string
 	ttl    time.Duration
+	keys   atomic.Pointer[signerKeys]
+}
+
+type signerKeys struct {
+	current *ecdsa.PrivateKey
+	kid     string
+	jwks    []publishedKey
+}
+
+type publishedKey struct {
+	jwk   JWK
+	until time.Time // zero for the current key
+}
+
+// RetiredKey is a signing key replaced at Retired; its tokens live until Retired + TTL.
+type RetiredKey struct {
+	Public  *ecdsa.PublicKey
+	Retired time.Time
 }
 
 // JWK is a public P-256 key as a JSON Web Key.
@@ -39,37 +56,66 @@ type JWK struct {
 
 // NewSigner makes a Signer for a P-256 key.
 func NewSigner(key *ecdsa.PrivateKey, issuer string, ttl time.Duration) (*Signer, error) {
-	if key == nil || key.Curve != elliptic.P256() {
-		return nil, errors.New("the token signing key must be a P-256 key")
-	}
 	if ttl <= 0 {
 		return nil, errors.New("the token lifetime must be positive")
 	}
-	pub, err := key.PublicKey.ECDH()
-	if err != nil {
-		return nil, err
+	s := &Signer{issuer: issuer, ttl: ttl}
+	return s, s.SetKeys(key, nil)
+}
+
+// SetKeys installs a new current key and the retired ones still to publish.
+func (s *Signer) SetKeys(current *ecdsa.PrivateKey, retired []RetiredKey) error {
+	if current == nil || current.Curve != elliptic.P256() {
+		return errors.New("the token signing key must be a P-256 key")
 	}
-	raw := pub.Bytes() // 0x04 || X || Y
+	jwk, err := toJWK(&current.PublicKey)
+	if err != nil {
+		return err
+	}
+	keys := &signerKeys{current: current, kid: jwk.Kid, jwks: []publishedKey{{jwk: jwk}}}
+	for _, r := range retired {
+		j, err := toJWK(r.Public)
+		if err != nil {
+			return err
+		}
+		keys.jwks = append(keys.jwks, publishedKey{jwk: j, until: r.Retired.Add(s.ttl)})
+	}
+	s.keys.Store(keys)
+	return nil
+}
+
+func toJWK(pub *ecdsa.PublicKey) (JWK, error) {
+	p, err := pub.ECDH()
+	if err != nil {
+		return JWK{}, err
+	}
+	raw := p.Bytes() // 0x04 || X || Y
 	x := base64.RawURLEncoding.EncodeToString(raw[1:33])
 	y := base64.RawURLEncoding.EncodeToString(raw[33:65])
 	// RFC 7638: the required members in lexicographic order, no whitespace.
 	sum := sha256.Sum256([]byte(fmt.Sprintf(`{"crv":"P-256","kty":"EC","x":"%s","y":"%s"}`, x, y)))
-	kid := base64.RawURLEncoding.EncodeToString(sum[:])
-	return &Signer{key: key, kid: kid, issuer: issuer, ttl: ttl,
-		jwk: JWK{Kty: "EC", Crv: "P-256", X: x, Y: y, Kid: kid, Use: "sig", Alg: "ES256"}}, nil
+	return JWK{Kty: "EC", Crv: "P-256", X: x, Y: y, Kid: base64.RawURLEncoding.EncodeToString(sum[:]), Use: "sig", Alg: "ES256"}, nil
 }
 
 // TTL is the lifetime of the tokens.
 func (s *Signer) TTL() time.Duration { return s.ttl }
 
-// JWKS returns the verification keys.
-func (s *Signer) JWKS() []JWK { return []JWK{s.jwk} }
+// JWKS returns the verification keys: the current one and the retired ones whose tokens may
+// still be alive.
+func (s *Signer) JWKS() []JWK {
+	now := time.Now()
+	var out []JWK
+	for _, k := range s.keys.Load().jwks {
+		if k.until.IsZero() || now.Before(k.until) {
+			out = append(out, k.jwk)
+		}
+	}
+	return out
+}
 
-// Public returns the verification key.
-func (s *Signer) Public() *ecdsa.PublicKey { return &s.key.PublicKey }
-
-// Sign issues the token of a sign-in.
+// Sign issues the token of a sign-in with the current key.
 func (s *Signer) Sign(r messages.SignedIn, scope messages.Scope) (string, error) {
+	keys := s.keys.Load()
 	now := time.Now()
 	jti := make([]byte, 16)
 	_, _ = rand.Read(jti)
@@ -89,6 +135,6 @@ func (s *Signer) Sign(r messages.SignedIn, scope messages.Scope) (string, error)
 		claims["cloneWarning"] = true
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
-	t.Header["kid"] = s.kid
-	return t.SignedString(s.key)
+	t.Header["kid"] = keys.kid
+	return t.SignedString(keys.current)
 }

@@ -1,7 +1,11 @@
 package httpapi
 
 import (
+	"errors"
+	"io"
 	"net/http"
+
+	"github.com/webauthnd/webauthnd/messages"
 
 	"go.uber.org/zap"
 
@@ -11,7 +15,14 @@ import (
 // AdminDeps is what the admin API uses: a writer that groups its writes with the ceremonies'.
 type AdminDeps struct {
 	Write func(op persistence.Op) (any, error)
-	Log   *zap.Logger
+	// Licenses lists every license (ids, levels, scopes; never keys).
+	Licenses func() ([]persistence.License, error)
+	// RotateKeys replaces the envelope key (on curve, or its current one) and/or the token
+	// signing key, generated inside the server.
+	RotateKeys func(envelope bool, curve string, signing bool) (any, error)
+	// Backup writes a consistent snapshot of the store (webauthnd backup).
+	Backup func(w io.Writer) error
+	Log    *zap.Logger
 }
 
 // NewAdminServer returns the management API that `webauthnd community` and `webauthnd license`
@@ -29,6 +40,41 @@ func handleWrite[T persistence.Op](a AdminDeps) http.Handler {
 			return err
 		}
 		v, err := a.Write(op)
+		if err != nil {
+			return err
+		}
+		encode(w, http.StatusOK, v)
+		return nil
+	})
+}
+
+func handleListLicenses(a AdminDeps) http.Handler {
+	return handle(a.Log, func(w http.ResponseWriter, r *http.Request) error {
+		licenses, err := a.Licenses()
+		if err != nil {
+			return err
+		}
+		encode(w, http.StatusOK, map[string]any{"licenses": licenses})
+		return nil
+	})
+}
+
+func handleRotateKeys(a AdminDeps) http.Handler {
+	return handle(a.Log, func(w http.ResponseWriter, r *http.Request) error {
+		var req struct {
+			Envelope bool   `json:"envelope"`
+			Curve    string `json:"curve"`
+			Signing  bool   `json:"signing"`
+		}
+		if err := decode(r, &req); err != nil {
+			return err
+		}
+		v, err := a.RotateKeys(req.Envelope, req.Curve, req.Signing)
+		var known *messages.Error
+		if err != nil && !errors.As(err, &known) {
+			// A bad curve name or nothing to rotate: the operator's mistake, said plainly.
+			return messages.Wrap(messages.CodeInvalidRequest, err.Error(), err)
+		}
 		if err != nil {
 			return err
 		}

@@ -113,7 +113,7 @@ func mergeStatus(options []byte) (map[string]any, error) {
 	return m, nil
 }
 
-func handleAttestationOptions(lc licenseChecker, engine Ceremonies, envelope *EnvelopeKey, log *zap.Logger) http.Handler {
+func handleAttestationOptions(lc licenseChecker, engine Ceremonies, envelope *Keyring, log *zap.Logger) http.Handler {
 	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		req, scope, session, err := readOptions(r, lc, true)
 		if err != nil {
@@ -134,7 +134,7 @@ func handleAttestationOptions(lc licenseChecker, engine Ceremonies, envelope *En
 			return err
 		}
 		w.Header().Set("sessionInfo", res.SessionInfo)
-		encode(w, http.StatusOK, map[string]any{"data": data, "publickey": envelope.PublicKey(), "sessionInfo": res.SessionInfo})
+		encode(w, http.StatusOK, map[string]any{"data": data, "publickey": envelope.Current().PublicKey(), "sessionInfo": res.SessionInfo})
 		return nil
 	})
 }

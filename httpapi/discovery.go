@@ -23,7 +23,7 @@ var errNoSuchCommunity = messages.Errorf(messages.CodeNotFound, "no such tenant 
 
 // handleCommunityInfo answers BlockID's community_info/fetch with non-secret data only. It is
 // public, as in the original service.
-func handleCommunityInfo(communities persistence.Communities, envelope *EnvelopeKey, log *zap.Logger) http.Handler {
+func handleCommunityInfo(communities persistence.Communities, envelope *Keyring, log *zap.Logger) http.Handler {
 	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		var req communityInfoRequest
 		if err := decode(r, &req); err != nil {
@@ -62,7 +62,7 @@ func handleCommunityInfo(communities persistence.Communities, envelope *Envelope
 		}
 		encode(w, http.StatusOK, map[string]any{
 			"tenant":    map[string]string{"id": tenant.ID, "dns": dns, "tenanttag": tenant.ID, "name": tenant.Name},
-			"community": map[string]string{"id": community.ID, "name": community.Name, "publicKey": envelope.PublicKey()},
+			"community": map[string]string{"id": community.ID, "name": community.Name, "publicKey": envelope.Current().PublicKey()},
 		})
 		return nil
 	})

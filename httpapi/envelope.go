@@ -1,42 +1,196 @@
 package httpapi
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdh"
+	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 )
 
-// EnvelopeKey is the service's secp256k1 key pair of the BlockID-compatible envelope. Its
-// public half is published as the standard base64 of the raw 64-byte X‖Y point.
-type EnvelopeKey struct {
-	priv *secp256k1.PrivateKey
+// The envelope curves, by the OpenSSL names that /environment reports (BlockID's Node SDK hands
+// ec_curve_name straight to crypto.createECDH, which knows no "P-256").
+const (
+	CurveSecp256k1 = "secp256k1"
+	CurveP256      = "prime256v1"
+)
+
+// CanonicalCurve maps the accepted spellings of a curve to its OpenSSL name.
+func CanonicalCurve(name string) (string, error) {
+	switch strings.ToLower(name) {
+	case "secp256k1":
+		return CurveSecp256k1, nil
+	case "p-256", "p256", "prime256v1", "secp256r1":
+		return CurveP256, nil
+	}
+	return "", fmt.Errorf("curve %q: use secp256k1 or P-256 (prime256v1, secp256r1)", name)
 }
 
-// NewEnvelopeKey generates a fresh envelope key.
-func NewEnvelopeKey() (*EnvelopeKey, error) {
-	priv, err := secp256k1.GeneratePrivateKey()
+// EnvelopeKey is a private key of the BlockID-compatible envelope, on secp256k1 or P-256. Its
+// public half is published as the standard base64 of the raw 64-byte X‖Y point.
+type EnvelopeKey struct {
+	curve string
+	k1    *secp256k1.PrivateKey
+	p256  *ecdh.PrivateKey
+}
+
+// NewEnvelopeKey generates a key on a curve (any name CanonicalCurve accepts).
+func NewEnvelopeKey(curve string) (*EnvelopeKey, error) {
+	curve, err := CanonicalCurve(curve)
 	if err != nil {
 		return nil, err
 	}
-	return &EnvelopeKey{priv: priv}, nil
+	if curve == CurveSecp256k1 {
+		k, err := secp256k1.GeneratePrivateKey()
+		return &EnvelopeKey{curve: curve, k1: k}, err
+	}
+	k, err := ecdh.P256().GenerateKey(rand.Reader)
+	return &EnvelopeKey{curve: curve, p256: k}, err
 }
 
-// ParseEnvelopeKey reads a key from the 32-byte scalar that Bytes returns.
-func ParseEnvelopeKey(b []byte) (*EnvelopeKey, error) {
-	if len(b) != 32 {
-		return nil, errors.New("envelope key: want a 32-byte secp256k1 scalar")
+// ParseEnvelopeKey reads a key from its curve and the 32-byte scalar that Bytes returns.
+func ParseEnvelopeKey(curve string, scalar []byte) (*EnvelopeKey, error) {
+	curve, err := CanonicalCurve(curve)
+	if err != nil {
+		return nil, err
 	}
-	return &EnvelopeKey{priv: secp256k1.PrivKeyFromBytes(b)}, nil
+	if len(scalar) != 32 {
+		return nil, errors.New("envelope key: want a 32-byte scalar")
+	}
+	if curve == CurveSecp256k1 {
+		return &EnvelopeKey{curve: curve, k1: secp256k1.PrivKeyFromBytes(scalar)}, nil
+	}
+	k, err := ecdh.P256().NewPrivateKey(scalar)
+	return &EnvelopeKey{curve: curve, p256: k}, err
 }
+
+// Curve is the key's curve by its OpenSSL name.
+func (k *EnvelopeKey) Curve() string { return k.curve }
 
 // Bytes returns the private scalar, for storage only.
-func (k *EnvelopeKey) Bytes() []byte { return k.priv.Serialize() }
+func (k *EnvelopeKey) Bytes() []byte {
+	if k.k1 != nil {
+		return k.k1.Serialize()
+	}
+	return k.p256.Bytes()
+}
 
 // PublicKey returns the public point as standard base64 of X‖Y (no 0x04 prefix).
 func (k *EnvelopeKey) PublicKey() string {
-	return base64.StdEncoding.EncodeToString(k.priv.PubKey().SerializeUncompressed()[1:])
+	var point []byte
+	if k.k1 != nil {
+		point = k.k1.PubKey().SerializeUncompressed()
+	} else {
+		point = k.p256.PublicKey().Bytes()
+	}
+	return base64.StdEncoding.EncodeToString(point[1:])
 }
 
-// CurveName is the OpenSSL name of the curve, as /environment reports it.
-func (k *EnvelopeKey) CurveName() string { return "secp256k1" }
+// sharedKey is the AES-256 key shared with a caller: the x-coordinate of the ECDH point of this
+// key and the caller's public point (64-byte X‖Y, or 65 bytes with the 0x04 prefix), 32 bytes,
+// no KDF, as BlockID's SDKs derive it. A point that is not on the curve is an error.
+func (k *EnvelopeKey) sharedKey(peer []byte) ([]byte, error) {
+	switch len(peer) {
+	case 64:
+		peer = append([]byte{4}, peer...)
+	case 65:
+	default:
+		return nil, errors.New("a public key is 64 bytes (X‖Y) or 65 bytes (0x04‖X‖Y)")
+	}
+	if k.k1 != nil {
+		pub, err := secp256k1.ParsePubKey(peer)
+		if err != nil {
+			return nil, err
+		}
+		return secp256k1.GenerateSharedSecret(k.k1, pub), nil
+	}
+	pub, err := ecdh.P256().NewPublicKey(peer)
+	if err != nil {
+		return nil, err
+	}
+	return k.p256.ECDH(pub)
+}
+
+// Keyring holds the current envelope key and, for a grace period after a rotation, the previous
+// one (clients cache /publickeys for up to 10 minutes). It is safe for concurrent use; Set
+// replaces both at once.
+type Keyring struct {
+	keys atomic.Pointer[keyringState]
+}
+
+type keyringState struct {
+	current       *EnvelopeKey
+	previous      *EnvelopeKey
+	previousUntil time.Time
+}
+
+// NewKeyring makes a keyring with a current key only.
+func NewKeyring(current *EnvelopeKey) *Keyring {
+	r := &Keyring{}
+	r.Set(current, nil, time.Time{})
+	return r
+}
+
+// Set installs the current key and the previous one, accepted until previousUntil.
+func (r *Keyring) Set(current, previous *EnvelopeKey, previousUntil time.Time) {
+	r.keys.Store(&keyringState{current: current, previous: previous, previousUntil: previousUntil})
+}
+
+// Current returns the current key.
+func (r *Keyring) Current() *EnvelopeKey { return r.keys.Load().current }
+
+// candidates are the keys to try for a request at now, current first.
+func (r *Keyring) candidates(now time.Time) []*EnvelopeKey {
+	s := r.keys.Load()
+	if s.previous != nil && now.Before(s.previousUntil) {
+		return []*EnvelopeKey{s.current, s.previous}
+	}
+	return []*EnvelopeKey{s.current}
+}
+
+// gcmIVSize is the IV length BlockID's SDKs use with AES-GCM (not Go's default 12).
+const gcmIVSize = 16
+
+// seal encrypts plaintext as standard base64 of IV ‖ ciphertext ‖ tag.
+func seal(key, plaintext []byte) (string, error) {
+	aead, err := newGCM(key)
+	if err != nil {
+		return "", err
+	}
+	iv := make([]byte, gcmIVSize)
+	if _, err := rand.Read(iv); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(aead.Seal(iv, iv, plaintext, nil)), nil
+}
+
+// open decrypts a token that seal made. The token is strict, padded standard base64.
+func open(key []byte, token string) ([]byte, error) {
+	raw, err := base64.StdEncoding.Strict().DecodeString(token)
+	if err != nil {
+		return nil, fmt.Errorf("not standard base64: %w", err)
+	}
+	if len(raw) < gcmIVSize+16 {
+		return nil, errors.New("too short")
+	}
+	aead, err := newGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	return aead.Open(nil, raw[:gcmIVSize], raw[gcmIVSize:], nil)
+}
+
+func newGCM(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCMWithNonceSize(block, gcmIVSize)
+}

@@ -26,16 +26,20 @@ func handleHealthz(health func() error, draining func() bool, version string, lo
 	}
 }
 
-func handleEnvironment(cfg Config, envelope *EnvelopeKey) http.HandlerFunc {
-	body := map[string]any{
+func handleEnvironment(cfg Config, envelope *Keyring) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { encode(w, http.StatusOK, environment(cfg, envelope.Current())) }
+}
+
+func environment(cfg Config, envelope *EnvelopeKey) map[string]any {
+	return map[string]any{
 		"sessionMaxAgeMinute":       int(cfg.CeremonyTimeout.Minutes()),
 		"appSessionIdleTimeout":     int(cfg.CeremonyTimeout.Minutes()),
 		"instanceType":              "webauthnd",
-		"allowed_time_span":         cfg.AllowedTimeSpan,
+		"allowed_time_span":         int(cfg.AllowedTimeSpan.Seconds()),
 		"samlNotOrAfterSkewMinutes": 0,
 		"jwtExpirationInMs":         cfg.TokenTTL.Milliseconds(),
 		"wxMaxBuffer":               bodyLimit,
-		"ec_curve_name":             envelope.CurveName(),
+		"ec_curve_name":             envelope.Curve(),
 		"env": map[string]any{
 			"direct":      map[string]any{"publicUrl": cfg.PublicURL},
 			"application": map[string]any{"name": "webauthnd", "version": cfg.Version},
@@ -43,12 +47,12 @@ func handleEnvironment(cfg Config, envelope *EnvelopeKey) http.HandlerFunc {
 			"os":          map[string]any{"platform": runtime.GOOS, "arch": runtime.GOARCH},
 		},
 	}
-	return func(w http.ResponseWriter, r *http.Request) { encode(w, http.StatusOK, body) }
 }
 
-func handlePublicKeys(envelope *EnvelopeKey, tokenKeys any) http.HandlerFunc {
-	body := map[string]any{"publicKey": envelope.PublicKey(), "keys": tokenKeys}
-	return func(w http.ResponseWriter, r *http.Request) { encode(w, http.StatusOK, body) }
+func handlePublicKeys(envelope *Keyring, tokenKeys func() any) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		encode(w, http.StatusOK, map[string]any{"publicKey": envelope.Current().PublicKey(), "keys": tokenKeys()})
+	}
 }
 
 // directoryKeys are the entries of /sd that the reference lists.

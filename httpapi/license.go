@@ -65,7 +65,7 @@ func (lc licenseChecker) scope(r *http.Request, communityID, tenantID, rpID stri
 	if rpID != "" && !slices.Contains(community.RPIDs, rpID) {
 		return messages.Scope{}, messages.Errorf(messages.CodeRPIDNotAllowed, "dns is not an RP ID of this community")
 	}
-	return messages.Scope{TenantID: community.TenantID, CommunityID: community.ID, RPID: rpID}, nil
+	return messages.Scope{TenantID: community.TenantID, CommunityID: community.ID, RPID: rpID, LicenseID: lic.ID}, nil
 }
 
 var errOutOfScope = messages.Errorf(messages.CodeLicenseScope, "the license may not act on this community")

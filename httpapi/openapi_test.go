@@ -313,22 +313,24 @@ var (
 // openAPITestServer is the real handler with the fakes above.
 func openAPITestServer(t *testing.T, engine Ceremonies, health func() error, draining bool) http.Handler {
 	t.Helper()
-	envelope, err := NewEnvelopeKey()
+	envelope, err := NewEnvelopeKey(CurveSecp256k1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return NewServer(Deps{
 		Config: Config{PublicURL: "http://localhost:8080", Version: "test", CeremonyTimeout: 5 * time.Minute,
-			TokenTTL: 5 * time.Minute, AllowedTimeSpan: 60},
+			TokenTTL: 5 * time.Minute, AllowedTimeSpan: time.Minute},
 		Ceremonies:  engine,
 		Licenses:    openAPIFakeStore{},
 		Communities: openAPIFakeStore{},
 		Health:      health,
 		Draining:    func() bool { return draining },
-		TokenKeys: []map[string]string{{"kty": "EC", "crv": "P-256", "x": "9k_DF_iD-wzl8G94XwJVkC35XSaD8uuihoiYmwr0JzA",
-			"y": "RrXC8yFbZ3YPSlXw4eLntgHxHmfpkyWd6LoI_QYBoVo", "kid": "k1", "use": "sig", "alg": "ES256"}},
-		EnvelopeKey: envelope,
-		Log:         zap.NewNop(),
+		TokenKeys: func() any {
+			return []map[string]string{{"kty": "EC", "crv": "P-256", "x": "9k_DF_iD-wzl8G94XwJVkC35XSaD8uuihoiYmwr0JzA",
+				"y": "RrXC8yFbZ3YPSlXw4eLntgHxHmfpkyWd6LoI_QYBoVo", "kid": "k1", "use": "sig", "alg": "ES256"}}
+		},
+		Envelope: NewKeyring(envelope),
+		Log:      zap.NewNop(),
 	})
 }
 

@@ -19,19 +19,28 @@ func routes(d Deps) http.Handler {
 	r.HandleOPTIONS = false // no CORS: relying parties call webauthnd from their backends
 
 	r.Handler(http.MethodGet, "/webauthn/healthz", handleHealthz(d.Health, d.Draining, d.Config.Version, log))
-	r.Handler(http.MethodGet, "/webauthn/environment", handleEnvironment(d.Config, d.EnvelopeKey))
-	r.Handler(http.MethodGet, "/webauthn/publickeys", handlePublicKeys(d.EnvelopeKey, d.TokenKeys))
+	r.Handler(http.MethodGet, "/webauthn/environment", handleEnvironment(d.Config, d.Envelope))
+	r.Handler(http.MethodGet, "/webauthn/publickeys", handlePublicKeys(d.Envelope, d.TokenKeys))
 	r.Handler(http.MethodGet, "/webauthn/sd", handleDirectory(d.Config))
 	r.Handler(http.MethodGet, "/webauthn/openapi.json", handleOpenAPI())
 
 	// BlockID SDK discovery, outside /webauthn as in the original service; public.
 	r.Handler(http.MethodGet, "/caas/sd", handleDirectory(d.Config))
-	r.Handler(http.MethodPost, "/api/r1/system/community_info/fetch", handleCommunityInfo(d.Communities, d.EnvelopeKey, log))
+	r.Handler(http.MethodPost, "/api/r1/system/community_info/fetch", handleCommunityInfo(d.Communities, d.Envelope, log))
 
-	r.Handler(http.MethodPost, "/webauthn/u1/attestation/options", handleAttestationOptions(lc, d.Ceremonies, d.EnvelopeKey, log))
+	r.Handler(http.MethodPost, "/webauthn/u1/attestation/options", handleAttestationOptions(lc, d.Ceremonies, d.Envelope, log))
 	r.Handler(http.MethodPost, "/webauthn/u1/attestation/result", handleAttestationResult(lc, d.Ceremonies, log))
 	r.Handler(http.MethodPost, "/webauthn/u1/assertion/options", handleAssertionOptions(lc, d.Ceremonies, log))
 	r.Handler(http.MethodPost, "/webauthn/u1/assertion/result", handleAssertionResult(lc, d.Ceremonies, log))
+
+	// The same ceremonies behind BlockID's envelope (see sealed.go): encrypted headers and body.
+	seal := func(h http.Handler) http.Handler {
+		return sealed(d.Envelope, d.Replays, d.Config.AllowedTimeSpan, time.Now, log, h)
+	}
+	r.Handler(http.MethodPost, "/webauthn/attestation/options", seal(handleAttestationOptions(lc, d.Ceremonies, d.Envelope, log)))
+	r.Handler(http.MethodPost, "/webauthn/attestation/result", seal(handleAttestationResult(lc, d.Ceremonies, log)))
+	r.Handler(http.MethodPost, "/webauthn/assertion/options", seal(handleAssertionOptions(lc, d.Ceremonies, log)))
+	r.Handler(http.MethodPost, "/webauthn/assertion/result", seal(handleAssertionResult(lc, d.Ceremonies, log)))
 
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, log, messages.Errorf(messages.CodeNotFound, "no such route"))
@@ -52,6 +61,10 @@ func adminRoutes(a AdminDeps) http.Handler {
 	r.Handler(http.MethodPost, "/admin/communities", handleWrite[persistence.PutCommunity](a))
 	r.Handler(http.MethodPatch, "/admin/communities", handleWrite[persistence.PatchCommunity](a))
 	r.Handler(http.MethodPost, "/admin/licenses", handleWrite[persistence.PutLicense](a))
+	r.Handler(http.MethodGet, "/admin/licenses", handleListLicenses(a))
+	r.Handler(http.MethodPost, "/admin/licenses/revoke", handleWrite[persistence.RevokeLicense](a))
+	r.Handler(http.MethodPost, "/admin/keys/rotate", handleRotateKeys(a))
+	r.Handler(http.MethodGet, "/admin/backup", handleBackup(a))
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, a.Log, messages.Errorf(messages.CodeNotFound, "no such route"))
 	})

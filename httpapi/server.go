@@ -32,8 +32,8 @@ type Config struct {
 	CeremonyTimeout time.Duration
 	// TokenTTL is reported by /environment as jwtExpirationInMs.
 	TokenTTL time.Duration
-	// AllowedTimeSpan is the freshness window of signed requests in seconds.
-	AllowedTimeSpan int
+	// AllowedTimeSpan is the freshness window of sealed requests.
+	AllowedTimeSpan time.Duration
 	// Directory overrides entries of /sd; unset keys default to <public-url>/<key>.
 	Directory map[string]string
 }
@@ -48,10 +48,13 @@ type Deps struct {
 	Health func() error
 	// Draining reports whether the server is shutting down (healthz then answers 503).
 	Draining func() bool
-	// TokenKeys are the signature token verification keys, as JWKs (published at /publickeys).
-	TokenKeys any
-	// EnvelopeKey is the service's envelope key pair.
-	EnvelopeKey *EnvelopeKey
+	// TokenKeys returns the signature token verification keys, as JWKs (published at
+	// /publickeys); they change when the signing key rotates.
+	TokenKeys func() any
+	// Envelope holds the service's envelope keys.
+	Envelope *Keyring
+	// Replays remembers the request ids of sealed requests.
+	Replays Replays
 	Log         *zap.Logger
 }
 
@@ -94,10 +97,12 @@ func (s *statusRecorder) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
+func (s *statusRecorder) setCode(code string) { s.code = code }
+
 // setCode tells the request log which error code a response carried.
 func setCode(w http.ResponseWriter, code messages.Code) {
-	if s, ok := w.(*statusRecorder); ok {
-		s.code = string(code)
+	if s, ok := w.(interface{ setCode(string) }); ok && code != "" {
+		s.setCode(string(code))
 	}
 }
 

@@ -8,6 +8,9 @@ type Scope struct {
 	CommunityID string
 	// RPID is the relying party ID (the request's dns) the ceremony is bound to.
 	RPID string
+	// LicenseID is the license the request acts under; a ceremony's result must come under the
+	// license that started it.
+	LicenseID string
 }
 
 // BeginRegistration starts a registration ceremony: it asks for creation options for a user,

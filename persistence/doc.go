@@ -18,5 +18,7 @@
 //	uk/<community>\x00<username>\x00<credential id>   empty (a user's credentials)
 //	l/<sha-256 of license key>          License
 //	li/<license id>                     sha-256 of the license key (license id index)
-//	s/<name>                            service secret (signing and envelope keys)
+//	s/<name>                            service secret (the decoy secret)
+//	kr/<name>                           Keyring (envelope and token signing keys)
+//	rq/<caller key digest>\x00<uuid>    empty, with a TTL (replay records of sealed requests)
 package persistence

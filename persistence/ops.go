@@ -3,6 +3,8 @@ package persistence
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -26,6 +28,8 @@ type Result struct {
 // Apply runs ops in one synced transaction and returns one Result per op. Ops see the writes of
 // the ops before them in the same batch. When the commit itself fails, every op fails.
 func (s *Store) Apply(ops []Op) []Result {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	for attempt := 0; ; attempt++ {
 		results := make([]Result, len(ops))
 		txn := s.db.NewTransaction(true)
@@ -72,6 +76,8 @@ func (o PutTenant) apply(txn *badger.Txn) (any, error) {
 	case err != nil:
 		return nil, errStoreInternal(err)
 	}
+	// Check every host before writing any, so a refusal claims none.
+	var claim []string
 	for _, raw := range o.DNS {
 		host, err := CanonicalHost(raw)
 		if err != nil {
@@ -80,6 +86,9 @@ func (o PutTenant) apply(txn *badger.Txn) (any, error) {
 		item, err := txn.Get(tenantDNSKey(host))
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
+			if !slices.Contains(claim, host) {
+				claim = append(claim, host)
+			}
 		case err != nil:
 			return nil, errStoreInternal(err)
 		default:
@@ -90,8 +99,9 @@ func (o PutTenant) apply(txn *badger.Txn) (any, error) {
 			if string(owner) != t.ID {
 				return nil, messages.Errorf(messages.CodeConflict, fmt.Sprintf("host %q belongs to another tenant", host))
 			}
-			continue
 		}
+	}
+	for _, host := range claim {
 		if err := txn.Set(tenantDNSKey(host), []byte(t.ID)); err != nil {
 			return nil, errStoreInternal(err)
 		}
@@ -211,6 +221,9 @@ type GetOrCreateUser struct {
 }
 
 func (o GetOrCreateUser) apply(txn *badger.Txn) (any, error) {
+	if o.Username == "" || len(o.Username) > 256 || strings.ContainsRune(o.Username, 0) || !ValidID(o.CommunityID) {
+		return nil, invalid("a username is 1 to 256 bytes without NUL, in a valid community")
+	}
 	var u User
 	err := getJSON(txn, userKey(o.CommunityID, o.Username), &u)
 	if err == nil {
@@ -342,4 +355,31 @@ func (o PatchCommunity) apply(txn *badger.Txn) (any, error) {
 		c.BlockClones = *o.BlockClones
 	}
 	return PutCommunity{Community: c, TenantDNS: o.TenantDNS}.apply(txn)
+}
+
+// RevokeLicense disables a license by id; a disabled license answers 401 from then on.
+type RevokeLicense struct {
+	ID string `json:"id"`
+}
+
+func (o RevokeLicense) apply(txn *badger.Txn) (any, error) {
+	item, err := txn.Get(licenseIDKey(o.ID))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, messages.Errorf(messages.CodeNotFound, fmt.Sprintf("no license %q", o.ID))
+	} else if err != nil {
+		return nil, errStoreInternal(err)
+	}
+	hash, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, errStoreInternal(err)
+	}
+	var l License
+	if err := getJSON(txn, licenseKey(hash), &l); err != nil {
+		return nil, errStoreInternal(err)
+	}
+	l.Disabled = true
+	if err := setJSON(txn, licenseKey(hash), l); err != nil {
+		return nil, errStoreInternal(err)
+	}
+	return l, nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 	"go.uber.org/zap"
@@ -22,6 +23,10 @@ var ErrNotFound = errors.New("not found")
 // Store is webauthnd's Badger database.
 type Store struct {
 	db *badger.DB
+	// applyMu makes batches from different goroutines commit one after another: the writer
+	// actor already sends one at a time, and other callers (start-up, offline commands) then
+	// never conflict with it.
+	applyMu sync.Mutex
 }
 
 // Communities reads tenants and communities.
@@ -319,3 +324,21 @@ func (l badgerLogger) Errorf(f string, a ...any)   { l.s.Errorf("badger: "+f, a.
 func (l badgerLogger) Warningf(f string, a ...any) { l.s.Warnf("badger: "+f, a...) }
 func (l badgerLogger) Infof(f string, a ...any)    { l.s.Debugf("badger: "+f, a...) }
 func (l badgerLogger) Debugf(f string, a ...any)   { l.s.Debugf("badger: "+f, a...) }
+
+// AllLicenses returns every license (never a key: only hashes are stored).
+func (s *Store) AllLicenses() ([]License, error) {
+	var out []License
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("l/"), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var l License
+			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &l) }); err != nil {
+				return err
+			}
+			out = append(out, l)
+		}
+		return nil
+	})
+	return out, err
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -82,8 +83,11 @@ func ValidateCommunity(c Community) error {
 
 func checkOrigin(origin string) (string, error) {
 	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+	if err != nil || u.Host == "" || origin != u.Scheme+"://"+u.Host || strings.HasSuffix(u.Host, ":") {
 		return "", invalid("origin %q: give scheme://host[:port] and nothing more", origin)
+	}
+	if (u.Scheme == "https" && u.Port() == "443") || (u.Scheme == "http" && u.Port() == "80") {
+		return "", invalid("origin %q: leave out the default port, as browsers do", origin)
 	}
 	host := u.Hostname()
 	switch {
@@ -118,10 +122,13 @@ func checkRPID(rpID string) error {
 // suffix. Anything that is not a plain host name is refused.
 func CanonicalHost(s string) (string, error) {
 	host := strings.ToLower(strings.TrimSpace(s))
-	if h, _, err := net.SplitHostPort(host); err == nil {
+	if h, port, err := net.SplitHostPort(host); err == nil {
+		if _, perr := strconv.ParseUint(port, 10, 16); perr != nil {
+			return "", invalid("host name %q: the port must be a number", s)
+		}
 		host = h
 	}
-	if host == "" || len(host) > 253 || strings.ContainsAny(host, "/\\@?#[] \x00") {
+	if host == "" || len(host) > 253 || strings.ContainsAny(host, ":/\\@?#[] \x00") {
 		return "", invalid("host name %q: give a plain host name such as login.example.com", s)
 	}
 	return host, nil

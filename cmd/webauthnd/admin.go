@@ -26,7 +26,7 @@ func socketPath(dataDir string) string { return filepath.Join(dataDir, "admin.so
 
 // listenAdmin serves the admin API on the data directory's Unix socket: mode 0600, and each
 // connection's peer must run as this process's user.
-func listenAdmin(dataDir string, engine *actors.Engine, log *zap.Logger) (*http.Server, net.Listener, error) {
+func listenAdmin(dataDir string, engine *actors.Engine, store *persistence.Store, keys *keyManager, log *zap.Logger) (*http.Server, net.Listener, error) {
 	path := socketPath(dataDir)
 	_ = os.Remove(path) // a stale socket of a dead server; the store's lock proves none runs
 	ln, err := net.Listen("unix", path)
@@ -38,7 +38,15 @@ func listenAdmin(dataDir string, engine *actors.Engine, log *zap.Logger) (*http.
 		return nil, nil, fmt.Errorf("admin socket %s: %w", path, err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.NewAdminServer(httpapi.AdminDeps{Write: engine.Write, Log: log.Named("admin")}),
+		Handler: httpapi.NewAdminServer(httpapi.AdminDeps{
+			Write:    engine.Write,
+			Licenses: store.AllLicenses,
+			RotateKeys: func(envelope bool, curve string, signing bool) (any, error) {
+				return keys.rotate(rotateRequest{Envelope: envelope, Curve: curve, Signing: signing})
+			},
+			Backup: store.Backup,
+			Log:    log.Named("admin"),
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          zap.NewStdLog(log),
 	}
@@ -89,33 +97,42 @@ func peerUID(c net.Conn) (int, error) {
 	return int(cred.Uid), nil
 }
 
-// adminWrite applies op through a running server's admin socket, or directly on the store
-// when no server runs.
-func adminWrite(ctx context.Context, dataDir, path string, method string, op persistence.Op) (any, error) {
+// adminDo runs a management action through a running server's admin socket (method, path
+// and body), or, when no server runs, directly on the store.
+func adminDo(ctx context.Context, dataDir, method, path string, body any, direct func(*persistence.Store) (any, error)) (any, error) {
 	sock := socketPath(dataDir)
 	if conn, err := net.DialTimeout("unix", sock, time.Second); err == nil {
 		conn.Close()
-		return viaSocket(ctx, sock, method, path, op)
+		return viaSocket(ctx, sock, method, path, body)
 	}
 	store, err := persistence.Open(filepath.Join(dataDir, "badger"), zap.NewNop())
 	if err != nil {
 		return nil, fmt.Errorf("%w (if a server runs on this data dir, its admin socket %s is unreachable)", err, sock)
 	}
 	defer store.Close()
-	return store.ApplyOne(op)
+	return direct(store)
 }
 
-func viaSocket(ctx context.Context, sock, method, path string, op persistence.Op) (any, error) {
+// adminWrite applies op through a running server, or directly on the store.
+func adminWrite(ctx context.Context, dataDir, path string, method string, op persistence.Op) (any, error) {
+	return adminDo(ctx, dataDir, method, path, op, func(s *persistence.Store) (any, error) { return s.ApplyOne(op) })
+}
+
+func viaSocket(ctx context.Context, sock, method, path string, op any) (any, error) {
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 		},
 	}}
-	body, err := json.Marshal(op)
-	if err != nil {
-		return nil, err
+	var body io.Reader
+	if op != nil {
+		raw, err := json.Marshal(op)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://admin"+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, "http://admin"+path, body)
 	if err != nil {
 		return nil, err
 	}
@@ -191,19 +208,63 @@ func communityCommand(ctx context.Context, verb string, args []string, getenv fu
 	return nil
 }
 
-func licenseCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func licenseCommand(ctx context.Context, verb string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var (
-		dataDir, level, community, tenant string
-		expires                           time.Duration
+		dataDir, level, community, tenant, id string
+		expires                               time.Duration
 	)
-	fs := flag.NewFlagSet("license create", flag.ContinueOnError)
+	fs := flag.NewFlagSet("license "+verb, flag.ContinueOnError)
 	fs.StringVar(&dataDir, "data-dir", "./data", "the server's data directory")
-	fs.StringVar(&level, "level", "", "community, service or system")
-	fs.StringVar(&community, "community", "", "the community of a community license")
-	fs.StringVar(&tenant, "tenant", "", "the tenant of a service license")
-	fs.DurationVar(&expires, "expires", 0, "lifetime, e.g. 8760h; none when not given")
+	switch verb {
+	case "create":
+		fs.StringVar(&level, "level", "", "community, service or system")
+		fs.StringVar(&community, "community", "", "the community of a community license")
+		fs.StringVar(&tenant, "tenant", "", "the tenant of a service license")
+		fs.DurationVar(&expires, "expires", 0, "lifetime, e.g. 8760h; none when not given")
+	case "revoke":
+		fs.StringVar(&id, "id", "", "the license id (see license list)")
+	}
 	if err := parseFlags(fs, args, getenv, stderr); err != nil {
 		return err
+	}
+	switch verb {
+	case "list":
+		v, err := adminDo(ctx, dataDir, http.MethodGet, "/admin/licenses", nil, func(s *persistence.Store) (any, error) {
+			l, err := s.AllLicenses()
+			return map[string]any{"licenses": l}, err
+		})
+		if err != nil {
+			return err
+		}
+		raw, _ := json.Marshal(v)
+		var list struct{ Licenses []persistence.License }
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%-22s %-10s %-16s %-16s %-20s %s\n", "ID", "LEVEL", "COMMUNITY", "TENANT", "EXPIRES", "STATE")
+		for _, l := range list.Licenses {
+			state, exp := "active", "never"
+			if l.Disabled {
+				state = "revoked"
+			}
+			if !l.Expires.IsZero() {
+				exp = l.Expires.Format(time.RFC3339)
+				if time.Now().After(l.Expires) && !l.Disabled {
+					state = "expired"
+				}
+			}
+			fmt.Fprintf(stdout, "%-22s %-10s %-16s %-16s %-20s %s\n", l.ID, l.Level, dash(l.CommunityID), dash(l.TenantID), exp, state)
+		}
+		return nil
+	case "revoke":
+		if id == "" {
+			return errors.New("--id is required")
+		}
+		if _, err := adminWrite(ctx, dataDir, "/admin/licenses/revoke", http.MethodPost, persistence.RevokeLicense{ID: id}); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "license %s revoked\n", id)
+		return nil
 	}
 	lic, key, err := persistence.NewLicense(level, community, tenant, expires)
 	if err != nil {
@@ -214,5 +275,45 @@ func licenseCommand(ctx context.Context, args []string, getenv func(string) stri
 	}
 	fmt.Fprintln(stdout, key)
 	fmt.Fprintf(stderr, "license id %s (level %s)\n", lic.ID, lic.Level)
+	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// keysCommand implements `webauthnd keys rotate`.
+func keysCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "rotate" {
+		return errors.New("keys: want rotate")
+	}
+	var (
+		dataDir string
+		req     rotateRequest
+		ttl     time.Duration
+	)
+	fs := flag.NewFlagSet("keys rotate", flag.ContinueOnError)
+	fs.StringVar(&dataDir, "data-dir", "./data", "the server's data directory")
+	fs.BoolVar(&req.Envelope, "envelope", false, "rotate the envelope key (the previous one keeps working for 15 minutes)")
+	fs.StringVar(&req.Curve, "ec-curve", "", "the new envelope key's curve (default: the current one's)")
+	fs.BoolVar(&req.Signing, "signing", false, "rotate the token signing key (the previous one stays published until its tokens expire)")
+	fs.DurationVar(&ttl, "token-ttl", 5*time.Minute, "the token lifetime, when no server runs")
+	if err := parseFlags(fs, args[1:], getenv, stderr); err != nil {
+		return err
+	}
+	if req.Curve != "" && !req.Envelope {
+		return errors.New("--ec-curve goes with --envelope")
+	}
+	v, err := adminDo(ctx, dataDir, http.MethodPost, "/admin/keys/rotate", req, func(s *persistence.Store) (any, error) {
+		return (&keyManager{store: s, write: s.ApplyOne, tokenTTL: ttl}).rotate(req)
+	})
+	if err != nil {
+		return err
+	}
+	out, _ := json.Marshal(v)
+	fmt.Fprintln(stdout, string(out))
 	return nil
 }

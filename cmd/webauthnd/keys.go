@@ -5,79 +5,210 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"path/filepath"
+	"time"
+
+	"github.com/webauthnd/webauthnd/actors"
 
 	"github.com/webauthnd/webauthnd/httpapi"
 	"github.com/webauthnd/webauthnd/persistence"
 )
 
-type serviceKeys struct {
-	signing  *ecdsa.PrivateKey
-	envelope *httpapi.EnvelopeKey
-	decoy    []byte
+// The keyrings of the service's own keys, and how long retired keys stay useful.
+const (
+	envelopeRing = "envelope"
+	signingRing  = "signing"
+	// envelopeGrace is how long the previous envelope key still decrypts after a rotation:
+	// clients cache /publickeys for up to 10 minutes.
+	envelopeGrace = 15 * time.Minute
+)
+
+// keyManager owns the service's keys: it creates them on first start, installs them in the
+// envelope keyring (httpapi) and the token signer (actors), and rotates them. Private keys live
+// only in the store.
+type keyManager struct {
+	store    persistence.Keyrings
+	write    func(persistence.Op) (any, error)
+	tokenTTL time.Duration
+	envelope *httpapi.Keyring
+	signer   *actors.Signer
 }
 
-// secret returns the stored secret name, generating and storing it first if absent.
-func secret(store *persistence.Store, name string, generate func() ([]byte, error)) ([]byte, error) {
-	if v, err := store.Secret(name); err == nil {
-		return v, nil
+func newEnvelopeRecord(curve string) (persistence.KeyRecord, error) {
+	key, err := httpapi.NewEnvelopeKey(curve)
+	if err != nil {
+		return persistence.KeyRecord{}, err
 	}
-	fresh, err := generate()
+	return persistence.KeyRecord{Kind: key.Curve(), Private: key.Bytes(), Created: time.Now().UTC()}, nil
+}
+
+func newSigningRecord() (persistence.KeyRecord, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return persistence.KeyRecord{}, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	return persistence.KeyRecord{Kind: "ES256", Private: der, Created: time.Now().UTC()}, err
+}
+
+// ensure creates both keyrings when absent and checks the envelope curve against the flag.
+func (m *keyManager) ensure(curve string) error {
+	env, err := newEnvelopeRecord(curve)
+	if err != nil {
+		return err
+	}
+	sig, err := newSigningRecord()
+	if err != nil {
+		return err
+	}
+	v, err := m.write(persistence.RotateKey{Name: envelopeRing, New: env, OnlyIfAbsent: true})
+	if err != nil {
+		return err
+	}
+	if stored := v.(persistence.Keyring).Keys[0].Kind; stored != env.Kind {
+		return fmt.Errorf("the stored envelope key is on %s, not %s; change curves with `webauthnd keys rotate --envelope --ec-curve %s`",
+			stored, env.Kind, curve)
+	}
+	_, err = m.write(persistence.RotateKey{Name: signingRing, New: sig, OnlyIfAbsent: true})
+	return err
+}
+
+// load reads both keyrings and installs them.
+func (m *keyManager) load() error {
+	ring, err := m.store.Keyring(envelopeRing)
+	if err != nil {
+		return fmt.Errorf("envelope keyring: %w", err)
+	}
+	current, err := httpapi.ParseEnvelopeKey(ring.Keys[0].Kind, ring.Keys[0].Private)
+	if err != nil {
+		return err
+	}
+	var previous *httpapi.EnvelopeKey
+	var until time.Time
+	if len(ring.Keys) > 1 {
+		if previous, err = httpapi.ParseEnvelopeKey(ring.Keys[1].Kind, ring.Keys[1].Private); err != nil {
+			return err
+		}
+		until = ring.Keys[1].Retired.Add(envelopeGrace)
+	}
+	if m.envelope == nil {
+		m.envelope = httpapi.NewKeyring(current)
+	}
+	m.envelope.Set(current, previous, until)
+
+	ring, err = m.store.Keyring(signingRing)
+	if err != nil {
+		return fmt.Errorf("signing keyring: %w", err)
+	}
+	var signing *ecdsa.PrivateKey
+	var retired []actors.RetiredKey
+	for i, k := range ring.Keys {
+		parsed, err := x509.ParsePKCS8PrivateKey(k.Private)
+		if err != nil {
+			return fmt.Errorf("signing key: %w", err)
+		}
+		key, ok := parsed.(*ecdsa.PrivateKey)
+		if !ok {
+			return errors.New("signing key: not an ECDSA key")
+		}
+		if i == 0 {
+			signing = key
+		} else {
+			retired = append(retired, actors.RetiredKey{Public: &key.PublicKey, Retired: k.Retired})
+		}
+	}
+	if m.signer == nil {
+		return nil // before the engine exists; serve loads again once it does
+	}
+	return m.signer.SetKeys(signing, retired)
+}
+
+// currentSigningKey returns the current token signing key.
+func (m *keyManager) currentSigningKey() (*ecdsa.PrivateKey, error) {
+	ring, err := m.store.Keyring(signingRing)
 	if err != nil {
 		return nil, err
 	}
-	v, err := store.ApplyOne(persistence.PutSecretIfAbsent{Name: name, Value: fresh})
+	parsed, err := x509.ParsePKCS8PrivateKey(ring.Keys[0].Private)
 	if err != nil {
-		return nil, fmt.Errorf("store %s: %w", name, err)
+		return nil, err
 	}
-	return v.([]byte), nil
+	key, ok := parsed.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, errors.New("signing key: not an ECDSA key")
+	}
+	return key, nil
 }
 
-// loadKeys loads the service's keys, generating each on first start. They live only in the
-// store (never in logs or files).
-func loadKeys(store *persistence.Store) (serviceKeys, error) {
-	var k serviceKeys
-	der, err := secret(store, "token-signing-key", func() ([]byte, error) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// rotateRequest is what `webauthnd keys rotate` asks for.
+type rotateRequest struct {
+	Envelope bool   `json:"envelope"`
+	Curve    string `json:"curve,omitempty"`
+	Signing  bool   `json:"signing"`
+}
+
+// rotate replaces the keys asked for and installs the result. A retired envelope key keeps
+// decrypting for envelopeGrace; a retired signing key stays published for the token lifetime.
+func (m *keyManager) rotate(req rotateRequest) (any, error) {
+	if !req.Envelope && !req.Signing {
+		return nil, errors.New("say what to rotate: --envelope and/or --signing")
+	}
+	done := map[string]any{}
+	if req.Envelope {
+		curve := req.Curve
+		if curve == "" {
+			ring, err := m.store.Keyring(envelopeRing)
+			if err != nil {
+				return nil, err
+			}
+			curve = ring.Keys[0].Kind
+		}
+		rec, err := newEnvelopeRecord(curve)
 		if err != nil {
 			return nil, err
 		}
-		return x509.MarshalPKCS8PrivateKey(key)
-	})
-	if err != nil {
-		return k, err
+		if _, err := m.write(persistence.RotateKey{Name: envelopeRing, New: rec, Keep: envelopeGrace}); err != nil {
+			return nil, err
+		}
+		done["envelope"] = rec.Kind
 	}
-	parsed, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		return k, fmt.Errorf("token signing key: %w", err)
-	}
-	var ok bool
-	if k.signing, ok = parsed.(*ecdsa.PrivateKey); !ok {
-		return k, fmt.Errorf("token signing key is not an ECDSA key")
-	}
-	raw, err := secret(store, "envelope-key", func() ([]byte, error) {
-		key, err := httpapi.NewEnvelopeKey()
+	if req.Signing {
+		rec, err := newSigningRecord()
 		if err != nil {
 			return nil, err
 		}
-		return key.Bytes(), nil
-	})
+		if _, err := m.write(persistence.RotateKey{Name: signingRing, New: rec, Keep: m.tokenTTL + time.Minute}); err != nil {
+			return nil, err
+		}
+		done["signing"] = rec.Kind
+	}
+	if m.envelope != nil {
+		if err := m.load(); err != nil {
+			return nil, err
+		}
+	}
+	return map[string]any{"rotated": done}, nil
+}
+
+// decoySecret returns the secret that derives decoy credentials, creating it on first start.
+func decoySecret(store *persistence.Store) ([]byte, error) {
+	if v, err := store.Secret("decoy-secret"); err == nil {
+		return v, nil
+	}
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, err
+	}
+	v, err := store.ApplyOne(persistence.PutSecretIfAbsent{Name: "decoy-secret", Value: fresh})
 	if err != nil {
-		return k, err
+		return nil, err
 	}
-	if k.envelope, err = httpapi.ParseEnvelopeKey(raw); err != nil {
-		return k, err
-	}
-	k.decoy, err = secret(store, "decoy-secret", func() ([]byte, error) {
-		b := make([]byte, 32)
-		_, err := rand.Read(b)
-		return b, err
-	})
-	return k, err
+	return v.([]byte), nil
 }
 
 // bootstrap gives an empty store the embedded default: tenant and community "default" and a

@@ -31,13 +31,19 @@ var version = "dev"
 
 const usage = `usage:
   webauthnd serve [--addr A] [--data-dir D] [--public-url U] [--tls-cert FILE --tls-key FILE]
+                  [--ec-curve secp256k1|P-256] [--allowed-time-span 60s]
                   [--ceremony-timeout T] [--max-ceremonies N] [--token-ttl T] [--sd KEY=URL ...]
   webauthnd community create --id ID --tenant TENANT --name NAME --rp-id RPID --origin ORIGIN [--origin ...]
                              [--user-verification required|preferred|discouraged] [--top-origin ORIGIN ...] [--block-clones]
                              [--tenant-dns HOST ...]
   webauthnd community update --id ID [same flags]
   webauthnd license create --level community|service|system [--community ID] [--tenant ID] [--expires DURATION]
+  webauthnd license list | license revoke --id ID
+  webauthnd keys rotate [--envelope [--ec-curve NAME]] [--signing]
   webauthnd cert self-signed --host NAME [--host NAME ...] --out DIR
+  webauthnd backup --out FILE        a consistent snapshot, while the server runs or not; FILE (mode 0600)
+                                     holds the service's private keys: keep it like one
+  webauthnd restore --in FILE        into an empty or new --data-dir, then start the server on it
 Every flag has an environment equivalent, e.g. WEBAUTHND_DATA_DIR for --data-dir.
 `
 
@@ -57,10 +63,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return communityCommand(ctx, args[1], args[2:], getenv, stdout, stderr)
 	case "license":
-		if len(args) < 2 || args[1] != "create" {
-			return fmt.Errorf("license: want create\n%s", usage)
+		if len(args) < 2 || (args[1] != "create" && args[1] != "list" && args[1] != "revoke") {
+			return fmt.Errorf("license: want create, list or revoke\n%s", usage)
 		}
-		return licenseCommand(ctx, args[2:], getenv, stdout, stderr)
+		return licenseCommand(ctx, args[1], args[2:], getenv, stdout, stderr)
+	case "keys":
+		return keysCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "backup":
+		return backupCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "restore":
+		return restoreCommand(args[1:], getenv, stdout, stderr)
 	case "cert":
 		return certCommand(args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":

@@ -35,6 +35,8 @@ type serveConfig struct {
 	directory       listFlag
 	tlsCert         string
 	tlsKey          string
+	ecCurve         string
+	allowedSpan     time.Duration
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -50,6 +52,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS; reloaded when the file changes")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&cfg.ecCurve, "ec-curve", "secp256k1", "envelope curve: secp256k1, or P-256 (prime256v1, secp256r1)")
+	fs.DurationVar(&cfg.allowedSpan, "allowed-time-span", 60*time.Second, "how far a sealed request's ts may be from now")
 	fs.Var(&cfg.directory, "sd", "service directory entry KEY=URL for /sd (repeatable); unset keys are <public-url>/KEY")
 	if err := parseFlags(fs, args, getenv, stderr); err != nil {
 		return err
@@ -61,6 +65,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("--max-ceremonies %d: give at least 1", cfg.maxCeremonies)
 	case cfg.tokenTTL < time.Second:
 		return fmt.Errorf("--token-ttl %s: give at least 1s", cfg.tokenTTL)
+	case cfg.allowedSpan < time.Second:
+		return fmt.Errorf("--allowed-time-span %s: give at least 1s", cfg.allowedSpan)
 	case (cfg.tlsCert == "") != (cfg.tlsKey == ""):
 		return errors.New("--tls-cert and --tls-key go together")
 	}
@@ -71,6 +77,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			return fmt.Errorf("--sd %q: give KEY=URL", kv)
 		}
 		directory[k] = v
+	}
+	if _, err := httpapi.CanonicalCurve(cfg.ecCurve); err != nil {
+		return fmt.Errorf("--ec-curve: %w", err)
 	}
 	defaultCommunity, err := defaultCommunityFor(cfg.publicURL)
 	if err != nil {
@@ -101,7 +110,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := bootstrap(store, defaultCommunity, cfg.dataDir, stdout, cfg.publicURL); err != nil {
 		return err
 	}
-	keys, err := loadKeys(store)
+	keys := &keyManager{store: store, write: store.ApplyOne, tokenTTL: cfg.tokenTTL}
+	if err := keys.ensure(cfg.ecCurve); err != nil {
+		return err
+	}
+	if err := keys.load(); err != nil {
+		return err
+	}
+	signing, err := keys.currentSigningKey()
+	if err != nil {
+		return err
+	}
+	decoy, err := decoySecret(store)
 	if err != nil {
 		return err
 	}
@@ -110,19 +130,24 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		MaxCeremonies:   cfg.maxCeremonies,
 		Issuer:          trimSlash(cfg.publicURL) + "/webauthn",
 		TokenTTL:        cfg.tokenTTL,
-		SigningKey:      keys.signing,
-		DecoySecret:     keys.decoy,
+		SigningKey:      signing,
+		DecoySecret:     decoy,
 	}, store, log)
 	if err != nil {
 		return err
 	}
 	defer engine.Stop()
+	// From here on keys change through the engine's writer, and rotations reach the signer.
+	keys.write, keys.signer = engine.Write, engine.Signer()
+	if err := keys.load(); err != nil {
+		return err
+	}
 
 	var draining atomic.Bool
 	handler := httpapi.NewServer(httpapi.Deps{
 		Config: httpapi.Config{
 			PublicURL: cfg.publicURL, Version: version, CeremonyTimeout: cfg.ceremonyTimeout,
-			TokenTTL: cfg.tokenTTL, AllowedTimeSpan: 60, Directory: directory,
+			TokenTTL: cfg.tokenTTL, AllowedTimeSpan: cfg.allowedSpan, Directory: directory,
 		},
 		Ceremonies:  engine,
 		Licenses:    store,
@@ -134,8 +159,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			return engine.Ping()
 		},
 		Draining:    draining.Load,
-		TokenKeys:   engine.Signer().JWKS(),
-		EnvelopeKey: keys.envelope,
+		TokenKeys:   func() any { return engine.Signer().JWKS() },
+		Envelope:    keys.envelope,
+		Replays:     replays{engine},
 		Log:         log,
 	})
 	srv := &http.Server{
@@ -151,7 +177,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
-	adminSrv, adminLn, err := listenAdmin(cfg.dataDir, engine, log)
+	adminSrv, adminLn, err := listenAdmin(cfg.dataDir, engine, store, keys, log)
 	if err != nil {
 		_ = ln.Close()
 		return err
@@ -233,4 +259,13 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// replays remembers sealed requests' ids through the engine's writer, grouped with the
+// ceremonies' writes.
+type replays struct{ engine *actors.Engine }
+
+func (r replays) Remember(caller []byte, uuid string, until time.Time) error {
+	_, err := r.engine.Write(persistence.RememberRequest{Caller: caller, UUID: uuid, Until: until})
+	return err
 }

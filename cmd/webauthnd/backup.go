@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/webauthnd/webauthnd/persistence"
+)
+
+// backupCommand implements `webauthnd backup --out FILE`: a consistent snapshot of the store,
+// taken by a running server (through its admin socket) or from the store directly when none
+// runs. The file is written under a temporary name, checked, and renamed to FILE (mode 0600:
+// it holds the service's private keys).
+func backupCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var dataDir, out string
+	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
+	fs.StringVar(&dataDir, "data-dir", "./data", "the server's data directory")
+	fs.StringVar(&out, "out", "", "the backup file to write (mode 0600; it holds the service's private keys)")
+	if err := parseFlags(fs, args, getenv, stderr); err != nil {
+		return err
+	}
+	if out == "" {
+		return errors.New("--out is required")
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*.tmp") // mode 0600
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	defer func() {
+		tmp.Close()
+		_ = os.Remove(tmp.Name()) // gone already when renamed
+	}()
+	via, err := backupTo(ctx, dataDir, tmp)
+	if err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	size, err := tmp.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	if err := persistence.CheckBackup(tmp); err != nil {
+		return fmt.Errorf("backup: the written file fails its check, %s not written: %w", out, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	fmt.Fprintf(stderr, "backup of %s (%s) written to %s: %d bytes, mode 0600; it holds the service's private keys, keep it like one\n",
+		dataDir, via, out, size)
+	return nil
+}
+
+// backupTo writes a backup of dataDir's store to w, through a running server's admin socket
+// when one answers, otherwise from the store itself. It says which way it went.
+func backupTo(ctx context.Context, dataDir string, w io.Writer) (string, error) {
+	sock := socketPath(dataDir)
+	if conn, err := net.DialTimeout("unix", sock, time.Second); err == nil {
+		conn.Close()
+		return "through the running server", backupViaSocket(ctx, sock, w)
+	}
+	dir := filepath.Join(dataDir, "badger")
+	if _, err := os.Stat(dir); err != nil {
+		return "", fmt.Errorf("backup: no store in %s: %w", dir, err)
+	}
+	store, err := persistence.Open(dir, zap.NewNop())
+	if err != nil {
+		return "", fmt.Errorf("backup: %w (if a server runs on this data dir, its admin socket %s is unreachable)", err, sock)
+	}
+	defer store.Close()
+	return "from the store, no server running", store.Backup(w)
+}
+
+func backupViaSocket(ctx context.Context, sock string, w io.Writer) error {
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://admin/admin/backup", nil)
+	if err != nil {
+		return err
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		raw, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+		var e struct{ Message string }
+		_ = json.Unmarshal(raw, &e)
+		return fmt.Errorf("backup: the server answered %d: %s", res.StatusCode, e.Message)
+	}
+	if _, err := io.Copy(w, res.Body); err != nil {
+		return fmt.Errorf("backup: the stream from the server broke off: %w", err)
+	}
+	return nil
+}
+
+// restoreCommand implements `webauthnd restore --in FILE` into an empty (or new) data dir.
+func restoreCommand(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var dataDir, in string
+	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
+	fs.StringVar(&dataDir, "data-dir", "./data", "the data directory to restore into; it must be empty or not exist")
+	fs.StringVar(&in, "in", "", "the backup file written by webauthnd backup")
+	if err := parseFlags(fs, args, getenv, stderr); err != nil {
+		return err
+	}
+	if in == "" {
+		return errors.New("--in is required")
+	}
+	if err := emptyOrAbsent(dataDir); err != nil {
+		return err
+	}
+	f, err := os.Open(in)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer f.Close()
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if err := persistence.Restore(filepath.Join(dataDir, "badger"), f, zap.NewNop()); err != nil {
+		return fmt.Errorf("restore from %s: %w", in, err)
+	}
+	fmt.Fprintf(stdout, "restored %s into %s; start the server on it. License keys are stored only as hashes, so the keys "+
+		"your relying parties hold keep working (default-license.key is not part of a backup)\n", in, dataDir)
+	return nil
+}
+
+// emptyOrAbsent refuses a data dir that holds anything: a restore never merges into, or
+// replaces, a store.
+func emptyOrAbsent(dataDir string) error {
+	entries, err := os.ReadDir(dataDir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("restore: %w", err)
+	case len(entries) > 0:
+		return fmt.Errorf("restore: %s is not empty (it holds %s); restore only into an empty or new data directory "+
+			"(stop the server and move the old directory aside first)", dataDir, entries[0].Name())
+	}
+	return nil
+}

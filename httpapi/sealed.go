@@ -1,0 +1,127 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/webauthnd/webauthnd/messages"
+)
+
+// Replays remembers the request ids of sealed requests, durably, until they expire.
+type Replays interface {
+	// Remember records uuid from caller until the given time; a uuid already recorded for that
+	// caller is a *messages.Error with CodeRequestReplayed.
+	Remember(caller []byte, uuid string, until time.Time) error
+}
+
+// clockSkew is added to a replay record's life beyond ts + allowed_time_span.
+const clockSkew = 5 * time.Second
+
+// sealedRequestID is the plaintext of the requestid header of a sealed request.
+type sealedRequestID struct {
+	TS    *int64 `json:"ts"`
+	AppID string `json:"appid"`
+	UUID  string `json:"uuid"`
+}
+
+// sealed serves a u1 handler behind BlockID's envelope: the caller's publickey header, an
+// encrypted licensekey and requestid, and a body {"data": token}. The shared AES-256-GCM key is
+// the x-coordinate of ECDH(service key, caller key). A success is answered {"data": token} whose
+// plaintext is the u1 body; an error is plain JSON (the caller may not hold the key).
+func sealed(keys *Keyring, replays Replays, span time.Duration, now func() time.Time, log *zap.Logger, next http.Handler) http.Handler {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
+		caller, err := base64.StdEncoding.Strict().DecodeString(r.Header.Get("publickey"))
+		if err != nil || len(caller) == 0 {
+			return messages.Errorf(messages.CodeEnvelopeInvalid, "the publickey header must be the standard base64 of your public key")
+		}
+		at := now()
+		var shared, license []byte
+		for _, k := range keys.candidates(at) {
+			s, err := k.sharedKey(caller)
+			if err != nil {
+				return messages.Wrap(messages.CodeEnvelopeInvalid, "the publickey header is not a point on the service's curve ("+k.Curve()+")", err)
+			}
+			if l, err := open(s, r.Header.Get("licensekey")); err == nil {
+				shared, license = s, l
+				break
+			}
+		}
+		if shared == nil {
+			return messages.Errorf(messages.CodeLicenseInvalid, "the licensekey header does not decrypt with the key shared with your publickey")
+		}
+		rawID := r.Header.Get("requestid")
+		if rawID == "" {
+			return messages.Errorf(messages.CodeRequestInvalid, "the requestid header is missing")
+		}
+		plainID, err := open(shared, rawID)
+		if err != nil {
+			return messages.Errorf(messages.CodeRequestInvalid, "the requestid header does not decrypt")
+		}
+		var id sealedRequestID
+		if err := json.Unmarshal(plainID, &id); err != nil || id.TS == nil || id.UUID == "" || len(id.UUID) > 128 {
+			return messages.Errorf(messages.CodeRequestInvalid, `the requestid must be JSON {"ts": <unix seconds>, "appid": "…", "uuid": "…"}`)
+		}
+		stamped := time.Unix(*id.TS, 0)
+		if d := at.Sub(stamped); d > span || d < -span {
+			return messages.Errorf(messages.CodeRequestStale, "the request's ts is outside the allowed time span; check your clock")
+		}
+		// The record lives from ts, not from arrival: a request stamped in the future cannot
+		// outlive its record.
+		if err := replays.Remember(caller, id.UUID, stamped.Add(span+clockSkew)); err != nil {
+			return err
+		}
+		var body struct {
+			Data string `json:"data"`
+		}
+		if err := decode(r, &body); err != nil {
+			return err
+		}
+		plain, err := open(shared, body.Data)
+		if err != nil {
+			return messages.Errorf(messages.CodeEnvelopeInvalid, "the body's data does not decrypt with the key shared with your publickey")
+		}
+
+		inner := r.Clone(r.Context())
+		inner.Header.Set("licensekey", string(license))
+		inner.Header.Set("requestid", id.UUID)
+		inner.Body = io.NopCloser(bytes.NewReader(plain))
+		inner.ContentLength = int64(len(plain))
+		rec := &bufferedResponse{header: http.Header{}, status: http.StatusOK}
+		next.ServeHTTP(rec, inner)
+
+		for k, v := range rec.header {
+			w.Header()[k] = v
+		}
+		setCode(w, messages.Code(rec.code))
+		if rec.status != http.StatusOK {
+			w.WriteHeader(rec.status)
+			_, _ = w.Write(rec.body.Bytes())
+			return nil
+		}
+		token, err := seal(shared, bytes.TrimSpace(rec.body.Bytes()))
+		if err != nil {
+			return err
+		}
+		encode(w, http.StatusOK, map[string]string{"data": token})
+		return nil
+	})
+}
+
+// bufferedResponse keeps what a wrapped handler writes, so the envelope can seal it.
+type bufferedResponse struct {
+	header http.Header
+	status int
+	code   string
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header         { return b.header }
+func (b *bufferedResponse) WriteHeader(status int)      { b.status = status }
+func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
+func (b *bufferedResponse) setCode(code string)         { b.code = code }

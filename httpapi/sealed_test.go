@@ -1,0 +1,124 @@
+package httpapi
+
+import (
+	"bytes"
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/decred/dcrd/dcrec/secp256k1/v4"
+	"go.uber.org/zap"
+
+	"github.com/webauthnd/webauthnd/messages"
+)
+
+// memoryReplays is an in-memory Replays for unit tests and benchmarks.
+type memoryReplays struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (m *memoryReplays) Remember(caller []byte, uuid string, _ time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := string(caller) + "\x00" + uuid
+	if m.seen[k] {
+		return messages.Errorf(messages.CodeRequestReplayed, "replayed")
+	}
+	m.seen[k] = true
+	return nil
+}
+
+// callerOf makes a caller key on the service key's curve and the key they share.
+func callerOf(t testing.TB, service *EnvelopeKey) (public []byte, shared []byte) {
+	t.Helper()
+	server, _ := base64.StdEncoding.DecodeString(service.PublicKey())
+	point := append([]byte{4}, server...)
+	if service.Curve() == CurveSecp256k1 {
+		priv, _ := secp256k1.GeneratePrivateKey()
+		pub, _ := secp256k1.ParsePubKey(point)
+		return priv.PubKey().SerializeUncompressed()[1:], secp256k1.GenerateSharedSecret(priv, pub)
+	}
+	priv, _ := ecdh.P256().GenerateKey(rand.Reader)
+	pub, _ := ecdh.P256().NewPublicKey(point)
+	s, _ := priv.ECDH(pub)
+	return priv.PublicKey().Bytes()[1:], s
+}
+
+func TestEnvelopeSharedKeyAgrees(t *testing.T) {
+	for _, curve := range []string{"secp256k1", "P-256", "prime256v1", "secp256r1"} {
+		t.Run(curve, func(t *testing.T) {
+			k, err := NewEnvelopeKey(curve)
+			if err != nil {
+				t.Fatal(err)
+			}
+			public, shared := callerOf(t, k)
+			for _, form := range [][]byte{public, append([]byte{4}, public...)} {
+				got, err := k.sharedKey(form)
+				if err != nil || !bytes.Equal(got, shared) || len(got) != 32 {
+					t.Fatalf("shared key of a %d-byte point: %x, %v; want %x", len(form), got, err, shared)
+				}
+			}
+			if _, err := k.sharedKey(public[:63]); err == nil {
+				t.Fatal("a 63-byte point was accepted")
+			}
+			off := append([]byte{}, public...)
+			off[63] ^= 1
+			if _, err := k.sharedKey(off); err == nil {
+				t.Fatal("a point off the curve was accepted")
+			}
+			again, err := ParseEnvelopeKey(k.Curve(), k.Bytes())
+			if err != nil || again.PublicKey() != k.PublicKey() {
+				t.Fatalf("a stored key does not parse back: %v", err)
+			}
+			token, _ := seal(shared, []byte("hello"))
+			if plain, err := open(shared, token); err != nil || string(plain) != "hello" {
+				t.Fatalf("open(seal) = %q, %v", plain, err)
+			}
+		})
+	}
+	if _, err := NewEnvelopeKey("ed25519"); err == nil {
+		t.Fatal("an unknown curve was accepted")
+	}
+}
+
+// BenchmarkSealedRequest measures what the envelope costs a request: ECDH, three decryptions
+// (licensekey, requestid, body), the freshness check, the replay record (in memory here) and
+// sealing the answer.
+func BenchmarkSealedRequest(b *testing.B) {
+	for _, curve := range []string{CurveSecp256k1, CurveP256} {
+		b.Run(curve, func(b *testing.B) {
+			key, _ := NewEnvelopeKey(curve)
+			public, shared := callerOf(b, key)
+			inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				encode(w, http.StatusOK, map[string]string{"challenge": "x", "status": "success"})
+			})
+			h := sealed(NewKeyring(key), &memoryReplays{seen: map[string]bool{}}, time.Minute, time.Now, zap.NewNop(), inner)
+			license, _ := seal(shared, []byte("license-key"))
+			body, _ := seal(shared, []byte(`{"dns":"localhost","username":"alice","communityId":"default"}`))
+			raw, _ := json.Marshal(map[string]string{"data": body})
+			pub := base64.StdEncoding.EncodeToString(public)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				rid, _ := seal(shared, []byte(`{"ts":`+strconv.FormatInt(time.Now().Unix(), 10)+`,"appid":"a","uuid":"`+strconv.Itoa(i)+`"}`))
+				req := httptest.NewRequest("POST", "/webauthn/assertion/options", bytes.NewReader(raw))
+				req.Header.Set("publickey", pub)
+				req.Header.Set("licensekey", license)
+				req.Header.Set("requestid", rid)
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != 200 {
+					b.Fatalf("%d %s", w.Code, w.Body)
+				}
+			}
+		})
+	}
+}
