@@ -113,6 +113,12 @@ func (c *ceremony) fail(ctx actor.Context, err error) {
 	ctx.Stop(ctx.Self())
 }
 
+// failVerification fails a sign-in after its credential was found: the failures that the
+// engine's limiter counts.
+func (c *ceremony) failVerification(ctx actor.Context, err error) {
+	c.fail(ctx, verificationFailure{err})
+}
+
 func (c *ceremony) logOutcome(err error) {
 	var e *messages.Error
 	fields := []zap.Field{zap.String("community", c.scope.CommunityID), zap.Int("kind", int(c.kind))}
@@ -412,11 +418,11 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn) {
 		return
 	}
 	if c.community.BlockClones && stored.CloneWarning {
-		c.fail(ctx, messages.Errorf(messages.CodeCounterRegression, "this credential is blocked: its signature counter once went backwards"))
+		c.failVerification(ctx, messages.Errorf(messages.CodeCounterRegression, "this credential is blocked: its signature counter once went backwards"))
 		return
 	}
 	if err := checkCrossOrigin(parsed.Response.CollectedClientData, c.community); err != nil {
-		c.fail(ctx, err)
+		c.failVerification(ctx, err)
 		return
 	}
 	if len(c.session.UserID) > 0 {
@@ -430,7 +436,7 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn) {
 		}, *c.session, parsed)
 	}
 	if err != nil {
-		c.fail(ctx, classify(err))
+		c.failVerification(ctx, classify(err))
 		return
 	}
 	flags := parsed.Response.AuthenticatorData.Flags
@@ -442,7 +448,10 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn) {
 		At:           time.Now().UTC(),
 	}
 	c.write(ctx, op, func(ctx actor.Context, r writeResult) {
-		if r.err != nil {
+		if errors.Is(r.err, persistence.ErrCounterRegression) {
+			c.failVerification(ctx, r.err)
+			return
+		} else if r.err != nil {
 			c.fail(ctx, r.err)
 			return
 		}

@@ -40,11 +40,18 @@ type Config struct {
 	// RequestTimeout bounds how long a caller waits for an actor; it is a safety net, not a
 	// path any answer takes.
 	RequestTimeout time.Duration
+	// FailedSignInsPerMinute and FailedSignInBurst size the token bucket of failed sign-ins per
+	// credential; a license's bucket is LicenseFailureFactor times larger and faster. Zero
+	// FailedSignInsPerMinute turns the limit off.
+	FailedSignInsPerMinute float64
+	FailedSignInBurst      float64
+	LicenseFailureFactor   float64
 }
 
 // Engine runs the actor system: the per-community supervisors and the store writer.
 type Engine struct {
 	system      *actor.ActorSystem
+	limiter     *limiter
 	deps        *deps
 	writer      *actor.PID
 	supervisors sync.Map // community id -> *actor.PID
@@ -78,7 +85,8 @@ func NewEngine(cfg Config, store Store, log *zap.Logger) (*Engine, error) {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(slog.NewTextHandler(runtimeLog, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}))
-	e := &Engine{system: system, writes: &sync.WaitGroup{}, log: log}
+	e := &Engine{system: system, writes: &sync.WaitGroup{}, log: log,
+		limiter: newLimiter(cfg.FailedSignInsPerMinute, cfg.FailedSignInBurst, cfg.LicenseFailureFactor)}
 	w, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
 		return &writer{store: store, inflight: e.writes, log: log}
 	}), "writer")
@@ -121,7 +129,7 @@ func (e *Engine) BeginRegistration(m messages.BeginRegistration) (messages.Regis
 
 // FinishRegistration delivers a registration result to its ceremony.
 func (e *Engine) FinishRegistration(m messages.FinishRegistration) (messages.Registered, error) {
-	name, err := ceremonyNameOf(m.Credential)
+	name, _, err := ceremonyNameOf(m.Credential)
 	return ask[messages.Registered](e, m.CommunityID, finish{kind: kindRegistration, name: name, sessionInfo: m.SessionInfo, licenseID: m.LicenseID, msg: m}, err)
 }
 
@@ -130,10 +138,24 @@ func (e *Engine) BeginSignIn(m messages.BeginSignIn) (messages.SignInOptions, er
 	return ask[messages.SignInOptions](e, m.CommunityID, begin{kind: kindSignIn, sessionInfo: m.SessionInfo, licenseID: m.LicenseID, msg: m}, nil)
 }
 
-// FinishSignIn delivers an assertion to its ceremony.
+// FinishSignIn delivers an assertion to its ceremony. Failed sign-ins of a known credential
+// are rate-limited per credential and per license; a refusal by the limit (429) neither spends
+// the ceremony nor counts as a failure.
 func (e *Engine) FinishSignIn(m messages.FinishSignIn) (messages.SignedIn, error) {
-	name, err := ceremonyNameOf(m.Credential)
-	return ask[messages.SignedIn](e, m.CommunityID, finish{kind: kindSignIn, name: name, sessionInfo: m.SessionInfo, licenseID: m.LicenseID, msg: m}, err)
+	name, credential, err := ceremonyNameOf(m.Credential)
+	if err == nil {
+		if wait := e.limiter.wait(credential, m.LicenseID); wait > 0 {
+			return messages.SignedIn{}, &messages.Error{Code: messages.CodeRateLimited, RetryAfter: wait,
+				Message: "too many failed sign-ins with this credential or license; retry later"}
+		}
+	}
+	res, err := ask[messages.SignedIn](e, m.CommunityID, finish{kind: kindSignIn, name: name, sessionInfo: m.SessionInfo, licenseID: m.LicenseID, msg: m}, err)
+	var counted verificationFailure
+	if errors.As(err, &counted) {
+		e.limiter.fail(credential, m.LicenseID)
+		err = counted.error
+	}
+	return res, err
 }
 
 // ask sends msg to a community's supervisor and returns its answer as a T, unless prior (an

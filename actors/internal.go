@@ -40,6 +40,12 @@ type finish struct {
 // failure answers a request that failed.
 type failure struct{ err error }
 
+// verificationFailure is a sign-in refused after its credential was found: the kind of failure
+// that the limiter counts.
+type verificationFailure struct{ error }
+
+func (v verificationFailure) Unwrap() error { return v.error }
+
 type (
 	liveQuery struct{}
 	ping      struct{}
@@ -65,17 +71,25 @@ func ceremonyName(challenge []byte) string {
 }
 
 // ceremonyNameOf finds the ceremony a credential answers, from the challenge in its
-// clientDataJSON. Full verification happens later, in the ceremony.
-func ceremonyNameOf(credential []byte) (string, error) {
+// clientDataJSON, and returns the credential's rawId as given. Full verification happens
+// later, in the ceremony.
+func ceremonyNameOf(credential []byte) (name, rawID string, err error) {
 	var body struct {
+		RawID    string `json:"rawId"`
 		Response struct {
 			ClientDataJSON string `json:"clientDataJSON"`
 		} `json:"response"`
 	}
 	if err := json.Unmarshal(credential, &body); err != nil {
-		return "", messages.Wrap(messages.CodeInvalidCredential, "the credential is not valid JSON", err)
+		return "", "", messages.Wrap(messages.CodeInvalidCredential, "the credential is not valid JSON", err)
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(body.Response.ClientDataJSON, "="))
+	name, err = challengeName(body.Response.ClientDataJSON)
+	return name, body.RawID, err
+}
+
+// challengeName is the name of the ceremony whose challenge a clientDataJSON carries.
+func challengeName(clientDataJSON string) (string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(clientDataJSON, "="))
 	if err != nil || len(raw) == 0 {
 		return "", messages.Wrap(messages.CodeInvalidCredential, "response.clientDataJSON is missing or not base64url", err)
 	}

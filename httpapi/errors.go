@@ -50,6 +50,7 @@ var statusOf = map[messages.Code]int{
 	messages.CodeNotFound:            http.StatusNotFound,
 	messages.CodeMethodNotAllowed:    http.StatusMethodNotAllowed,
 	messages.CodeBusy:                http.StatusTooManyRequests,
+	messages.CodeRateLimited:         http.StatusTooManyRequests,
 	messages.CodeUnavailable:         http.StatusServiceUnavailable,
 	messages.CodeInternal:            http.StatusInternalServerError,
 }

@@ -46,6 +46,7 @@ const (
 	CodeNotFound            Code = "not_found"
 	CodeMethodNotAllowed    Code = "method_not_allowed"
 	CodeBusy                Code = "busy"
+	CodeRateLimited         Code = "rate_limited"
 	CodeUnavailable         Code = "unavailable"
 	CodeInternal            Code = "internal"
 )

@@ -37,6 +37,9 @@ type serveConfig struct {
 	tlsKey          string
 	ecCurve         string
 	allowedSpan     time.Duration
+	failuresPerMin  float64
+	failureBurst    float64
+	licenseFactor   float64
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -54,6 +57,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&cfg.ecCurve, "ec-curve", "secp256k1", "envelope curve: secp256k1, or P-256 (prime256v1, secp256r1)")
 	fs.DurationVar(&cfg.allowedSpan, "allowed-time-span", 60*time.Second, "how far a sealed request's ts may be from now")
+	fs.Float64Var(&cfg.failuresPerMin, "failed-signins-per-minute", 20, "failed sign-ins a credential regains per minute (0: no limit)")
+	fs.Float64Var(&cfg.failureBurst, "failed-signins-burst", 10, "failed sign-ins a credential may make at once before 429")
+	fs.Float64Var(&cfg.licenseFactor, "license-failures-factor", 100, "a license's failed sign-in limit, as a multiple of a credential's")
 	fs.Var(&cfg.directory, "sd", "service directory entry KEY=URL for /sd (repeatable); unset keys are <public-url>/KEY")
 	if err := parseFlags(fs, args, getenv, stderr); err != nil {
 		return err
@@ -65,6 +71,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("--max-ceremonies %d: give at least 1", cfg.maxCeremonies)
 	case cfg.tokenTTL < time.Second:
 		return fmt.Errorf("--token-ttl %s: give at least 1s", cfg.tokenTTL)
+	case cfg.failuresPerMin < 0 || cfg.failureBurst < 1 || cfg.licenseFactor < 1:
+		return errors.New("--failed-signins-per-minute must be ≥ 0, --failed-signins-burst and --license-failures-factor ≥ 1")
 	case cfg.allowedSpan < time.Second:
 		return fmt.Errorf("--allowed-time-span %s: give at least 1s", cfg.allowedSpan)
 	case (cfg.tlsCert == "") != (cfg.tlsKey == ""):
@@ -132,6 +140,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		TokenTTL:        cfg.tokenTTL,
 		SigningKey:      signing,
 		DecoySecret:     decoy,
+
+		FailedSignInsPerMinute: cfg.failuresPerMin,
+		FailedSignInBurst:      cfg.failureBurst,
+		LicenseFailureFactor:   cfg.licenseFactor,
 	}, store, log)
 	if err != nil {
 		return err
@@ -158,14 +170,24 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			}
 			return engine.Ping()
 		},
-		Draining:    draining.Load,
-		TokenKeys:   func() any { return engine.Signer().JWKS() },
-		Envelope:    keys.envelope,
-		Replays:     replays{engine},
-		Log:         log,
+		Draining:  draining.Load,
+		TokenKeys: func() any { return engine.Signer().JWKS() },
+		Envelope:  keys.envelope,
+		Replays:   replays{engine},
+		Log:       log,
 	})
+	// inflight counts requests in their handlers; while draining, responses close their
+	// connections so that clients reconnect (to another instance).
+	var inflight atomic.Int64
 	srv := &http.Server{
-		Handler:           handler,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inflight.Add(1)
+			defer inflight.Add(-1)
+			if draining.Load() {
+				w.Header().Set("Connection", "close")
+			}
+			handler.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -201,18 +223,30 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			log.Error("server stopped", zap.Error(err))
 		}
 	}
-	// Drain: health says 503 at once, requests in flight finish, then the engine and the
-	// store close (deferred above, in that order).
+	// Drain: /healthz answers 503 at once, so a load balancer stops sending. The listener
+	// stays open while requests are in flight (those that still arrive are served), until none
+	// is or --drain-timeout has passed; then it closes, and the requests in flight get a short
+	// grace to finish. Then the engine and the store close (deferred above, in that order).
 	draining.Store(true)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.drainTimeout)
+	deadline := time.Now().Add(cfg.drainTimeout)
+	for inflight.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	shutdownCtx, cancel := context.WithDeadline(context.Background(), deadline.Add(drainGrace))
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		log.Warn("drain did not finish", zap.Error(err))
+		log.Warn("drain did not finish; closing the connections left", zap.Error(err))
+		_ = srv.Close()
 	}
-	_ = adminSrv.Shutdown(shutdownCtx)
+	if err := adminSrv.Shutdown(shutdownCtx); err != nil {
+		_ = adminSrv.Close()
+	}
 	log.Info("webauthnd stopped")
 	return nil
 }
+
+// drainGrace is how long requests in flight may still take once the listener has closed.
+const drainGrace = time.Second
 
 // defaultCommunityFor builds the default community of a public URL and refuses one that would
 // make an invalid community.
