@@ -342,3 +342,29 @@ func (s *Store) AllLicenses() ([]License, error) {
 	})
 	return out, err
 }
+
+// Digest is a SHA-256 over every key and value in key order, leaving out the keys under the
+// given prefixes. Tests use it to show that refused requests changed nothing.
+func (s *Store) Digest(skip ...string) ([]byte, error) {
+	h := sha256.New()
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.DefaultIteratorOptions)
+		defer it.Close()
+	next:
+		for it.Rewind(); it.Valid(); it.Next() {
+			key := it.Item().Key()
+			for _, p := range skip {
+				if bytes.HasPrefix(key, []byte(p)) {
+					continue next
+				}
+			}
+			value, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "%d:%s=%d:%s;", len(key), key, len(value), value)
+		}
+		return nil
+	})
+	return h.Sum(nil), err
+}

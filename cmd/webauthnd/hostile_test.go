@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/webauthnd/webauthnd/persistence"
+)
+
+// storeDigest is the digest of a stopped server's store, without the replay records (which
+// refused sealed requests may leave, and which expire on their own).
+func storeDigest(t *testing.T, dataDir string) string {
+	t.Helper()
+	store, err := persistence.Open(filepath.Join(dataDir, "badger"), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	sum, err := store.Digest(persistence.ReplayPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", sum)
+}
+
+// TestHostileRequestsChangeNothing sends well over 80 distinct hostile requests across every
+// route: each answers a 4xx JSON error with a code, none a 5xx, and the store is the same
+// afterwards, key for key.
+func TestHostileRequestsChangeNothing(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir)
+	alice := newPasskey(localRP, "alice")
+	s.register(t, s.License, "default", alice)
+	s.stop(t)
+	before := storeDigest(t, dir)
+	s = startServer(t, dir)
+	c := newSealedClient(t, s)
+
+	type hostile struct {
+		name, method, path string
+		headers            map[string]string
+		body               any
+	}
+	var cases []hostile
+	add := func(name, method, path string, headers map[string]string, body any) {
+		cases = append(cases, hostile{name, method, path, headers, body})
+	}
+	withLicense := func(extra ...string) map[string]string {
+		h := map[string]string{"licensekey": s.License}
+		for i := 0; i+1 < len(extra); i += 2 {
+			h[extra[i]] = extra[i+1]
+		}
+		return h
+	}
+	deep := strings.Repeat("[", 20000) + strings.Repeat("]", 20000)
+	u1 := []string{"/webauthn/u1/attestation/options", "/webauthn/u1/attestation/result", "/webauthn/u1/assertion/options", "/webauthn/u1/assertion/result"}
+	for _, path := range u1 {
+		add("no license", "POST", path, nil, map[string]any{"dns": "localhost", "username": "mallory"})
+		add("unknown license", "POST", path, map[string]string{"licensekey": "x"}, map[string]any{"dns": "localhost", "username": "mallory"})
+		add("privateKey header", "POST", path, withLicense("privateKey", "c2VjcmV0"), map[string]any{"dns": "localhost", "username": "mallory"})
+		add("truncated JSON", "POST", path, withLicense(), `{"dns":"localhost","username":"mal`)
+		add("a JSON array", "POST", path, withLicense(), `[{"dns":"localhost"}]`)
+		add("JSON null", "POST", path, withLicense(), `null`)
+		add("nesting 20000 deep", "POST", path, withLicense(), `{"dns":`+deep+`}`)
+		add("a body over 64 KiB", "POST", path, withLicense(), `{"dns":"localhost","username":"`+strings.Repeat("m", 65<<10)+`"}`)
+		add("two JSON objects", "POST", path, withLicense(), `{"dns":"localhost"} {"dns":"localhost"}`)
+		add("dns of the wrong type", "POST", path, withLicense(), `{"dns":42,"username":"mallory"}`)
+		add("dns not an RP ID", "POST", path, withLicense(), map[string]any{"dns": "evil.example", "username": "mallory", "id": "AAAA", "rawId": "AAAA", "type": "public-key",
+			"response": map[string]any{"clientDataJSON": "e30", "attestationObject": "oA", "authenticatorData": "AA", "signature": "AA"}})
+		add("a community of no license", "POST", path, withLicense(), map[string]any{"dns": "localhost", "username": "mallory", "communityId": "elsewhere"})
+		add("a NUL in a field", "POST", path, withLicense(), "{\"dns\":\"localhost\",\"username\":\"mal\\u0000lory\",\"communityId\":\"de\\u0000fault\"}")
+		add("invalid UTF-8", "POST", path, withLicense(), "{\"dns\":\"localhost\",\"username\":\"\xff\xfe\"}")
+		add("sessionInfo of 200 bytes", "POST", path, withLicense("sessionInfo", strings.Repeat("s", 200)), map[string]any{"dns": "localhost", "username": "mallory"})
+	}
+	result := func(mutate func(m map[string]any)) map[string]any {
+		cd, _ := json.Marshal(map[string]string{"type": "webauthn.get", "challenge": base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)), "origin": localRP.Origin})
+		m := map[string]any{"id": "AAAA", "rawId": "AAAA", "type": "public-key", "dns": "localhost", "communityId": "default",
+			"response": map[string]any{"clientDataJSON": base64.RawURLEncoding.EncodeToString(cd), "attestationObject": "oA",
+				"authenticatorData": base64.RawURLEncoding.EncodeToString(make([]byte, 37)), "signature": "MEUCIQ"}}
+		mutate(m)
+		return m
+	}
+	for _, path := range []string{"/webauthn/u1/attestation/result", "/webauthn/u1/assertion/result"} {
+		add("a challenge never issued", "POST", path, withLicense(), result(func(map[string]any) {}))
+		add("rawId not base64", "POST", path, withLicense(), result(func(m map[string]any) { m["rawId"] = "!!!" }))
+		add("rawId of 2000 bytes", "POST", path, withLicense(), result(func(m map[string]any) {
+			id := base64.RawURLEncoding.EncodeToString(make([]byte, 2000))
+			m["id"], m["rawId"] = id, id
+		}))
+		add("id and rawId differ", "POST", path, withLicense(), result(func(m map[string]any) { m["id"] = "BBBB" }))
+		add("no response", "POST", path, withLicense(), result(func(m map[string]any) { delete(m, "response") }))
+		add("clientDataJSON not JSON", "POST", path, withLicense(), result(func(m map[string]any) {
+			m["response"].(map[string]any)["clientDataJSON"] = base64.RawURLEncoding.EncodeToString([]byte("<xml/>"))
+		}))
+		add("clientDataJSON a number", "POST", path, withLicense(), result(func(m map[string]any) { m["response"].(map[string]any)["clientDataJSON"] = 5 }))
+		add("challenge not base64url", "POST", path, withLicense(), result(func(m map[string]any) {
+			m["response"].(map[string]any)["clientDataJSON"] = base64.RawURLEncoding.EncodeToString([]byte(`{"challenge":"***"}`))
+		}))
+		add("type of the credential wrong", "POST", path, withLicense(), result(func(m map[string]any) { m["type"] = "password" }))
+		add("binary fields as objects", "POST", path, withLicense(), result(func(m map[string]any) {
+			m["response"].(map[string]any)["signature"] = map[string]any{"0": 1}
+		}))
+	}
+	sealedPaths := []string{"/webauthn/attestation/options", "/webauthn/attestation/result", "/webauthn/assertion/options", "/webauthn/assertion/result"}
+	for _, path := range sealedPaths {
+		valid := c.headers(t, s.License)
+		add("sealed: no publickey", "POST", path, map[string]string{"licensekey": valid["licensekey"], "requestid": valid["requestid"]}, c.body(t, map[string]any{"dns": "localhost"}))
+		add("sealed: a publickey of garbage", "POST", path, map[string]string{"publickey": "Z2FyYmFnZQ==", "licensekey": valid["licensekey"], "requestid": valid["requestid"]}, c.body(t, map[string]any{"dns": "localhost"}))
+		add("sealed: a plain licensekey", "POST", path, map[string]string{"publickey": c.public, "licensekey": s.License, "requestid": valid["requestid"]}, c.body(t, map[string]any{"dns": "localhost"}))
+		add("sealed: no requestid", "POST", path, map[string]string{"publickey": c.public, "licensekey": valid["licensekey"]}, c.body(t, map[string]any{"dns": "localhost"}))
+		add("sealed: a body in the clear", "POST", path, c.headers(t, s.License), map[string]any{"dns": "localhost", "username": "mallory"})
+		add("sealed: privateKey header", "POST", path, map[string]string{"publickey": c.public, "privateKey": "c2VjcmV0"}, c.body(t, map[string]any{"dns": "localhost"}))
+		add("sealed: a sealed body that is not JSON", "POST", path, c.headers(t, s.License), map[string]string{"data": c.seal(t, []byte("not json"))})
+	}
+	for _, path := range []string{"/webauthn/healthz", "/webauthn/environment", "/webauthn/publickeys", "/webauthn/sd", "/webauthn/openapi.json", "/caas/sd"} {
+		add("privateKey header on a public route", "GET", path, map[string]string{"privateKey": "c2VjcmV0"}, nil)
+		add("a method the route does not have", "DELETE", path, nil, nil)
+	}
+	info := "/api/r1/system/community_info/fetch"
+	add("community_info: truncated JSON", "POST", info, nil, `{"dns":`)
+	add("community_info: unknown tenant", "POST", info, nil, map[string]string{"dns": "evil.example", "communityName": "default"})
+	add("community_info: no community", "POST", info, nil, map[string]string{"dns": "localhost"})
+	add("community_info: a body over 64 KiB", "POST", info, nil, `{"dns":"`+strings.Repeat("a", 65<<10)+`"}`)
+	add("community_info: GET", "GET", info, nil, nil)
+	add("an unknown route", "POST", "/webauthn/u2/attestation/options", withLicense(), map[string]any{"dns": "localhost"})
+	add("a path traversal", "GET", "/webauthn/../../etc/passwd", nil, nil)
+
+	if len(cases) < 80 {
+		t.Fatalf("only %d hostile requests", len(cases))
+	}
+	for i, h := range cases {
+		t.Run(fmt.Sprintf("%03d %s %s", i, h.path, h.name), func(t *testing.T) {
+			status, body, _ := s.call(t, h.method, h.path, h.headers, h.body)
+			if status < 400 || status >= 500 {
+				t.Fatalf("answered %d %v, want a 4xx", status, body)
+			}
+			if body["code"] == nil || body["statusCode"] != float64(status) || body["message"] == "" {
+				t.Fatalf("answered %d with %v, want the error body", status, body)
+			}
+		})
+	}
+	s.stop(t)
+	if after := storeDigest(t, dir); after != before {
+		t.Fatal("the store changed under hostile requests")
+	}
+	t.Logf("%d hostile requests, store digest unchanged", len(cases))
+}
