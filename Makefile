@@ -3,7 +3,7 @@ GO      ?= go
 BROWSER := cmd/webauthnd/testdata/browser
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-deps build vet
+.PHONY: run test test-deps build vet bench
 
 ## run: start webauthnd on http://localhost:8080 with its embedded default (./data)
 run:
@@ -24,3 +24,7 @@ vet:
 
 build:
 	$(GO) build -o bin/webauthnd ./cmd/webauthnd
+
+## bench: drive ceremonies against a running server (make run), e.g. make bench BENCH='--users 32 --duration 30s --pid PID'
+bench:
+	$(GO) run ./bench $(BENCH)

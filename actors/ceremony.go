@@ -80,7 +80,12 @@ func (c *ceremony) Receive(ctx actor.Context) {
 			next(ctx, m)
 		}
 	case *actor.ReceiveTimeout:
-		c.fail(ctx, messages.Errorf(messages.CodeUnavailable, "the ceremony timed out"))
+		if c.caller != nil { // only if a write outlived the ceremony's whole timeout
+			c.fail(ctx, messages.Errorf(messages.CodeUnavailable, "the ceremony timed out"))
+			return
+		}
+		c.log.Info("ceremony expired", zap.String("community", c.scope.CommunityID), zap.String("code", "ceremony_expired"))
+		ctx.Stop(ctx.Self())
 	}
 }
 
