@@ -27,7 +27,9 @@ func handleHealthz(health func() error, draining func() bool, version string, lo
 }
 
 func handleEnvironment(cfg Config, envelope *Keyring) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) { encode(w, http.StatusOK, environment(cfg, envelope.Current())) }
+	return func(w http.ResponseWriter, r *http.Request) {
+		encode(w, http.StatusOK, environment(cfg, envelope.Current()))
+	}
 }
 
 func environment(cfg Config, envelope *EnvelopeKey) map[string]any {

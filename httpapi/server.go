@@ -55,7 +55,7 @@ type Deps struct {
 	Envelope *Keyring
 	// Replays remembers the request ids of sealed requests.
 	Replays Replays
-	Log         *zap.Logger
+	Log     *zap.Logger
 }
 
 // NewServer returns the service's HTTP handler.
