@@ -51,6 +51,10 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		if c, ok := s.open[name]; ok && c.pid.Equal(m.Who) {
 			delete(s.open, name)
 		}
+		if s.alive == 0 {
+			// Go maps never shrink: after a burst, let the grown one go.
+			s.open = map[string]openCeremony{}
+		}
 	case liveQuery:
 		ctx.Respond(s.alive)
 	}
