@@ -51,6 +51,7 @@ type ceremony struct {
 	user      *waUser // the registering user
 	decoy     bool    // sign-in options for an unknown username
 
+	done   bool                             // answered its result, failed or expired: stopping
 	caller *actor.PID                       // who waits for this ceremony's answer
 	next   func(actor.Context, writeResult) // what to do when the pending write commits
 	log    *zap.Logger
@@ -67,7 +68,8 @@ func (c *ceremony) Receive(ctx actor.Context) {
 		c.caller = ctx.Sender()
 		c.begin(ctx, m.msg)
 	case finish:
-		if c.session == nil || c.caller != nil {
+		if c.done || c.session == nil || c.caller != nil {
+			// A result that raced the ceremony's end still gets an answer.
 			ctx.Respond(failure{errCeremonyNotFound})
 			return
 		}
@@ -80,12 +82,15 @@ func (c *ceremony) Receive(ctx actor.Context) {
 			next(ctx, m)
 		}
 	case *actor.ReceiveTimeout:
+		if c.done {
+			return
+		}
 		if c.caller != nil { // only if a write outlived the ceremony's whole timeout
 			c.fail(ctx, messages.Errorf(messages.CodeUnavailable, "the ceremony timed out"))
 			return
 		}
 		c.log.Info("ceremony expired", zap.String("community", c.scope.CommunityID), zap.String("code", "ceremony_expired"))
-		ctx.Stop(ctx.Self())
+		c.stop(ctx)
 	}
 }
 
@@ -111,11 +116,20 @@ func (c *ceremony) answer(ctx actor.Context, v any) {
 	}
 }
 
+// stop ends the ceremony after the messages already in its mailbox: a poison pill, not Stop,
+// because Stop drops them unanswered.
+func (c *ceremony) stop(ctx actor.Context) {
+	if !c.done {
+		c.done = true
+		ctx.Poison(ctx.Self())
+	}
+}
+
 // fail answers the caller with err and ends the ceremony.
 func (c *ceremony) fail(ctx actor.Context, err error) {
 	c.answer(ctx, failure{err})
 	c.logOutcome(err)
-	ctx.Stop(ctx.Self())
+	c.stop(ctx)
 }
 
 // failVerification fails a sign-in after its credential was found: the failures that the
@@ -321,7 +335,7 @@ func (c *ceremony) finishRegistration(ctx actor.Context, m messages.FinishRegist
 			AttestationTrusted: record.AttestationTrusted,
 		})
 		c.log.Info("ceremony succeeded", zap.String("community", c.scope.CommunityID), zap.String("code", "registered"))
-		ctx.Stop(ctx.Self())
+		c.stop(ctx)
 	})
 }
 
@@ -475,7 +489,7 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn) {
 		result.Token = token
 		c.answer(ctx, result)
 		c.log.Info("ceremony succeeded", zap.String("community", c.scope.CommunityID), zap.String("code", "signed_in"))
-		ctx.Stop(ctx.Self())
+		c.stop(ctx)
 	})
 }
 

@@ -47,6 +47,10 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		s.finish(ctx, m)
 	case *actor.Terminated:
 		s.alive--
+		// protoactor's PIDSet keeps stale *PID pointers past its length after a removal, and a
+		// PID caches its (now dead) process: sending to it once makes it drop that cache, so a
+		// finished ceremony's memory can be collected.
+		ctx.Send(m.Who, released{})
 		name := strings.TrimPrefix(m.Who.Id, ctx.Self().Id+"/")
 		if c, ok := s.open[name]; ok && c.pid.Equal(m.Who) {
 			delete(s.open, name)
@@ -104,3 +108,10 @@ func (s *supervisor) finish(ctx actor.Context, m finish) {
 	delete(s.open, m.name)
 	ctx.Forward(c.pid)
 }
+
+// released is sent to a stopped ceremony's PID only to clear its cached process; it lands in
+// the dead letters, unlogged.
+type released struct{}
+
+// IgnoreDeadLetterLogging keeps released out of the dead-letter log.
+func (released) IgnoreDeadLetterLogging() {}
