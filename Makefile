@@ -28,3 +28,14 @@ build:
 ## bench: drive ceremonies against a running server (make run), e.g. make bench BENCH='--users 32 --duration 30s --pid PID'
 bench:
 	$(GO) run ./bench $(BENCH)
+
+## fuzz: run every fuzz target for FUZZTIME on top of its seeds (make test runs the seeds alone)
+FUZZTIME ?= 10s
+.PHONY: fuzz
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$target ($$pkg) for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s $$pkg; \
+		done; \
+	done
