@@ -74,7 +74,7 @@ func NewEngine(cfg Config, store Store, log *zap.Logger) (*Engine, error) {
 		return nil, errors.New("ceremony timeout and max ceremonies must be positive")
 	}
 	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 30 * time.Second
+		cfg.RequestTimeout = 20 * time.Second // under the HTTP write timeout (30 s)
 	}
 	signer, err := NewSigner(cfg.SigningKey, cfg.Issuer, cfg.TokenTTL)
 	if err != nil {
