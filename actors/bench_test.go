@@ -29,12 +29,15 @@ func BenchmarkBeginSignIn(b *testing.B) {
 }
 
 // BenchmarkSignInCeremony measures a whole sign-in (options, verification in the ceremony
-// actor, the synced counter write, the token) for one registered ES256 passkey per goroutine.
+// actor, the synced counter write, the token) for one registered ES256 passkey per goroutine,
+// 16 goroutines per CPU, so that the writer can group commits as under load. The client's
+// signing (virtualwebauthn) runs in the same process and is part of the figure.
 func BenchmarkSignInCeremony(b *testing.B) {
 	t := &testing.T{}
 	e := newTestEngine(t, Config{CeremonyTimeout: time.Minute}, nil)
 	rp := virtualwebauthn.RelyingParty{ID: "localhost", Name: "c1", Origin: "http://localhost:8080"}
 	b.ReportAllocs()
+	b.SetParallelism(16)
 	b.RunParallel(func(pb *testing.PB) {
 		auth, cred := virtualwebauthn.NewAuthenticator(), benchCredential()
 		username := string(rand.Text())

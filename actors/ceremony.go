@@ -366,6 +366,7 @@ func (c *ceremony) beginSignIn(ctx actor.Context, m messages.BeginSignIn) {
 	}
 	switch {
 	case user != nil && len(user.creds) > 0:
+		c.user = user
 		assertion, session, err = c.wa.BeginLogin(user, opts...)
 	case m.Username != "":
 		// Unknown user, or one without passkeys: answer like a known one, with stable decoy
@@ -417,26 +418,12 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn) {
 		c.fail(ctx, errUnknownCredential)
 		return
 	}
-	stored, err := c.deps.store.Credential(parsed.RawID)
-	if errors.Is(err, persistence.ErrNotFound) || (err == nil && stored.CommunityID != c.scope.CommunityID) ||
-		(err == nil && len(c.session.UserID) > 0 && !bytes.Equal(stored.UserHandle, c.session.UserID)) {
-		c.fail(ctx, errUnknownCredential)
-		return
-	} else if err != nil {
-		c.fail(ctx, messages.Wrap(messages.CodeInternal, "internal error", err))
-		return
-	}
-	u, err := c.deps.store.User(stored.CommunityID, stored.Username)
-	if err != nil {
-		c.fail(ctx, messages.Wrap(messages.CodeInternal, "internal error", err))
-		return
-	}
-	user, err := c.loadUser(u)
+	user, cloneWarning, err := c.signInUser(parsed.RawID)
 	if err != nil {
 		c.fail(ctx, err)
 		return
 	}
-	if c.community.BlockClones && stored.CloneWarning {
+	if c.community.BlockClones && cloneWarning {
 		c.failVerification(ctx, messages.Errorf(messages.CodeCounterRegression, "this credential is blocked: its signature counter once went backwards"))
 		return
 	}
@@ -460,7 +447,7 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn) {
 	}
 	flags := parsed.Response.AuthenticatorData.Flags
 	op := persistence.RecordSignIn{
-		ID:           stored.ID,
+		ID:           parsed.RawID,
 		Counter:      parsed.Response.AuthenticatorData.Counter,
 		UserVerified: flags.HasUserVerified(),
 		BackupState:  flags.HasBackupState(),
@@ -491,6 +478,37 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn) {
 		c.log.Info("ceremony succeeded", zap.String("community", c.scope.CommunityID), zap.String("code", "signed_in"))
 		c.stop(ctx)
 	})
+}
+
+// signInUser finds the user whose credential rawID answers this sign-in, and whether that
+// credential carries a clone warning. A sign-in by username reuses what its options loaded (the
+// store write that follows re-reads the credential, so nothing stale is written); a
+// discoverable one reads the credential and its owner. A credential of another community, or
+// not of the user the options named, is unknown.
+func (c *ceremony) signInUser(rawID []byte) (*waUser, bool, error) {
+	if c.user != nil {
+		for _, cred := range c.user.creds {
+			if bytes.Equal(cred.ID, rawID) {
+				return c.user, cred.Authenticator.CloneWarning, nil
+			}
+		}
+		return nil, false, errUnknownCredential
+	}
+	stored, err := c.deps.store.Credential(rawID)
+	switch {
+	case errors.Is(err, persistence.ErrNotFound):
+		return nil, false, errUnknownCredential
+	case err != nil:
+		return nil, false, messages.Wrap(messages.CodeInternal, "internal error", err)
+	case stored.CommunityID != c.scope.CommunityID || (len(c.session.UserID) > 0 && !bytes.Equal(stored.UserHandle, c.session.UserID)):
+		return nil, false, errUnknownCredential
+	}
+	u, err := c.deps.store.User(stored.CommunityID, stored.Username)
+	if err != nil {
+		return nil, false, messages.Wrap(messages.CodeInternal, "internal error", err)
+	}
+	user, err := c.loadUser(u)
+	return user, stored.CloneWarning, err
 }
 
 // waUser is a stored user as go-webauthn sees it.
