@@ -19,6 +19,16 @@ type Op interface {
 	apply(txn *badger.Txn) (any, error)
 }
 
+// configOp marks the ops that change communities, tenants or licenses: after a batch with one,
+// the store's cache of them is cleared.
+type configOp interface{ changesConfig() }
+
+func (PutTenant) changesConfig()      {}
+func (PutCommunity) changesConfig()   {}
+func (PatchCommunity) changesConfig() {}
+func (PutLicense) changesConfig()     {}
+func (RevokeLicense) changesConfig()  {}
+
 // Result is the outcome of one Op: its value, or the reason it was refused.
 type Result struct {
 	Value any
@@ -40,6 +50,13 @@ func (s *Store) Apply(ops []Op) []Result {
 		err := txn.Commit()
 		if errors.Is(err, badger.ErrConflict) && attempt < 10 {
 			continue
+		}
+		for _, op := range ops {
+			if _, ok := op.(configOp); ok {
+				s.configGen.Add(1)
+				s.config.Clear()
+				break
+			}
 		}
 		if err != nil {
 			for i := range results {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 	"go.uber.org/zap"
@@ -27,6 +28,12 @@ type Store struct {
 	// actor already sends one at a time, and other callers (start-up, offline commands) then
 	// never conflict with it.
 	applyMu sync.Mutex
+	// config caches communities and licenses, which every request reads and operators rarely
+	// change: only this process writes the store (Badger's directory lock), and Apply clears the
+	// cache whenever a batch touched either.
+	config sync.Map
+	// configGen counts the clears, so that a read that raced one is not cached.
+	configGen atomic.Uint64
 }
 
 // Communities reads tenants and communities.
@@ -214,8 +221,22 @@ func (s *Store) CommunityByName(tenantID, name string) (c Community, err error) 
 }
 
 // Community returns the community with id.
-func (s *Store) Community(id string) (c Community, err error) {
-	return c, s.view(communityKey(id), &c)
+func (s *Store) Community(id string) (Community, error) {
+	return cached(s, "c/"+id, func() (c Community, err error) { return c, s.view(communityKey(id), &c) })
+}
+
+// cached returns the config record under key, reading it with read on a miss. Missing records
+// are not cached.
+func cached[T any](s *Store, key string, read func() (T, error)) (T, error) {
+	if v, ok := s.config.Load(key); ok {
+		return v.(T), nil
+	}
+	gen := s.configGen.Load()
+	v, err := read()
+	if err == nil && s.configGen.Load() == gen {
+		s.config.Store(key, v)
+	}
+	return v, err
 }
 
 // User returns the user of a community by username.
@@ -272,9 +293,10 @@ func HashLicenseKey(key string) []byte {
 }
 
 // LicenseByKey finds the license of a key by its hash and compares the hash in constant time.
-func (s *Store) LicenseByKey(key string) (l License, err error) {
+func (s *Store) LicenseByKey(key string) (License, error) {
 	hash := HashLicenseKey(key)
-	if err = s.view(licenseKey(hash), &l); err != nil {
+	l, err := cached(s, "l/"+string(hash), func() (l License, err error) { return l, s.view(licenseKey(hash), &l) })
+	if err != nil {
 		return l, err
 	}
 	if subtle.ConstantTimeCompare(hash, l.KeyHash) != 1 {
