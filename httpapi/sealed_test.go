@@ -122,3 +122,40 @@ func BenchmarkSealedRequest(b *testing.B) {
 		})
 	}
 }
+
+// FuzzSealedRequest feeds the envelope hostile headers and bodies (publickey, licensekey,
+// requestid, the sealed body): none may panic, and every refusal is a 4xx.
+func FuzzSealedRequest(f *testing.F) {
+	key, _ := NewEnvelopeKey(CurveSecp256k1)
+	public, shared := callerOf(f, key)
+	license, _ := seal(shared, []byte("license-key"))
+	rid, _ := seal(shared, []byte(`{"ts":`+strconv.FormatInt(time.Now().Unix(), 10)+`,"appid":"a","uuid":"u-1"}`))
+	body, _ := seal(shared, []byte(`{"dns":"localhost","username":"alice"}`))
+	pub := base64.StdEncoding.EncodeToString(public)
+	f.Add(pub, license, rid, `{"data":"`+body+`"}`)
+	f.Add(pub, "license-key", rid, `{"data":"`+body+`"}`)
+	f.Add(pub, license, "7d444840-9dc0-11d1-b245-5ffdce74fad2", `{"data":"`+body+`"}`)
+	f.Add(base64.StdEncoding.EncodeToString(append([]byte{4}, public...)), license, rid, `{"data":""}`)
+	f.Add("", "", "", "")
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		encode(w, http.StatusOK, map[string]string{"status": "success"})
+	})
+	h := sealed(NewKeyring(key), &memoryReplays{seen: map[string]bool{}}, time.Minute, time.Now, zap.NewNop(), inner)
+	f.Fuzz(func(t *testing.T, publickey, licensekey, requestid, raw string) {
+		req := httptest.NewRequest("POST", "/webauthn/assertion/options", bytes.NewReader([]byte(raw)))
+		req.Header.Set("publickey", publickey)
+		req.Header.Set("licensekey", licensekey)
+		req.Header.Set("requestid", requestid)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK && (w.Code < 400 || w.Code >= 500) {
+			t.Fatalf("answered %d: %s", w.Code, w.Body)
+		}
+		if w.Code == http.StatusOK {
+			var out struct{ Data string }
+			if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || out.Data == "" {
+				t.Fatalf("a success must be sealed: %s", w.Body)
+			}
+		}
+	})
+}
