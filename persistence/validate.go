@@ -128,7 +128,7 @@ func CanonicalHost(s string) (string, error) {
 		}
 		host = h
 	}
-	if host == "" || len(host) > 253 || strings.ContainsAny(host, ":/\\@?#[] \x00") {
+	if host == "" || len(host) > 253 || strings.ContainsAny(host, ":/\\@?#[]") || strings.ContainsFunc(host, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return "", invalid("host name %q: give a plain host name such as login.example.com", s)
 	}
 	return host, nil
