@@ -228,15 +228,23 @@ func (s *Store) Community(id string) (Community, error) {
 // cached returns the config record under key, reading it with read on a miss. Missing records
 // are not cached.
 func cached[T any](s *Store, key string, read func() (T, error)) (T, error) {
-	if v, ok := s.config.Load(key); ok {
-		return v.(T), nil
-	}
 	gen := s.configGen.Load()
+	if v, ok := s.config.Load(key); ok && v.(cachedRecord).gen == gen {
+		return v.(cachedRecord).value.(T), nil
+	}
 	v, err := read()
-	if err == nil && s.configGen.Load() == gen {
-		s.config.Store(key, v)
+	if err == nil {
+		// An entry of an older generation is a miss: a read that raced a commit (and stored
+		// after the clear) cannot outlive it.
+		s.config.Store(key, cachedRecord{gen: gen, value: v})
 	}
 	return v, err
+}
+
+// cachedRecord is a cached config record with the cache generation it was read in.
+type cachedRecord struct {
+	gen   uint64
+	value any
 }
 
 // User returns the user of a community by username.
