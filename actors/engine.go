@@ -116,6 +116,19 @@ func (e *Engine) Live(communityID string) (int, error) {
 	return res.(int), nil
 }
 
+// LiveTotal returns the number of live ceremony actors of every community that has had one.
+func (e *Engine) LiveTotal() (int, error) {
+	total := 0
+	var err error
+	e.supervisors.Range(func(key, _ any) bool {
+		var n int
+		n, err = e.Live(key.(string))
+		total += n
+		return err == nil
+	})
+	return total, err
+}
+
 // Ping checks that the actor system answers.
 func (e *Engine) Ping() error {
 	_, err := e.request(e.writer, ping{})

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"runtime"
+	"runtime/metrics"
 
 	"github.com/webauthnd/webauthnd/messages"
 
@@ -22,7 +24,9 @@ type AdminDeps struct {
 	RotateKeys func(envelope bool, curve string, signing bool) (any, error)
 	// Backup writes a consistent snapshot of the store (webauthnd backup).
 	Backup func(w io.Writer) error
-	Log    *zap.Logger
+	// LiveCeremonies counts the ceremony actors alive in every community.
+	LiveCeremonies func() (int, error)
+	Log            *zap.Logger
 }
 
 // NewAdminServer returns the management API that `webauthnd community` and `webauthnd license`
@@ -55,6 +59,28 @@ func handleListLicenses(a AdminDeps) http.Handler {
 			return err
 		}
 		encode(w, http.StatusOK, map[string]any{"licenses": licenses})
+		return nil
+	})
+}
+
+// handleStats answers what the benchmark harness checks after a burst: live ceremony actors
+// and the Go heap (after a forced collection with ?gc=1), so that nothing needs a debug build.
+func handleStats(a AdminDeps) http.Handler {
+	return handle(a.Log, func(w http.ResponseWriter, r *http.Request) error {
+		if r.URL.Query().Get("gc") == "1" {
+			runtime.GC()
+		}
+		live, err := a.LiveCeremonies()
+		if err != nil {
+			return err
+		}
+		sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		metrics.Read(sample)
+		encode(w, http.StatusOK, map[string]any{
+			"liveCeremonies": live,
+			"heapBytes":      sample[0].Value.Uint64(),
+			"goroutines":     runtime.NumGoroutine(),
+		})
 		return nil
 	})
 }

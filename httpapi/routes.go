@@ -65,6 +65,7 @@ func adminRoutes(a AdminDeps) http.Handler {
 	r.Handler(http.MethodPost, "/admin/licenses/revoke", handleWrite[persistence.RevokeLicense](a))
 	r.Handler(http.MethodPost, "/admin/keys/rotate", handleRotateKeys(a))
 	r.Handler(http.MethodGet, "/admin/backup", handleBackup(a))
+	r.Handler(http.MethodGet, "/admin/stats", handleStats(a))
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, a.Log, messages.Errorf(messages.CodeNotFound, "no such route"))
 	})

@@ -44,8 +44,9 @@ func listenAdmin(dataDir string, engine *actors.Engine, store *persistence.Store
 			RotateKeys: func(envelope bool, curve string, signing bool) (any, error) {
 				return keys.rotate(rotateRequest{Envelope: envelope, Curve: curve, Signing: signing})
 			},
-			Backup: store.Backup,
-			Log:    log.Named("admin"),
+			Backup:         store.Backup,
+			LiveCeremonies: engine.LiveTotal,
+			Log:            log.Named("admin"),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          zap.NewStdLog(log),

@@ -464,3 +464,35 @@ func TestStandardBase64IsToleratedInCredentials(t *testing.T) {
 		t.Fatal("the caller's requestid is not the request's id in the log")
 	}
 }
+
+// TestAdminStatsCountLiveCeremonies: the admin socket's /admin/stats counts the ceremony
+// actors alive in every community (an options call starts one, its expiry ends it) and reports
+// the Go heap, so that the benchmark harness can check a burst's aftermath.
+func TestAdminStatsCountLiveCeremonies(t *testing.T) {
+	s := startServer(t, "", "--ceremony-timeout", "1s")
+	defer s.stop(t)
+	stats := func() map[string]any {
+		t.Helper()
+		v, err := viaSocket(context.Background(), socketPath(s.DataDir), "GET", "/admin/stats?gc=1", nil)
+		if err != nil {
+			t.Fatalf("admin stats: %v", err)
+		}
+		return v.(map[string]any)
+	}
+	if live := stats()["liveCeremonies"]; live != 0.0 {
+		t.Fatalf("live ceremonies before any call = %v, want 0", live)
+	}
+	s.signInOptions(t, s.License, "default", "localhost", "")
+	s.signInOptions(t, s.License, "default", "localhost", "nobody")
+	got := stats()
+	if got["liveCeremonies"] != 2.0 || got["heapBytes"].(float64) <= 0 || got["goroutines"].(float64) <= 0 {
+		t.Fatalf("stats with two open ceremonies = %v, want liveCeremonies 2 and a heap and goroutines", got)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for stats()["liveCeremonies"] != 0.0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("ceremonies still live 2 s after their 1 s timeout: %v", stats())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
