@@ -47,7 +47,7 @@ func BenchmarkSignInCeremony(b *testing.B) {
 		}
 		ao, _ := virtualwebauthn.ParseAttestationOptions(string(opts.Options))
 		if _, err := e.FinishRegistration(messages.FinishRegistration{Scope: scope,
-			Credential: []byte(virtualwebauthn.CreateAttestationResponse(rp, auth, cred, *ao))}); err != nil {
+			Credential: credentialOf(b, []byte(virtualwebauthn.CreateAttestationResponse(rp, auth, cred, *ao)))}); err != nil {
 			b.Fatal(err)
 		}
 		auth.Options.UserHandle = []byte(ao.UserID)
@@ -60,7 +60,7 @@ func BenchmarkSignInCeremony(b *testing.B) {
 			so, _ := virtualwebauthn.ParseAssertionOptions(string(opts.Options))
 			cred.Counter++
 			res, err := e.FinishSignIn(messages.FinishSignIn{Scope: scope,
-				Credential: []byte(virtualwebauthn.CreateAssertionResponse(rp, auth, cred, *so))})
+				Credential: credentialOf(b, []byte(virtualwebauthn.CreateAssertionResponse(rp, auth, cred, *so)))})
 			if err != nil || res.Token == "" {
 				b.Fatal(err)
 			}

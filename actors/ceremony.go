@@ -74,7 +74,7 @@ func (c *ceremony) Receive(ctx actor.Context) {
 			return
 		}
 		c.caller = ctx.Sender()
-		c.finish(ctx, m.msg)
+		c.finish(ctx, m)
 	case writeResult:
 		next := c.next
 		c.next = nil
@@ -203,12 +203,16 @@ func (c *ceremony) begin(ctx actor.Context, msg any) {
 	}
 }
 
-func (c *ceremony) finish(ctx actor.Context, msg any) {
-	switch m := msg.(type) {
+func (c *ceremony) finish(ctx actor.Context, f finish) {
+	if f.parsed.err != nil {
+		c.fail(ctx, classify(f.parsed.err))
+		return
+	}
+	switch m := f.msg.(type) {
 	case messages.FinishRegistration:
-		c.finishRegistration(ctx, m)
+		c.finishRegistration(ctx, m, f.parsed.value.(*protocol.ParsedCredentialCreationData))
 	case messages.FinishSignIn:
-		c.finishSignIn(ctx, m)
+		c.finishSignIn(ctx, m, f.parsed.value.(*protocol.ParsedCredentialAssertionData))
 	}
 }
 
@@ -273,14 +277,10 @@ func (c *ceremony) beginRegistration(ctx actor.Context, m messages.BeginRegistra
 	})
 }
 
-func (c *ceremony) finishRegistration(ctx actor.Context, m messages.FinishRegistration) {
+// finishRegistration verifies an attestation; parsed is shared with no one and only read.
+func (c *ceremony) finishRegistration(ctx actor.Context, m messages.FinishRegistration, parsed *protocol.ParsedCredentialCreationData) {
 	if m.RPID != "" && m.RPID != c.scope.RPID {
 		c.fail(ctx, messages.Errorf(messages.CodeRPIDNotAllowed, "dns differs from the ceremony's RP ID"))
-		return
-	}
-	parsed, err := protocol.ParseCredentialCreationResponseBytes(m.Credential)
-	if err != nil {
-		c.fail(ctx, classify(err))
 		return
 	}
 	if err := checkCrossOrigin(parsed.Response.CollectedClientData, c.community); err != nil {
@@ -404,14 +404,10 @@ func (c *ceremony) decoyCredentials(communityID, username string) []protocol.Cre
 
 var errUnknownCredential = messages.Errorf(messages.CodeCredentialUnknown, "the credential is not registered for this user and community")
 
-func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn) {
+// finishSignIn verifies an assertion; parsed is shared with no one and only read.
+func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn, parsed *protocol.ParsedCredentialAssertionData) {
 	if m.RPID != "" && m.RPID != c.scope.RPID {
 		c.fail(ctx, messages.Errorf(messages.CodeRPIDNotAllowed, "dns differs from the ceremony's RP ID"))
-		return
-	}
-	parsed, err := protocol.ParseCredentialRequestResponseBytes(m.Credential)
-	if err != nil {
-		c.fail(ctx, classify(err))
 		return
 	}
 	if c.decoy {

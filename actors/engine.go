@@ -142,8 +142,9 @@ func (e *Engine) BeginRegistration(m messages.BeginRegistration) (messages.Regis
 
 // FinishRegistration delivers a registration result to its ceremony.
 func (e *Engine) FinishRegistration(m messages.FinishRegistration) (messages.Registered, error) {
-	name, _, err := ceremonyNameOf(m.Credential)
-	return ask[messages.Registered](e, m.CommunityID, finish{kind: kindRegistration, name: name, sessionInfo: m.SessionInfo, licenseID: m.LicenseID, msg: m}, err)
+	name, parsed, err := parseRegistration(m.Credential)
+	return ask[messages.Registered](e, m.CommunityID, finish{kind: kindRegistration, name: name, sessionInfo: m.SessionInfo,
+		licenseID: m.LicenseID, msg: m, parsed: parsed}, err)
 }
 
 // BeginSignIn starts a sign-in ceremony.
@@ -155,14 +156,16 @@ func (e *Engine) BeginSignIn(m messages.BeginSignIn) (messages.SignInOptions, er
 // are rate-limited per credential and per license; a refusal by the limit (429) neither spends
 // the ceremony nor counts as a failure.
 func (e *Engine) FinishSignIn(m messages.FinishSignIn) (messages.SignedIn, error) {
-	name, credential, err := ceremonyNameOf(m.Credential)
+	name, parsed, err := parseAssertion(m.Credential)
+	credential := string(m.Credential.RawID)
 	if err == nil {
 		if wait := e.limiter.wait(credential, m.LicenseID); wait > 0 {
 			return messages.SignedIn{}, &messages.Error{Code: messages.CodeRateLimited, RetryAfter: wait,
 				Message: "too many failed sign-ins with this credential or license; retry later"}
 		}
 	}
-	res, err := ask[messages.SignedIn](e, m.CommunityID, finish{kind: kindSignIn, name: name, sessionInfo: m.SessionInfo, licenseID: m.LicenseID, msg: m}, err)
+	res, err := ask[messages.SignedIn](e, m.CommunityID, finish{kind: kindSignIn, name: name, sessionInfo: m.SessionInfo,
+		licenseID: m.LicenseID, msg: m, parsed: parsed}, err)
 	var counted verificationFailure
 	if errors.As(err, &counted) {
 		e.limiter.fail(credential, m.LicenseID)

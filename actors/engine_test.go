@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
 )
@@ -55,7 +56,42 @@ var scope = messages.Scope{TenantID: "t1", CommunityID: "c1", RPID: "localhost"}
 
 // resultFor is an assertion that names the ceremony of options; it is not signed, so a live
 // ceremony refuses it on verification, but it reaches that ceremony.
-func resultFor(t *testing.T, options []byte) []byte {
+// credentialOf decodes a PublicKeyCredential's JSON (base64url binary fields) as the wire does
+// before it reaches the engine.
+func credentialOf(tb testing.TB, raw []byte) messages.Credential {
+	tb.Helper()
+	c, err := decodeCredential(raw)
+	if err != nil {
+		tb.Fatalf("credential JSON: %v", err)
+	}
+	return c
+}
+
+func decodeCredential(raw []byte) (messages.Credential, error) {
+	var body struct {
+		ID                      protocol.URLEncodedBase64 `json:"id"`
+		RawID                   protocol.URLEncodedBase64 `json:"rawId"`
+		Type                    string                    `json:"type"`
+		AuthenticatorAttachment string                    `json:"authenticatorAttachment"`
+		ClientExtensionResults  json.RawMessage           `json:"clientExtensionResults"`
+		Response                struct {
+			ClientDataJSON    protocol.URLEncodedBase64 `json:"clientDataJSON"`
+			AttestationObject protocol.URLEncodedBase64 `json:"attestationObject"`
+			Transports        []string                  `json:"transports"`
+			AuthenticatorData protocol.URLEncodedBase64 `json:"authenticatorData"`
+			Signature         protocol.URLEncodedBase64 `json:"signature"`
+			UserHandle        protocol.URLEncodedBase64 `json:"userHandle"`
+		} `json:"response"`
+	}
+	err := json.Unmarshal(raw, &body)
+	return messages.Credential{ID: body.ID, RawID: body.RawID, Type: body.Type, AuthenticatorAttachment: body.AuthenticatorAttachment,
+		ClientExtensionResults: body.ClientExtensionResults, ClientDataJSON: body.Response.ClientDataJSON,
+		AttestationObject: body.Response.AttestationObject, Transports: body.Response.Transports,
+		AuthenticatorData: body.Response.AuthenticatorData, Signature: body.Response.Signature,
+		UserHandle: body.Response.UserHandle}, err
+}
+
+func resultFor(t *testing.T, options []byte) messages.Credential {
 	t.Helper()
 	var o struct{ Challenge string }
 	if err := json.Unmarshal(options, &o); err != nil {
@@ -64,7 +100,7 @@ func resultFor(t *testing.T, options []byte) []byte {
 	cd, _ := json.Marshal(map[string]string{"type": "webauthn.get", "challenge": o.Challenge, "origin": "http://localhost:8080"})
 	body, _ := json.Marshal(map[string]any{"id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": map[string]string{
 		"clientDataJSON": base64.RawURLEncoding.EncodeToString(cd), "authenticatorData": "AAAA", "signature": "AAAA"}})
-	return body
+	return credentialOf(t, body)
 }
 
 func code(err error) messages.Code { return messages.ErrorCode(err) }

@@ -89,10 +89,17 @@ func newFuzzRP(tb testing.TB) *fuzzRP {
 
 // verifyRegistration runs what finishRegistration runs on a credential, up to the write.
 func (r *fuzzRP) verifyRegistration(raw []byte) (*webauthn.Credential, error) {
-	parsed, err := protocol.ParseCredentialCreationResponseBytes(raw)
+	c, err := decodeCredential(raw)
 	if err != nil {
-		return nil, classify(err)
+		return nil, messages.Wrap(messages.CodeInvalidCredential, "not a credential", err)
 	}
+	_, p, err := parseRegistration(c)
+	if err != nil {
+		return nil, err
+	} else if p.err != nil {
+		return nil, classify(p.err)
+	}
+	parsed := p.value.(*protocol.ParsedCredentialCreationData)
 	if err := checkCrossOrigin(parsed.Response.CollectedClientData, r.c.community); err != nil {
 		return nil, err
 	}
@@ -108,10 +115,17 @@ func (r *fuzzRP) verifyRegistration(raw []byte) (*webauthn.Credential, error) {
 
 // verifyAssertion runs what finishSignIn runs on an assertion, up to the write.
 func (r *fuzzRP) verifyAssertion(raw []byte) error {
-	parsed, err := protocol.ParseCredentialRequestResponseBytes(raw)
+	c, err := decodeCredential(raw)
 	if err != nil {
-		return classify(err)
+		return messages.Wrap(messages.CodeInvalidCredential, "not a credential", err)
 	}
+	_, p, err := parseAssertion(c)
+	if err != nil {
+		return err
+	} else if p.err != nil {
+		return classify(p.err)
+	}
+	parsed := p.value.(*protocol.ParsedCredentialAssertionData)
 	if err := checkCrossOrigin(parsed.Response.CollectedClientData, r.c.community); err != nil {
 		return err
 	}
@@ -130,9 +144,11 @@ func checkRefusal(t *testing.T, err error) {
 	}
 }
 
-// FuzzCeremonyNameOf feeds untrusted result bodies to the supervisor's router: it must never
-// panic, refuse with invalid_credential, and name a ceremony by a 128-bit hex digest.
-func FuzzCeremonyNameOf(f *testing.F) {
+// FuzzParseResult feeds untrusted result credentials to what the engine runs before routing
+// (go-webauthn's parse, then the ceremony's name from the challenge): it must never panic; a
+// credential it cannot route is refused with invalid_credential; a routed one is named by a
+// 128-bit hex digest, and its parse failure, if any, is a client error.
+func FuzzParseResult(f *testing.F) {
 	r := newFuzzRP(f)
 	for _, seed := range append(r.registrations, r.assertions...) {
 		f.Add(seed)
@@ -140,15 +156,27 @@ func FuzzCeremonyNameOf(f *testing.F) {
 	f.Add([]byte(`{"response":{"clientDataJSON":"eyJjaGFsbGVuZ2UiOiJBQUFBIn0="}}`))
 	f.Add([]byte(`{"response":{"clientDataJSON":""}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		name, _, err := ceremonyNameOf(body)
+		c, err := decodeCredential(body)
 		if err != nil {
-			if messages.ErrorCode(err) != messages.CodeInvalidCredential {
-				t.Fatalf("refused with %v, want %s", err, messages.CodeInvalidCredential)
-			}
-			return
+			return // the wire refuses it
 		}
-		if b, err := hex.DecodeString(name); err != nil || len(b) != 16 {
-			t.Fatalf("ceremony name %q is not 16 bytes of hex", name)
+		for _, parse := range []func(messages.Credential) (string, parsedResult, error){parseRegistration, parseAssertion} {
+			name, p, err := parse(c)
+			if err != nil {
+				if messages.ErrorCode(err) != messages.CodeInvalidCredential {
+					t.Fatalf("refused with %v, want %s", err, messages.CodeInvalidCredential)
+				}
+				continue
+			}
+			if b, err := hex.DecodeString(name); err != nil || len(b) != 16 {
+				t.Fatalf("ceremony name %q is not 16 bytes of hex", name)
+			}
+			if (p.err == nil) == (p.value == nil) {
+				t.Fatalf("parsed %v and error %v: want exactly one", p.value, p.err)
+			}
+			if p.err != nil {
+				checkRefusal(t, classify(p.err))
+			}
 		}
 	})
 }

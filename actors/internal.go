@@ -5,7 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"strings"
+
+	"github.com/go-webauthn/webauthn/protocol"
 
 	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
@@ -28,13 +29,15 @@ type begin struct {
 	msg         any
 }
 
-// finish asks a supervisor to route a result to the ceremony called name.
+// finish asks a supervisor to route a result to the ceremony called name; msg is a
+// messages.Finish*, parsed is its credential parsed.
 type finish struct {
 	kind        kind
 	name        string
 	sessionInfo string
 	licenseID   string
 	msg         any
+	parsed      parsedResult
 }
 
 // failure answers a request that failed.
@@ -70,38 +73,89 @@ func ceremonyName(challenge []byte) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// ceremonyNameOf finds the ceremony a credential answers, from the challenge in its
-// clientDataJSON, and returns the credential's rawId as given. Full verification happens
-// later, in the ceremony.
-func ceremonyNameOf(credential []byte) (name, rawID string, err error) {
-	var body struct {
-		RawID    string `json:"rawId"`
-		Response struct {
-			ClientDataJSON string `json:"clientDataJSON"`
-		} `json:"response"`
+// parsedResult is a result credential parsed once, in the caller's goroutine, before it is
+// routed: exactly one of the parsed value (*protocol.ParsedCredentialCreationData or
+// *protocol.ParsedCredentialAssertionData) and err is set. A credential that does not parse is
+// still routed to the ceremony its clientDataJSON names, which fails with err and ends.
+type parsedResult struct {
+	value any
+	err   error
+}
+
+// parseRegistration parses an attestation credential and names the ceremony it answers.
+func parseRegistration(c messages.Credential) (name string, p parsedResult, err error) {
+	pk, err := publicKeyCredential(c)
+	if err == nil {
+		p.value, err = protocol.CredentialCreationResponse{PublicKeyCredential: pk,
+			AttestationResponse: protocol.AuthenticatorAttestationResponse{
+				AuthenticatorResponse: protocol.AuthenticatorResponse{ClientDataJSON: c.ClientDataJSON},
+				Transports:            c.Transports,
+				AttestationObject:     c.AttestationObject,
+			}}.Parse()
 	}
-	if err := json.Unmarshal(credential, &body); err != nil {
-		return "", "", messages.Wrap(messages.CodeInvalidCredential, "the credential is not valid JSON", err)
+	if err != nil {
+		name, nerr := challengeName(c.ClientDataJSON)
+		return name, parsedResult{err: err}, nerr
 	}
-	name, err = challengeName(body.Response.ClientDataJSON)
-	return name, body.RawID, err
+	name, err = nameOfChallenge(p.value.(*protocol.ParsedCredentialCreationData).Response.CollectedClientData.Challenge)
+	return name, p, err
+}
+
+// parseAssertion parses an assertion credential and names the ceremony it answers.
+func parseAssertion(c messages.Credential) (name string, p parsedResult, err error) {
+	pk, err := publicKeyCredential(c)
+	if err == nil {
+		p.value, err = protocol.CredentialAssertionResponse{PublicKeyCredential: pk,
+			AssertionResponse: protocol.AuthenticatorAssertionResponse{
+				AuthenticatorResponse: protocol.AuthenticatorResponse{ClientDataJSON: c.ClientDataJSON},
+				AuthenticatorData:     c.AuthenticatorData,
+				Signature:             c.Signature,
+				UserHandle:            c.UserHandle,
+			}}.Parse()
+	}
+	if err != nil {
+		name, nerr := challengeName(c.ClientDataJSON)
+		return name, parsedResult{err: err}, nerr
+	}
+	name, err = nameOfChallenge(p.value.(*protocol.ParsedCredentialAssertionData).Response.CollectedClientData.Challenge)
+	return name, p, err
+}
+
+// publicKeyCredential is the part of a credential that both kinds share, as go-webauthn holds it.
+func publicKeyCredential(c messages.Credential) (protocol.PublicKeyCredential, error) {
+	pk := protocol.PublicKeyCredential{
+		Credential:              protocol.Credential{ID: base64.RawURLEncoding.EncodeToString(c.ID), Type: c.Type},
+		RawID:                   c.RawID,
+		AuthenticatorAttachment: c.AuthenticatorAttachment,
+	}
+	if ext := c.ClientExtensionResults; len(ext) > 0 && string(ext) != "{}" {
+		if err := json.Unmarshal(ext, &pk.ClientExtensionResults); err != nil {
+			return pk, protocol.ErrBadRequest.WithDetails("clientExtensionResults is not a valid object").WithError(err)
+		}
+	}
+	return pk, nil
 }
 
 // challengeName is the name of the ceremony whose challenge a clientDataJSON carries.
-func challengeName(clientDataJSON string) (string, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(clientDataJSON, "="))
-	if err != nil || len(raw) == 0 {
-		return "", messages.Wrap(messages.CodeInvalidCredential, "response.clientDataJSON is missing or not base64url", err)
+func challengeName(clientDataJSON []byte) (string, error) {
+	if len(clientDataJSON) == 0 {
+		return "", messages.Errorf(messages.CodeInvalidCredential, "response.clientDataJSON is missing")
 	}
 	var cd struct {
 		Challenge string `json:"challenge"`
 	}
-	if err := json.Unmarshal(raw, &cd); err != nil {
+	if err := json.Unmarshal(clientDataJSON, &cd); err != nil {
 		return "", messages.Wrap(messages.CodeInvalidCredential, "response.clientDataJSON is not valid JSON", err)
 	}
-	challenge, err := base64.RawURLEncoding.DecodeString(cd.Challenge)
-	if err != nil || len(challenge) == 0 {
+	return nameOfChallenge(cd.Challenge)
+}
+
+// nameOfChallenge is the name of the ceremony that issued a challenge, given as the base64url
+// of clientDataJSON.
+func nameOfChallenge(challenge string) (string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(challenge)
+	if err != nil || len(raw) == 0 {
 		return "", messages.Wrap(messages.CodeInvalidCredential, "clientDataJSON.challenge is missing or not base64url", err)
 	}
-	return ceremonyName(challenge), nil
+	return ceremonyName(raw), nil
 }

@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"unicode/utf8"
 
@@ -80,37 +82,46 @@ func readOptions(r *http.Request, lc licenseChecker, usernameRequired bool) (opt
 }
 
 // readResult decodes and checks a result request and its license.
-func readResult(r *http.Request, lc licenseChecker, registration bool) ([]byte, messages.Scope, string, error) {
+func readResult(r *http.Request, lc licenseChecker, registration bool) (messages.Credential, messages.Scope, string, error) {
 	var req credentialRequest
 	if err := decode(r, &req); err != nil {
-		return nil, messages.Scope{}, "", err
+		return messages.Credential{}, messages.Scope{}, "", err
 	}
 	session, err := sessionInfoHeader(r)
 	if err != nil {
-		return nil, messages.Scope{}, "", err
+		return messages.Credential{}, messages.Scope{}, "", err
 	}
 	for _, f := range [][2]string{{"dns", req.DNS}, {"communityId", req.CommunityID}, {"tenantId", req.TenantID}} {
 		if err := checkName(f[0], f[1], false); err != nil {
-			return nil, messages.Scope{}, "", err
+			return messages.Credential{}, messages.Scope{}, "", err
 		}
 	}
 	scope, err := lc.scope(r, req.CommunityID, req.TenantID, req.DNS)
 	if err != nil {
-		return nil, scope, "", err
+		return messages.Credential{}, scope, "", err
 	}
-	credential, err := req.canonical(registration)
+	credential, err := req.credential(registration)
 	return credential, scope, session, err
 }
 
-// mergeStatus adds status and errorMessage to a JSON object.
-func mergeStatus(options []byte) (map[string]any, error) {
-	var m map[string]any
-	if err := json.Unmarshal(options, &m); err != nil {
-		return nil, err
+// withStatus appends status "success", an empty errorMessage and the extra string members
+// to the engine's options, a JSON object, without decoding it again.
+func withStatus(options []byte, extra ...string) (json.RawMessage, error) {
+	options = bytes.TrimSpace(options)
+	if len(options) < 2 || options[0] != '{' || options[len(options)-1] != '}' {
+		return nil, fmt.Errorf("options are not a JSON object: %.40q", options)
 	}
-	m["status"] = "success"
-	m["errorMessage"] = ""
-	return m, nil
+	out := append(make([]byte, 0, len(options)+64+len(extra)*32), options[:len(options)-1]...)
+	if len(bytes.TrimSpace(options[1:len(options)-1])) > 0 {
+		out = append(out, ',')
+	}
+	out = append(out, `"status":"success","errorMessage":""`...)
+	for i := 0; i+1 < len(extra); i += 2 {
+		k, _ := json.Marshal(extra[i])
+		v, _ := json.Marshal(extra[i+1])
+		out = append(append(append(append(out, ','), k...), ':'), v...)
+	}
+	return append(out, '}'), nil
 }
 
 func handleAttestationOptions(lc licenseChecker, engine Ceremonies, envelope *Keyring, log *zap.Logger) http.Handler {
@@ -129,7 +140,7 @@ func handleAttestationOptions(lc licenseChecker, engine Ceremonies, envelope *Ke
 		if err != nil {
 			return err
 		}
-		data, err := mergeStatus(res.Options)
+		data, err := withStatus(res.Options)
 		if err != nil {
 			return err
 		}
@@ -174,11 +185,10 @@ func handleAssertionOptions(lc licenseChecker, engine Ceremonies, log *zap.Logge
 		if err != nil {
 			return err
 		}
-		body, err := mergeStatus(res.Options)
+		body, err := withStatus(res.Options, "sessionInfo", res.SessionInfo)
 		if err != nil {
 			return err
 		}
-		body["sessionInfo"] = res.SessionInfo
 		w.Header().Set("sessionInfo", res.SessionInfo)
 		encode(w, http.StatusOK, body)
 		return nil

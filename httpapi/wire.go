@@ -69,49 +69,40 @@ type credentialRequest struct {
 	TenantID    string `json:"tenantId"`
 }
 
-// canonical re-encodes the credential as go-webauthn expects it: base64url everywhere, only
-// the fields of the ceremony's kind.
-func (c credentialRequest) canonical(registration bool) ([]byte, error) {
+// credential checks that the fields of the ceremony's kind are present and returns them
+// decoded, for the engine to parse once.
+func (c credentialRequest) credential(registration bool) (messages.Credential, error) {
+	var out messages.Credential
 	id, err := decodeLenient(c.ID)
 	if err != nil || len(id) == 0 {
-		return nil, messages.Errorf(messages.CodeInvalidCredential, "id is missing or not base64url")
+		return out, messages.Errorf(messages.CodeInvalidCredential, "id is missing or not base64url")
 	}
 	if len(c.RawID) == 0 {
-		return nil, messages.Errorf(messages.CodeInvalidCredential, "rawId is missing")
+		return out, messages.Errorf(messages.CodeInvalidCredential, "rawId is missing")
 	}
 	if len(c.Response.ClientDataJSON) == 0 {
-		return nil, messages.Errorf(messages.CodeInvalidCredential, "response.clientDataJSON is missing")
+		return out, messages.Errorf(messages.CodeInvalidCredential, "response.clientDataJSON is missing")
 	}
-	response := map[string]any{"clientDataJSON": b64url(c.Response.ClientDataJSON)}
+	out = messages.Credential{ID: id, RawID: c.RawID, Type: c.Type, ClientDataJSON: c.Response.ClientDataJSON}
 	if registration {
 		if len(c.Response.AttestationObject) == 0 {
-			return nil, messages.Errorf(messages.CodeInvalidCredential, "response.attestationObject is missing")
+			return out, messages.Errorf(messages.CodeInvalidCredential, "response.attestationObject is missing")
 		}
-		response["attestationObject"] = b64url(c.Response.AttestationObject)
-		if c.Response.Transports != nil {
-			response["transports"] = c.Response.Transports
-		}
+		out.AttestationObject = c.Response.AttestationObject
+		out.Transports = c.Response.Transports
 	} else {
 		if len(c.Response.AuthenticatorData) == 0 || len(c.Response.Signature) == 0 {
-			return nil, messages.Errorf(messages.CodeInvalidCredential, "response.authenticatorData and response.signature are required")
+			return out, messages.Errorf(messages.CodeInvalidCredential, "response.authenticatorData and response.signature are required")
 		}
-		response["authenticatorData"] = b64url(c.Response.AuthenticatorData)
-		response["signature"] = b64url(c.Response.Signature)
-		if len(c.Response.UserHandle) > 0 {
-			response["userHandle"] = b64url(c.Response.UserHandle)
-		}
-	}
-	out := map[string]any{
-		"id":       b64url(id),
-		"rawId":    b64url(c.RawID),
-		"type":     c.Type,
-		"response": response,
+		out.AuthenticatorData = c.Response.AuthenticatorData
+		out.Signature = c.Response.Signature
+		out.UserHandle = c.Response.UserHandle
 	}
 	if c.AuthenticatorAttachment != nil {
-		out["authenticatorAttachment"] = *c.AuthenticatorAttachment
+		out.AuthenticatorAttachment = *c.AuthenticatorAttachment
 	}
 	if ext := bytes.TrimSpace(c.ClientExtensionResults); len(ext) > 0 && ext[0] == '{' {
-		out["clientExtensionResults"] = json.RawMessage(ext)
+		out.ClientExtensionResults = ext
 	}
-	return json.Marshal(out)
+	return out, nil
 }

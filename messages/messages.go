@@ -36,13 +36,38 @@ type RegistrationOptions struct {
 	SessionInfo string
 }
 
+// Credential is a browser's PublicKeyCredential (the fields of its toJSON()), with its binary
+// fields decoded. The wire decodes it once; the engine parses and verifies it.
+type Credential struct {
+	// ID is the credential's id, decoded from base64url; it must equal RawID.
+	ID []byte
+	// RawID is the raw credential id.
+	RawID []byte
+	// Type is "public-key".
+	Type string
+	// AuthenticatorAttachment is platform, cross-platform or empty.
+	AuthenticatorAttachment string
+	// ClientExtensionResults is the JSON object of the client's extension outputs, or nil.
+	ClientExtensionResults []byte
+	// ClientDataJSON is the exact clientDataJSON the authenticator signed over.
+	ClientDataJSON []byte
+	// AttestationObject is the CBOR attestation object of a registration.
+	AttestationObject []byte
+	// Transports are the transports a registering authenticator reported.
+	Transports []string
+	// AuthenticatorData, Signature and UserHandle are an assertion's.
+	AuthenticatorData []byte
+	Signature         []byte
+	UserHandle        []byte
+}
+
 // FinishRegistration carries a browser's registration credential to its ceremony.
 type FinishRegistration struct {
 	Scope
 	// SessionInfo, when not empty, must be the ceremony's own.
 	SessionInfo string
-	// Credential is the JSON of PublicKeyCredential.toJSON() with base64url binary fields.
-	Credential []byte
+	// Credential is the attestation credential.
+	Credential Credential
 }
 
 // Registered answers FinishRegistration after the credential was stored durably.
@@ -85,8 +110,8 @@ type FinishSignIn struct {
 	Scope
 	// SessionInfo, when not empty, must be the ceremony's own.
 	SessionInfo string
-	// Credential is the JSON of PublicKeyCredential.toJSON() with base64url binary fields.
-	Credential []byte
+	// Credential is the assertion credential.
+	Credential Credential
 }
 
 // SignedIn answers FinishSignIn after the new sign counter was stored durably.

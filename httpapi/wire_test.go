@@ -1,0 +1,41 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+// TestWithStatus: the engine's options get status, errorMessage and the extra members, and
+// stay one valid JSON object; what is not an object is an error, not a malformed answer.
+func TestWithStatus(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		options string
+		extra   []string
+		want    map[string]any
+		wantErr bool
+	}{
+		{"options", `{"challenge":"abc","timeout":30000}`, nil,
+			map[string]any{"challenge": "abc", "timeout": 30000.0, "status": "success", "errorMessage": ""}, false},
+		{"empty object", ` { } `, nil, map[string]any{"status": "success", "errorMessage": ""}, false},
+		{"extra member escaped", `{"a":1}`, []string{"sessionInfo", `x"y\`},
+			map[string]any{"a": 1.0, "status": "success", "errorMessage": "", "sessionInfo": `x"y\`}, false},
+		{"not an object", `[1]`, nil, nil, true},
+		{"empty", ``, nil, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := withStatus([]byte(tc.options), tc.extra...)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("withStatus(%q) = %s, want an error", tc.options, out)
+				}
+				return
+			}
+			var got map[string]any
+			if err != nil || json.Unmarshal(out, &got) != nil || !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("withStatus(%q) = %s, %v; want %v", tc.options, out, err, tc.want)
+			}
+		})
+	}
+}
