@@ -334,7 +334,7 @@ func (c *ceremony) finishRegistration(ctx actor.Context, m messages.FinishRegist
 			AttestationFormat:  record.AttestationFormat,
 			AttestationTrusted: record.AttestationTrusted,
 		})
-		c.log.Info("ceremony succeeded", zap.String("community", c.scope.CommunityID), zap.String("code", "registered"))
+		c.log.Debug("ceremony succeeded", zap.String("community", c.scope.CommunityID), zap.String("code", "registered"))
 		c.stop(ctx)
 	})
 }
@@ -471,7 +471,7 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn, pars
 		}
 		result.Token = token
 		c.answer(ctx, result)
-		c.log.Info("ceremony succeeded", zap.String("community", c.scope.CommunityID), zap.String("code", "signed_in"))
+		c.log.Debug("ceremony succeeded", zap.String("community", c.scope.CommunityID), zap.String("code", "signed_in"))
 		c.stop(ctx)
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -29,7 +30,22 @@ type Signer struct {
 type signerKeys struct {
 	current *ecdsa.PrivateKey
 	kid     string
+	header  string // the encoded JWS header naming kid, the same for every token
 	jwks    []publishedKey
+}
+
+// tokenClaims are a signature token's claims, marshalled without a map.
+type tokenClaims struct {
+	Issuer       string `json:"iss"`
+	Subject      string `json:"sub"`
+	Audience     string `json:"aud"`
+	IssuedAt     int64  `json:"iat"`
+	Expires      int64  `json:"exp"`
+	ID           string `json:"jti"`
+	FidoKeyHash  string `json:"fidoKeyHash"`
+	UserVerified bool   `json:"uv"`
+	RPID         string `json:"rpId"`
+	CloneWarning bool   `json:"cloneWarning,omitempty"`
 }
 
 type publishedKey struct {
@@ -72,7 +88,12 @@ func (s *Signer) SetKeys(current *ecdsa.PrivateKey, retired []RetiredKey) error 
 	if err != nil {
 		return err
 	}
-	keys := &signerKeys{current: current, kid: jwk.Kid, jwks: []publishedKey{{jwk: jwk}}}
+	header, err := json.Marshal(map[string]string{"alg": jwt.SigningMethodES256.Alg(), "kid": jwk.Kid, "typ": "JWT"})
+	if err != nil {
+		return err
+	}
+	keys := &signerKeys{current: current, kid: jwk.Kid, header: base64.RawURLEncoding.EncodeToString(header),
+		jwks: []publishedKey{{jwk: jwk}}}
 	for _, r := range retired {
 		j, err := toJWK(r.Public)
 		if err != nil {
@@ -113,28 +134,34 @@ func (s *Signer) JWKS() []JWK {
 	return out
 }
 
-// Sign issues the token of a sign-in with the current key.
+// Sign issues the token of a sign-in with the current key. The header is encoded once per key
+// and the claims are a struct: the JWS is assembled as jwt.Token.SignedString does, and
+// golang-jwt computes and encodes the signature.
 func (s *Signer) Sign(r messages.SignedIn, scope messages.Scope) (string, error) {
 	keys := s.keys.Load()
 	now := time.Now()
 	jti := make([]byte, 16)
 	_, _ = rand.Read(jti)
 	keyHash := sha256.Sum256(r.CredentialID)
-	claims := jwt.MapClaims{
-		"iss":         s.issuer,
-		"sub":         r.Username,
-		"aud":         scope.CommunityID,
-		"iat":         now.Unix(),
-		"exp":         now.Add(s.ttl).Unix(),
-		"jti":         base64.RawURLEncoding.EncodeToString(jti),
-		"fidoKeyHash": hex.EncodeToString(keyHash[:]),
-		"uv":          r.UserVerified,
-		"rpId":        scope.RPID,
+	claims, err := json.Marshal(tokenClaims{
+		Issuer:       s.issuer,
+		Subject:      r.Username,
+		Audience:     scope.CommunityID,
+		IssuedAt:     now.Unix(),
+		Expires:      now.Add(s.ttl).Unix(),
+		ID:           base64.RawURLEncoding.EncodeToString(jti),
+		FidoKeyHash:  hex.EncodeToString(keyHash[:]),
+		UserVerified: r.UserVerified,
+		RPID:         scope.RPID,
+		CloneWarning: r.CloneWarning,
+	})
+	if err != nil {
+		return "", err
 	}
-	if r.CloneWarning {
-		claims["cloneWarning"] = true
+	signing := keys.header + "." + base64.RawURLEncoding.EncodeToString(claims)
+	sig, err := jwt.SigningMethodES256.Sign(signing, keys.current)
+	if err != nil {
+		return "", err
 	}
-	t := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
-	t.Header["kid"] = keys.kid
-	return t.SignedString(keys.current)
+	return signing + "." + base64.RawURLEncoding.EncodeToString(sig), nil
 }

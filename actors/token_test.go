@@ -1,0 +1,83 @@
+package actors
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/webauthnd/webauthnd/messages"
+)
+
+// TestSignerTokens: a token is an ES256 JWS whose kid names the current key, that golang-jwt
+// verifies with that key, with the sign-in's claims; cloneWarning appears only when set.
+func TestSignerTokens(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	s, err := NewSigner(key, "https://id.example/webauthn", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scope := messages.Scope{CommunityID: "c1", RPID: "id.example"}
+	for _, tc := range []struct {
+		name   string
+		signed messages.SignedIn
+		want   map[string]any
+	}{
+		{"verified user", messages.SignedIn{Username: "alice", CredentialID: []byte{1, 2}, UserVerified: true},
+			map[string]any{"sub": "alice", "uv": true}},
+		{"clone warning", messages.SignedIn{Username: "bob", CredentialID: []byte{3}, CloneWarning: true},
+			map[string]any{"sub": "bob", "uv": false, "cloneWarning": true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			token, err := s.Sign(tc.signed, scope)
+			if err != nil {
+				t.Fatal(err)
+			}
+			claims := jwt.MapClaims{}
+			parsed, err := jwt.ParseWithClaims(token, claims, func(tok *jwt.Token) (any, error) { return &key.PublicKey, nil },
+				jwt.WithValidMethods([]string{"ES256"}), jwt.WithIssuer("https://id.example/webauthn"),
+				jwt.WithAudience("c1"), jwt.WithExpirationRequired(), jwt.WithIssuedAt())
+			if err != nil {
+				t.Fatalf("token does not verify: %v", err)
+			}
+			if parsed.Header["kid"] != s.JWKS()[0].Kid || parsed.Header["typ"] != "JWT" {
+				t.Fatalf("header %v, want kid %s", parsed.Header, s.JWKS()[0].Kid)
+			}
+			sum := sha256.Sum256(tc.signed.CredentialID)
+			tc.want["fidoKeyHash"], tc.want["rpId"] = hex.EncodeToString(sum[:]), "id.example"
+			for k, v := range tc.want {
+				if claims[k] != v {
+					t.Errorf("claim %s = %v, want %v", k, claims[k], v)
+				}
+			}
+			if _, ok := claims["cloneWarning"]; ok != tc.signed.CloneWarning {
+				t.Errorf("cloneWarning present = %v, want %v", ok, tc.signed.CloneWarning)
+			}
+			if exp, iat := claims["exp"].(float64), claims["iat"].(float64); exp-iat != 60 || claims["jti"] == "" {
+				t.Errorf("exp - iat = %v, jti %v", exp-iat, claims["jti"])
+			}
+		})
+	}
+}
+
+// BenchmarkSignToken measures issuing one signature token: claims, ES256 signature, encoding.
+func BenchmarkSignToken(b *testing.B) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	s, err := NewSigner(key, "https://id.example/webauthn", time.Minute)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := messages.SignedIn{Username: "alice", CredentialID: make([]byte, 32), UserVerified: true}
+	scope := messages.Scope{CommunityID: "c1", RPID: "id.example"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Sign(r, scope); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
