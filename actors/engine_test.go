@@ -19,7 +19,7 @@ import (
 )
 
 // newTestEngine starts an engine on a real store with one community, "c1" (RP ID localhost).
-func newTestEngine(t *testing.T, cfg Config, wrap func(Store) Store) *Engine {
+func newTestEngine(t testing.TB, cfg Config, wrap func(Store) Store) *Engine {
 	t.Helper()
 	store, err := persistence.Open(t.TempDir(), zap.NewNop())
 	if err != nil {
