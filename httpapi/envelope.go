@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +40,37 @@ type EnvelopeKey struct {
 	curve string
 	k1    *secp256k1.PrivateKey
 	p256  *ecdh.PrivateKey
+	// shared caches the keys shared with recent callers, by their public point: BlockID SDKs
+	// keep one key pair per process, and the ECDH that derives the key is most of what the
+	// envelope costs. Bounded; a rotation makes a new EnvelopeKey and so a new cache.
+	shared sharedKeyCache
+}
+
+// sharedKeyCacheSize bounds the cache: about 200 bytes an entry, ~3 MB when full.
+const sharedKeyCacheSize = 1 << 14
+
+// sharedKeyCache maps a caller's 65-byte public point to the 32-byte shared key. When full it
+// starts over: callers with unique keys per request get no hits, but cost no more than without
+// it, and memory stays bounded.
+type sharedKeyCache struct {
+	mu   sync.Mutex
+	keys map[string][]byte
+}
+
+func (c *sharedKeyCache) get(peer []byte) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k, ok := c.keys[string(peer)]
+	return k, ok
+}
+
+func (c *sharedKeyCache) put(peer, key []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.keys == nil || len(c.keys) >= sharedKeyCacheSize {
+		c.keys = make(map[string][]byte)
+	}
+	c.keys[string(peer)] = key
 }
 
 // NewEnvelopeKey generates a key on a curve (any name CanonicalCurve accepts).
@@ -95,7 +127,8 @@ func (k *EnvelopeKey) PublicKey() string {
 
 // sharedKey is the AES-256 key shared with a caller: the x-coordinate of the ECDH point of this
 // key and the caller's public point (64-byte X‖Y, or 65 bytes with the 0x04 prefix), 32 bytes,
-// no KDF, as BlockID's SDKs derive it. A point that is not on the curve is an error.
+// no KDF, as BlockID's SDKs derive it. A point that is not on the curve is an error. Keys
+// derived for valid points are cached; the returned slice must not be changed.
 func (k *EnvelopeKey) sharedKey(peer []byte) ([]byte, error) {
 	switch len(peer) {
 	case 64:
@@ -104,6 +137,17 @@ func (k *EnvelopeKey) sharedKey(peer []byte) ([]byte, error) {
 	default:
 		return nil, errors.New("a public key is 64 bytes (X‖Y) or 65 bytes (0x04‖X‖Y)")
 	}
+	if key, ok := k.shared.get(peer); ok {
+		return key, nil
+	}
+	key, err := k.ecdh(peer)
+	if err == nil {
+		k.shared.put(peer, key)
+	}
+	return key, err
+}
+
+func (k *EnvelopeKey) ecdh(peer []byte) ([]byte, error) {
 	if k.k1 != nil {
 		pub, err := secp256k1.ParsePubKey(peer)
 		if err != nil {

@@ -5,10 +5,12 @@ import (
 	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -89,35 +91,84 @@ func TestEnvelopeSharedKeyAgrees(t *testing.T) {
 	}
 }
 
-// BenchmarkSealedRequest measures what the envelope costs a request: ECDH, three decryptions
-// (licensekey, requestid, body), the freshness check, the replay record (in memory here) and
-// sealing the answer.
+// BenchmarkSealedRequest measures what the envelope costs a request: ECDH (or the cached shared
+// key), three decryptions (licensekey, requestid, body), the freshness check, the replay record
+// (in memory here) and sealing the answer. "one-caller" is a BlockID SDK, which keeps its key
+// pair; "new-caller" gives every request a key never seen before, so each runs the ECDH.
 func BenchmarkSealedRequest(b *testing.B) {
 	for _, curve := range []string{CurveSecp256k1, CurveP256} {
-		b.Run(curve, func(b *testing.B) {
-			key, _ := NewEnvelopeKey(curve)
-			public, shared := callerOf(b, key)
-			inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				encode(w, http.StatusOK, map[string]string{"challenge": "x", "status": "success"})
-			})
-			h := sealed(NewKeyring(key), &memoryReplays{seen: map[string]bool{}}, time.Minute, time.Now, zap.NewNop(), inner)
-			license, _ := seal(shared, []byte("license-key"))
-			body, _ := seal(shared, []byte(`{"dns":"localhost","username":"alice","communityId":"default"}`))
-			raw, _ := json.Marshal(map[string]string{"data": body})
-			pub := base64.StdEncoding.EncodeToString(public)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				rid, _ := seal(shared, []byte(`{"ts":`+strconv.FormatInt(time.Now().Unix(), 10)+`,"appid":"a","uuid":"`+strconv.Itoa(i)+`"}`))
-				req := httptest.NewRequest("POST", "/webauthn/assertion/options", bytes.NewReader(raw))
-				req.Header.Set("publickey", pub)
-				req.Header.Set("licensekey", license)
-				req.Header.Set("requestid", rid)
-				w := httptest.NewRecorder()
-				h.ServeHTTP(w, req)
-				if w.Code != 200 {
-					b.Fatalf("%d %s", w.Code, w.Body)
+		for _, fresh := range []bool{false, true} {
+			name := curve + "/one-caller"
+			if fresh {
+				name = curve + "/new-caller"
+			}
+			b.Run(name, func(b *testing.B) {
+				key, _ := NewEnvelopeKey(curve)
+				type caller struct{ pub, license, body string }
+				callers := make([]caller, 1)
+				if fresh {
+					callers = make([]caller, b.N)
 				}
+				shared := make([][]byte, len(callers))
+				for i := range callers {
+					public, s := callerOf(b, key)
+					license, _ := seal(s, []byte("license-key"))
+					body, _ := seal(s, []byte(`{"dns":"localhost","username":"alice","communityId":"default"}`))
+					raw, _ := json.Marshal(map[string]string{"data": body})
+					callers[i], shared[i] = caller{base64.StdEncoding.EncodeToString(public), license, string(raw)}, s
+				}
+				inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					encode(w, http.StatusOK, map[string]string{"challenge": "x", "status": "success"})
+				})
+				h := sealed(NewKeyring(key), &memoryReplays{seen: map[string]bool{}}, time.Minute, time.Now, zap.NewNop(), inner)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := range b.N {
+					c, s := callers[i%len(callers)], shared[i%len(callers)]
+					rid, _ := seal(s, []byte(`{"ts":`+strconv.FormatInt(time.Now().Unix(), 10)+`,"appid":"a","uuid":"`+strconv.Itoa(i)+`"}`))
+					req := httptest.NewRequest("POST", "/webauthn/assertion/options", strings.NewReader(c.body))
+					req.Header.Set("publickey", c.pub)
+					req.Header.Set("licensekey", c.license)
+					req.Header.Set("requestid", rid)
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, req)
+					if w.Code != 200 {
+						b.Fatalf("%d %s", w.Code, w.Body)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestSharedKeyCache: a caller's shared key is the same whether derived or cached, in either
+// point form; a point off the curve is refused every time, never cached; the cache never
+// holds more than its bound.
+func TestSharedKeyCache(t *testing.T) {
+	for _, curve := range []string{CurveSecp256k1, CurveP256} {
+		t.Run(curve, func(t *testing.T) {
+			key, _ := NewEnvelopeKey(curve)
+			public, want := callerOf(t, key)
+			for i, form := range [][]byte{public, append([]byte{4}, public...), public} {
+				got, err := key.sharedKey(form)
+				if err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("call %d: shared key %x, %v; want %x", i, got, err, want)
+				}
+			}
+			off := bytes.Clone(public)
+			off[63] ^= 1
+			for i := range 2 {
+				if _, err := key.sharedKey(off); err == nil {
+					t.Fatalf("call %d: an off-curve point was accepted", i)
+				}
+			}
+			for i := range sharedKeyCacheSize + 10 {
+				var peer [65]byte
+				binary.BigEndian.PutUint32(peer[1:], uint32(i))
+				key.shared.put(peer[:], want)
+			}
+			if n := len(key.shared.keys); n > sharedKeyCacheSize {
+				t.Fatalf("cache holds %d entries, bound %d", n, sharedKeyCacheSize)
 			}
 		})
 	}
