@@ -479,7 +479,7 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn, pars
 // signInUser finds the user whose credential rawID answers this sign-in, and whether that
 // credential carries a clone warning. A sign-in by username reuses what its options loaded (the
 // store write that follows re-reads the credential, so nothing stale is written); a
-// discoverable one reads the credential and its owner. A credential of another community, or
+// discoverable one reads the credential, which names its owner. A credential of another community, or
 // not of the user the options named, is unknown.
 func (c *ceremony) signInUser(rawID []byte) (*waUser, bool, error) {
 	if c.user != nil {
@@ -499,12 +499,10 @@ func (c *ceremony) signInUser(rawID []byte) (*waUser, bool, error) {
 	case stored.CommunityID != c.scope.CommunityID || (len(c.session.UserID) > 0 && !bytes.Equal(stored.UserHandle, c.session.UserID)):
 		return nil, false, errUnknownCredential
 	}
-	u, err := c.deps.store.User(stored.CommunityID, stored.Username)
-	if err != nil {
-		return nil, false, messages.Wrap(messages.CodeInternal, "internal error", err)
-	}
-	user, err := c.loadUser(u)
-	return user, stored.CloneWarning, err
+	// go-webauthn needs only the credential used and its owner's handle: the user's other
+	// passkeys stay unread.
+	owner := persistence.User{CommunityID: stored.CommunityID, Username: stored.Username, Handle: stored.UserHandle}
+	return &waUser{u: owner, creds: []webauthn.Credential{webauthnCredential(stored)}}, stored.CloneWarning, nil
 }
 
 // waUser is a stored user as go-webauthn sees it.
@@ -525,21 +523,26 @@ func (c *ceremony) loadUser(u persistence.User) (*waUser, error) {
 	}
 	w := &waUser{u: u}
 	for _, s := range stored {
-		cred := webauthn.Credential{
-			ID:                s.ID,
-			PublicKey:         s.PublicKey,
-			AttestationType:   s.AttestationType,
-			AttestationFormat: s.AttestationFormat,
-			Flags: webauthn.CredentialFlags{UserPresent: s.UserPresent, UserVerified: s.UserVerified,
-				BackupEligible: s.BackupEligible, BackupState: s.BackupState},
-			Authenticator: webauthn.Authenticator{AAGUID: s.AAGUID, SignCount: s.SignCount, CloneWarning: s.CloneWarning},
-		}
-		for _, t := range s.Transports {
-			cred.Transport = append(cred.Transport, protocol.AuthenticatorTransport(t))
-		}
-		w.creds = append(w.creds, cred)
+		w.creds = append(w.creds, webauthnCredential(s))
 	}
 	return w, nil
+}
+
+// webauthnCredential is a stored credential as go-webauthn sees it.
+func webauthnCredential(s persistence.Credential) webauthn.Credential {
+	cred := webauthn.Credential{
+		ID:                s.ID,
+		PublicKey:         s.PublicKey,
+		AttestationType:   s.AttestationType,
+		AttestationFormat: s.AttestationFormat,
+		Flags: webauthn.CredentialFlags{UserPresent: s.UserPresent, UserVerified: s.UserVerified,
+			BackupEligible: s.BackupEligible, BackupState: s.BackupState},
+		Authenticator: webauthn.Authenticator{AAGUID: s.AAGUID, SignCount: s.SignCount, CloneWarning: s.CloneWarning},
+	}
+	for _, t := range s.Transports {
+		cred.Transport = append(cred.Transport, protocol.AuthenticatorTransport(t))
+	}
+	return cred
 }
 
 // checkCrossOrigin refuses a clientDataJSON from a cross-origin iframe unless the community
