@@ -13,6 +13,7 @@ import (
 	"github.com/descope/virtualwebauthn"
 
 	"github.com/webauthnd/webauthnd/messages"
+	"github.com/webauthnd/webauthnd/persistence"
 )
 
 // The engine's hot paths, one benchmark each (the store's are in persistence, the envelope's
@@ -46,6 +47,43 @@ func BenchmarkActorRoundTrip(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkGroupCommit measures a sign-in's counter write through the writer actor with 16
+// writers per CPU: the writer groups the writes that arrive while a batch commits into the
+// next synced Badger transaction. Reported per write, with the mean batch size.
+func BenchmarkGroupCommit(b *testing.B) {
+	var batches atomic.Int64
+	e := newTestEngine(b, Config{CeremonyTimeout: time.Minute}, func(s Store) Store { return countingStore{s, &batches} })
+	u := newBenchUser(b, e)
+	stored, err := e.deps.store.CredentialsOf("c1", u.username)
+	if err != nil || len(stored) != 1 {
+		b.Fatal(stored, err)
+	}
+	id := stored[0].ID
+	start := batches.Load()
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			// Counter 0 is never a regression: passkeys that keep no counter send 0.
+			if _, err := e.Write(persistence.RecordSignIn{ID: id, At: time.Now()}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/float64(batches.Load()-start), "writes/batch")
+}
+
+// countingStore counts the batches applied.
+type countingStore struct {
+	Store
+	batches *atomic.Int64
+}
+
+func (c countingStore) Apply(ops []persistence.Op) []persistence.Result {
+	c.batches.Add(1)
+	return c.Store.Apply(ops)
 }
 
 // BenchmarkVerifyAssertion measures what a ceremony actor runs on an assertion before its write,
