@@ -20,7 +20,8 @@ import (
 	"github.com/descope/virtualwebauthn"
 )
 
-// The calls of the u1 routes, as they are named in the report.
+// The calls of a ceremony, as they are named in the report whichever the route family: the u1
+// route is /webauthn/u1/<call>, the sealed one /webauthn/<call>.
 const (
 	callRegOptions    = "attestation/options"
 	callRegResult     = "attestation/result"
@@ -28,13 +29,15 @@ const (
 	callSignInResult  = "assertion/result"
 )
 
-// client speaks the u1 routes of one server, for one community, and records every call.
+// client speaks the u1 or the sealed routes of one server, for one community, and records
+// every call. The transport is chosen per call by the user's envelope: none for u1.
 type client struct {
-	http  *http.Client
-	cfg   config
-	rp    virtualwebauthn.RelyingParty
-	stats *stats
-	runID string // makes this run's usernames unique in a store that outlives it
+	http    *http.Client
+	cfg     config
+	rp      virtualwebauthn.RelyingParty
+	stats   *stats
+	runID   string      // makes this run's usernames unique in a store that outlives it
+	service *serviceKey // the service's envelope key (sealed routes only)
 }
 
 func newClient(cfg config) *client {
@@ -60,6 +63,10 @@ type user struct {
 	auth virtualwebauthn.Authenticator
 	cred virtualwebauthn.Credential
 	key  *ecdsa.PrivateKey // cred's key, to sign assertions without re-parsing it
+	// env is the user's session with the sealed routes; nil on the u1 routes.
+	env *envelope
+	// seeded is set for a worker that signs in as users of a seeded store instead of as itself.
+	seeded *seededRange
 }
 
 func (c *client) newUser(kind string, n int) *user {
@@ -104,19 +111,29 @@ func (e *callError) Error() string {
 	return fmt.Sprintf("%s: %d %s", e.call, e.status, e.code)
 }
 
-// post sends body to a u1 route and returns the response body of a 200. Every call, answered
-// or not, is recorded in c.stats with its latency.
-func (c *client) post(ctx context.Context, call string, sessionInfo string, body []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.url+"/webauthn/u1/"+call, bytes.NewReader(body))
+// post sends body to a route and returns the response body of a 200: to the u1 route when env
+// is nil, else sealed with env to the sealed route, whose answer it opens. Every call, answered
+// or not, is recorded in c.stats with its latency, sealing and opening included (an SDK pays
+// them too).
+func (c *client) post(ctx context.Context, env *envelope, call string, sessionInfo string, body []byte) ([]byte, error) {
+	start := time.Now()
+	path := "/webauthn/u1/" + call
+	if env != nil {
+		path, body = "/webauthn/"+call, env.body(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.url+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("licensekey", c.cfg.license)
+	if env != nil {
+		env.headers(req.Header, c.cfg.license, start)
+	} else {
+		req.Header.Set("licensekey", c.cfg.license)
+	}
 	if sessionInfo != "" {
 		req.Header.Set("sessionInfo", sessionInfo)
 	}
-	start := time.Now()
 	res, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -133,6 +150,13 @@ func (c *client) post(ctx context.Context, call string, sessionInfo string, body
 		return nil, &callError{call: call, err: err}
 	}
 	if res.StatusCode == http.StatusOK {
+		if env != nil {
+			if out, err = env.unwrap(out); err != nil {
+				c.stats.record(call, elapsed, 0, "envelope")
+				return nil, &callError{call: call, err: err}
+			}
+			elapsed = time.Since(start)
+		}
 		c.stats.record(call, elapsed, http.StatusOK, "")
 		return out, nil
 	}
@@ -164,7 +188,7 @@ func (c *client) withIDs(object []byte) []byte {
 func (c *client) register(ctx context.Context, u *user) error {
 	req, _ := json.Marshal(map[string]string{"dns": c.cfg.rpID, "username": u.name, "displayName": u.name,
 		"communityId": c.cfg.community, "tenantId": c.cfg.tenant})
-	raw, err := c.post(ctx, callRegOptions, "", req)
+	raw, err := c.post(ctx, u.env, callRegOptions, "", req)
 	if err != nil {
 		return err
 	}
@@ -180,7 +204,7 @@ func (c *client) register(ctx context.Context, u *user) error {
 		return fmt.Errorf("%s: %w", callRegOptions, err)
 	}
 	att := virtualwebauthn.CreateAttestationResponse(c.rp, u.auth, u.cred, *opts)
-	if _, err := c.post(ctx, callRegResult, res.SessionInfo, c.withIDs([]byte(att))); err != nil {
+	if _, err := c.post(ctx, u.env, callRegResult, res.SessionInfo, c.withIDs([]byte(att))); err != nil {
 		return err
 	}
 	u.auth.Options.UserHandle = []byte(opts.UserID)
@@ -196,7 +220,7 @@ func (c *client) signIn(ctx context.Context, u *user, byUsername bool) error {
 		fields["username"] = u.name
 	}
 	req, _ := json.Marshal(fields)
-	raw, err := c.post(ctx, callSignInOptions, "", req)
+	raw, err := c.post(ctx, u.env, callSignInOptions, "", req)
 	if err != nil {
 		return err
 	}
@@ -212,7 +236,7 @@ func (c *client) signIn(ctx context.Context, u *user, byUsername bool) error {
 	if err != nil {
 		return err
 	}
-	out, err := c.post(ctx, callSignInResult, opts.SessionInfo, body)
+	out, err := c.post(ctx, u.env, callSignInResult, opts.SessionInfo, body)
 	if err != nil {
 		return err
 	}

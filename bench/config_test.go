@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseConfigRefuses(t *testing.T) {
@@ -15,8 +17,13 @@ func TestParseConfigRefuses(t *testing.T) {
 		{"a remote host", []string{"--url", "http://example.com:8080"}, "not loopback"},
 		{"a remote address", []string{"--url", "http://10.0.0.1:8080"}, "not loopback"},
 		{"a URL without a host", []string{"--url", "127.0.0.1:8080"}, "give http(s)://host:port"},
-		{"the encrypted routes, for now", []string{"--routes", "encrypted"}, "not yet available"},
-		{"an unknown route family", []string{"--routes", "v2"}, "use u1"},
+		{"an unknown route family", []string{"--routes", "v2"}, "use u1 or encrypted"},
+		{"an admin socket without a burst", []string{"--admin-socket", "/tmp/x.sock", "--license", "k"}, "give it with --burst"},
+		{"a settle longer than the run", []string{"--admin-socket", "/tmp/x.sock", "--burst", "10", "--settle", "20m", "--license", "k"}, "less than --timeout"},
+		{"seeded users registering", []string{"--seeded", "100", "--seed", "s", "--scenario", "register", "--license", "k"}, "use --scenario signin or discoverable"},
+		{"seeded users without a seed", []string{"--seeded", "100", "--license", "k"}, "give the --seed"},
+		{"fewer seeded users than virtual ones", []string{"--seeded", "4", "--seed", "s", "--users", "8", "--license", "k"}, "at least as many seeded users"},
+		{"a seed without seeded users", []string{"--seed", "s", "--license", "k"}, "give --seeded N too"},
 		{"an unknown scenario", []string{"--scenario", "login"}, "use register, signin or discoverable"},
 		{"no users", []string{"--users", "0"}, "at least 1"},
 		{"a negative burst", []string{"--burst", "-1"}, "cannot be negative"},
@@ -29,6 +36,55 @@ func TestParseConfigRefuses(t *testing.T) {
 				t.Errorf("parseConfig(%q) = %v, want an error containing %q", tc.args, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestParseConfigAccepts(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		check func(config) bool
+	}{
+		{"the encrypted routes", []string{"--routes", "encrypted"}, func(c config) bool { return c.routes == routesEncrypted }},
+		{"a burst's aftermath, settling by default past the server's ceremony timeout",
+			[]string{"--burst", "10", "--admin-socket", "/tmp/x.sock"}, func(c config) bool { return c.settle == 302*time.Second }},
+		{"seeded sign-ins", []string{"--seeded", "1000000", "--seed", "s", "--scenario", "discoverable"},
+			func(c config) bool { return c.seeded == 1000000 && c.seed == "s" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseConfig(append([]string{"--license", "k"}, tc.args...), io.Discard)
+			if err != nil || !tc.check(c) {
+				t.Errorf("parseConfig(%q) = %+v, %v", tc.args, c, err)
+			}
+		})
+	}
+}
+
+func TestParseSeedConfigRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no data directory", []string{"--users", "10", "--seed", "s"}, "give --data-dir"},
+		{"no users", []string{"--data-dir", "d", "--seed", "s"}, "--users: give at least 1"},
+		{"no seed", []string{"--data-dir", "d", "--users", "10"}, "give --seed"},
+		{"an empty batch", []string{"--data-dir", "d", "--users", "10", "--seed", "s", "--batch", "0"}, "--batch"},
+		{"a stray argument", []string{"--data-dir", "d", "--users", "10", "--seed", "s", "now"}, "unexpected arguments"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseSeedConfig(tc.args, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("parseSeedConfig(%q) = %v, want an error containing %q", tc.args, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSeedRefusesAStoreWithoutTheCommunity(t *testing.T) {
+	err := run(context.Background(), []string{"seed", "--data-dir", t.TempDir(), "--users", "1", "--seed", "s"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "start webauthnd once on it") {
+		t.Errorf("seeding an empty data directory: %v, want a refusal that says to start the server first", err)
 	}
 }
 

@@ -3,9 +3,11 @@
 // each holding a software authenticator (one ES256 passkey).
 //
 //	go run ./bench [--url http://127.0.0.1:8080] [--license KEY | --license-file FILE]
-//	               [--scenario register|signin|discoverable] [--routes u1]
-//	               [--users 8] [--duration 10s [--count N] [--rate R] | --burst 20000]
-//	               [--pid SERVER_PID] [--json FILE|-]
+//	               [--scenario register|signin|discoverable] [--routes u1|encrypted]
+//	               [--users 8] [--duration 10s [--count N] [--rate R] | --burst 20000
+//	               [--admin-socket DATA/admin.sock [--settle 302s]]]
+//	               [--seeded N --seed S] [--pid SERVER_PID] [--json FILE|-]
+//	go run ./bench seed --data-dir DIR --users N --seed S [--community default]
 //
 // A run has three phases: it times the cryptographic floor (one P-256 signature verification
 // plus one ES256 signature, on one core), registers one passkey per virtual user (sign-in
@@ -16,7 +18,31 @@
 // of the machine was, and, with --pid, the server's CPU time per ceremony and as a multiple of
 // the floor.
 //
+// --routes encrypted drives the same ceremonies through the sealed routes (/webauthn/attestation/…
+// and /webauthn/assertion/… behind BlockID's envelope) instead of /webauthn/u1/…: the harness
+// reads the curve from /webauthn/environment and the service's key from /webauthn/publickeys,
+// gives each virtual user its own key pair and shared AES-256-GCM key (one ECDH per user, as an
+// SDK per session), and seals every call with a fresh request id. Only the transport differs;
+// the latencies include sealing and opening.
+//
+// --admin-socket, with --burst, checks the burst's aftermath: it reads GET /admin/stats?gc=1 on
+// the server's admin Unix socket before the burst and --settle after it (by default the server's
+// default --ceremony-timeout, 300 s, plus 2 s, when every abandoned ceremony has timed out), and
+// reports the live ceremonies left (target 0), the live heap before and after (target: at most
+// 10 % more), goroutines, and with --pid the resident set, with a verdict.
+//
+// A store of a million passkeys is written directly, not registered over HTTP: start webauthnd
+// once on a data directory (it makes the default community and its license), stop it, run
+// `bench seed --data-dir DIR --users N --seed S`, which writes users seed-0 … seed-(N-1) with one
+// ES256 passkey each, keys derived from S, then start the server again and run with
+// --seeded N --seed S: the virtual users sign in as seeded users chosen at random (each worker
+// its own share, so no passkey runs two ceremonies at once) and register nothing. A user's
+// counter starts, at its first sign-in of a run, at the sixteenths of a second since 2026, so
+// later runs on the same store start above what earlier ones left.
+//
 // The harness refuses URLs that are not loopback: it is a benchmark, not a load generator for
-// other people's servers. It imports nothing of webauthnd: it speaks only the public API.
+// other people's servers. A run imports nothing of webauthnd: it speaks only the public API and
+// carries its own envelope, as an SDK does. Only `bench seed` imports webauthnd code
+// (persistence), because the issue asks for a store written directly.
 // figures.sh runs it against fresh servers to reproduce docs/performance.md.
 package main

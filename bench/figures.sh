@@ -8,6 +8,13 @@
 #   bench/figures.sh                      # RUNS=5 rounds, 20 s per steady run
 #   RUNS=3 SECONDS_PER_RUN=10 bench/figures.sh
 #   ONLY='signin-(8|32|128|rate)' MAX_RATE=2800 bench/figures.sh
+#   BIG_STORE=1 ONLY='^store-' bench/figures.sh   # only the small store vs 1M store pair
+#
+# The pair "small store vs 1M store" (sign-ins as users seeded with `bench seed`) runs only
+# with BIG_STORE=1: it seeds a store of BIG_STORE_USERS=1000000 users once (about a minute, some
+# hundred MB in OUT) and one of SMALL_STORE_USERS=1000, and copies them for each of their runs
+# (STORE_RUNS, at least 5 of each by default, interleaved), so that every run starts from the
+# same store.
 #
 # The machine is shared: before each run it waits (up to QUIET_WAIT=300 s) until other work
 # uses under 0.2 CPU, and it does a run again (up to TRIES=3 times) when other work kept more
@@ -28,8 +35,10 @@ go build -o "$OUT/webauthnd" ./cmd/webauthnd
 go build -o "$OUT/bench" ./bench
 
 PID=
+DATA_TEMPLATE= # when set, start_server starts on a copy of this data directory
 start_server() { # start_server [serve flags...]
 	rm -rf "$OUT/data"
+	if [ -n "$DATA_TEMPLATE" ]; then cp -a "$DATA_TEMPLATE" "$OUT/data"; fi
 	"$OUT/webauthnd" serve --addr "127.0.0.1:$PORT" --data-dir "$OUT/data" "$@" >/dev/null 2>"$OUT/server.log" &
 	PID=$!
 	for _ in $(seq 100); do
@@ -84,6 +93,24 @@ measure() {
 	return 0 # still disturbed after TRIES runs: kept, and left out of the medians
 }
 
+# seed_store DIR USERS writes a store of USERS seeded users into DIR, once: it starts a server
+# on DIR so that it makes the default community and license, stops it, and seeds.
+SEED=figures
+seed_store() {
+	local dir=$1 users=$2 pid
+	[ -e "$dir/seeded" ] && return
+	rm -rf "$dir"
+	"$OUT/webauthnd" serve --addr "127.0.0.1:$PORT" --data-dir "$dir" >/dev/null 2>>"$OUT/server.log" &
+	pid=$!
+	for _ in $(seq 100); do
+		curl -fs "$URL/webauthn/healthz" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	kill "$pid" && wait "$pid" || true
+	"$OUT/bench" seed --data-dir "$dir" --users "$users" --seed "$SEED" >&2
+	touch "$dir/seeded"
+}
+
 D=${SECONDS_PER_RUN}s
 for round in $(seq "$RUNS"); do
 	echo "round $round of $RUNS" >&2
@@ -95,7 +122,27 @@ for round in $(seq "$RUNS"); do
 	measure register-32 "$round" -- --scenario register --users 32 --duration "$D"
 	measure burst-20000 "$round" -- --burst 20000 --users 1000
 	measure burst-20000-max500 "$round" --max-ceremonies 500 -- --burst 20000 --users 1000
+	measure signin-encrypted-128 "$round" -- --routes encrypted --scenario signin --users 128 --duration "$D"
+	# The aftermath: live ceremonies and heap before the burst and 32 s after it, on a server
+	# whose ceremonies time out after 30 s (the default, 300 s, would need --settle 302s).
+	measure burst-20000-aftermath "$round" --ceremony-timeout 30s -- --burst 20000 --users 1000 \
+		--admin-socket "$OUT/data/admin.sock" --settle 32s
 done
+
+if [ "${BIG_STORE:-}" = 1 ] && [[ store-small-128 =~ ${ONLY:-.} || store-1m-128 =~ ${ONLY:-.} ]]; then
+	SMALL_STORE_USERS=${SMALL_STORE_USERS:-1000}
+	BIG_STORE_USERS=${BIG_STORE_USERS:-1000000}
+	seed_store "$OUT/store-small" "$SMALL_STORE_USERS"
+	seed_store "$OUT/store-1m" "$BIG_STORE_USERS"
+	for round in $(seq "${STORE_RUNS:-$((RUNS < 5 ? 5 : RUNS))}"); do
+		echo "store round $round" >&2
+		DATA_TEMPLATE=$OUT/store-small
+		measure store-small-128 "$round" -- --scenario signin --users 128 --duration "$D" --seeded "$SMALL_STORE_USERS" --seed "$SEED"
+		DATA_TEMPLATE=$OUT/store-1m
+		measure store-1m-128 "$round" -- --scenario signin --users 128 --duration "$D" --seeded "$BIG_STORE_USERS" --seed "$SEED"
+		DATA_TEMPLATE=
+	done
+fi
 
 # The latency target holds at half the maximum throughput: half of MAX_RATE, by default the
 # highest median throughput of the sign-in settings above.
@@ -125,3 +172,8 @@ for f in "$OUT"/*.1.json; do
 		 med(.harness_cpu_us_per_ceremony), med(.machine.other_cores_busy), length] | map(tostring) | join("\t")' "$OUT"/"$s".*.json
 done | sort -t- -k1,1 -k2n | awk -F'\t' '{printf "%-22s %8s %7s %7s %7s %7s %7s %7s %7s %6s %6s %6s %6s %7s %6s %2s\n", $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16}'
 echo "floor (median): $(jq -s 'map(.floor.total_us) | sort | .[length/2|floor]' "$OUT"/*.json) µs" >&2
+# The aftermath of each burst run with --admin-socket: live ceremonies left, heap change, verdict.
+for f in "$OUT"/burst-20000-aftermath.*.json; do
+	[ -e "$f" ] || continue
+	jq -r --arg f "$(basename "$f" .json)" '.aftermath | "\($f): \(.live_ceremonies_after) live ceremonies, heap \(.heap_before_bytes/1048576|floor) → \(.heap_after_bytes/1048576|floor) MiB (\(.heap_change_pct) %), RSS \(.rss_before_mib) → \(.rss_after_mib) MiB: \(.verdict)"' "$f" >&2
+done

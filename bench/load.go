@@ -12,11 +12,33 @@ import (
 // setupConcurrency bounds the registrations of the setup phase, which is not measured.
 const setupConcurrency = 32
 
-// setup makes the virtual users; for the sign-in scenarios it registers each one's passkey.
+// setup makes the virtual users. On the sealed routes each gets its own envelope (one ECDH
+// each). For the sign-in scenarios it registers each one's passkey, unless the users sign in
+// as the users of a seeded store (--seeded), whom they share out.
 func setup(ctx context.Context, c *client, cfg config, stderr io.Writer) ([]*user, error) {
 	users := make([]*user, cfg.users)
 	for i := range users {
 		users[i] = c.newUser("u", i)
+	}
+	if cfg.routes == routesEncrypted {
+		svc, err := fetchServiceKey(ctx, c.http, cfg.url)
+		if err != nil {
+			return nil, fmt.Errorf("setup: the service's envelope key: %w", err)
+		}
+		c.service = &svc
+		for _, u := range users {
+			if u.env, err = newEnvelope(svc); err != nil {
+				return nil, fmt.Errorf("setup: %w", err)
+			}
+		}
+	}
+	if cfg.seeded > 0 {
+		counter := seededCounter(time.Now())
+		for i, u := range users {
+			u.seeded = newSeededRange(cfg.seed, i, len(users), cfg.seeded, counter)
+		}
+		fmt.Fprintf(stderr, "signing in as %d seeded users (seed %q), no registration\n", cfg.seeded, cfg.seed)
+		return users, nil
 	}
 	if cfg.scenario == scenarioRegister {
 		return users, nil
@@ -122,16 +144,21 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 }
 
 // ceremony runs the scenario's ceremony number n for user u. A registration registers a new
-// user each time (its own username and passkey), so that the store grows as it would in life.
+// user each time (its own username and passkey), so that the store grows as it would in life;
+// it goes through u's envelope session. A user with a seeded range signs in as one of its
+// seeded users, chosen at random.
 func (c *client) ceremony(ctx context.Context, scenario string, u *user, n int64) error {
-	switch scenario {
-	case scenarioRegister:
-		return c.register(ctx, c.newUser("r", int(n)))
-	case scenarioDiscoverable:
-		return c.signIn(ctx, u, false)
-	default:
-		return c.signIn(ctx, u, true)
+	if scenario == scenarioRegister {
+		r := c.newUser("r", int(n))
+		r.env = u.env
+		return c.register(ctx, r)
 	}
+	if u.seeded != nil {
+		s := u.seeded.pick()
+		s.env = u.env
+		u = s
+	}
+	return c.signIn(ctx, u, scenario != scenarioDiscoverable)
 }
 
 // progress prints one line a second until the returned function is called.

@@ -49,6 +49,10 @@ type config struct {
 	floorIters  int
 	progress    bool
 	cpuProfile  string
+	adminSocket string
+	settle      time.Duration
+	seeded      int
+	seed        string
 }
 
 // The scenarios: a registration of a new user, a sign-in by username, a discoverable sign-in.
@@ -57,6 +61,16 @@ const (
 	scenarioSignIn       = "signin"
 	scenarioDiscoverable = "discoverable"
 )
+
+// The route families: /webauthn/u1/… in plain JSON, or /webauthn/… behind BlockID's envelope.
+const (
+	routesU1        = "u1"
+	routesEncrypted = "encrypted"
+)
+
+// defaultSettle is the server's default --ceremony-timeout (300 s) and 2 s more: by then every
+// ceremony a burst left unfinished has timed out.
+const defaultSettle = 302 * time.Second
 
 func parseConfig(args []string, stderr io.Writer) (config, error) {
 	var c config
@@ -70,7 +84,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.rpID, "rp-id", "localhost", "RP ID (the dns field)")
 	fs.StringVar(&c.origin, "origin", "http://localhost:8080", "origin the authenticators put in clientDataJSON: the server's --public-url")
 	fs.StringVar(&c.scenario, "scenario", scenarioSignIn, "register, signin (by username) or discoverable")
-	fs.StringVar(&c.routes, "routes", "u1", "route family: u1 (encrypted: not yet available)")
+	fs.StringVar(&c.routes, "routes", routesU1, "route family: u1 (/webauthn/u1/…) or encrypted (the sealed /webauthn/… routes, one envelope key per user)")
 	fs.IntVar(&c.users, "users", 8, "concurrent virtual users, each with its own passkey")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "length of steady load")
 	fs.IntVar(&c.burst, "burst", 0, "start this many ceremonies as fast as --users workers allow, instead of steady load")
@@ -82,6 +96,11 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.floorIters, "floor-iterations", 2000, "iterations per round when timing the cryptographic floor")
 	fs.BoolVar(&c.progress, "progress", true, "print a progress line each second on stderr")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the harness's own CPU profile of the measured phase to this file")
+	fs.StringVar(&c.adminSocket, "admin-socket", "", "with --burst: the server's admin socket (<data-dir>/admin.sock); report live ceremonies and heap before the burst and --settle after")
+	fs.DurationVar(&c.settle, "settle", defaultSettle, "with --admin-socket: wait this long after the burst before reading the server again (the server's --ceremony-timeout + 2s)")
+	fs.IntVar(&c.seeded, "seeded", 0, "sign in as the `N` users of a store written by bench seed --users N, skipping registration")
+	fs.StringVar(&c.seed, "seed", "", "with --seeded: the seed the store was written with")
+	fs.Usage = func() { usage(fs) }
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -94,13 +113,9 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("--scenario %q: use register, signin or discoverable", c.scenario)
 	}
 	switch c.routes {
-	case "u1":
-	case "encrypted":
-		// The signed and encrypted routes (issue 9) get their client here: a ceremony type
-		// that wraps each body in the envelope, chosen by this flag.
-		return c, errors.New("--routes encrypted: not yet available; use u1")
+	case routesU1, routesEncrypted:
 	default:
-		return c, fmt.Errorf("--routes %q: use u1", c.routes)
+		return c, fmt.Errorf("--routes %q: use u1 or encrypted", c.routes)
 	}
 	switch {
 	case c.users < 1:
@@ -113,6 +128,20 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("--timeout: give a positive duration")
 	case c.floorIters < 1:
 		return c, errors.New("--floor-iterations: give at least 1")
+	case c.adminSocket != "" && c.burst == 0:
+		return c, errors.New("--admin-socket: give it with --burst (it reports a burst's aftermath)")
+	case c.adminSocket != "" && (c.settle < 0 || c.settle >= c.timeout):
+		return c, fmt.Errorf("--settle %s: give a duration from 0 to less than --timeout (%s)", c.settle, c.timeout)
+	case c.seeded < 0:
+		return c, errors.New("--seeded cannot be negative")
+	case c.seeded > 0 && c.scenario == scenarioRegister:
+		return c, errors.New("--seeded: the seeded users sign in; use --scenario signin or discoverable")
+	case c.seeded > 0 && c.seed == "":
+		return c, errors.New("--seeded: give the --seed the store was written with")
+	case c.seeded > 0 && c.seeded < c.users:
+		return c, fmt.Errorf("--seeded %d: give at least as many seeded users as --users (%d), which share them out", c.seeded, c.users)
+	case c.seeded == 0 && c.seed != "":
+		return c, errors.New("--seed: give --seeded N too")
 	}
 	if err := checkLoopback(c.url); err != nil {
 		return c, err
@@ -157,8 +186,24 @@ func startProfile(path string) (stop func(), err error) {
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
-// run is the whole harness: floor, setup, measurement, report.
+// usage prints the flags of a run, and the seed subcommand.
+func usage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprint(w, `usage: bench [flags]              drive ceremonies against a running server
+       bench seed --data-dir DIR --users N --seed S [--community default] [--rp-id localhost]
+                                    write N users with a passkey each into a stopped server's store
+
+flags of a run:
+`)
+	fs.PrintDefaults()
+}
+
+// run is the whole harness: floor, setup, measurement, report; or, with "seed" first, the seed
+// subcommand.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "seed" {
+		return runSeed(ctx, args[1:], stdout, stderr)
+	}
 	cfg, err := parseConfig(args, stderr)
 	if err != nil {
 		return err
@@ -183,6 +228,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	var admin *adminClient
+	var statsBefore serverStats
+	if cfg.adminSocket != "" {
+		admin = newAdminClient(cfg.adminSocket)
+		if statsBefore, err = admin.stats(ctx); err != nil {
+			return err
+		}
+	}
 	before, err := sample(cfg.pid)
 	if err != nil {
 		return err
@@ -197,8 +250,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var aftermath *Aftermath
+	if admin != nil {
+		fmt.Fprintf(stderr, "settling for %s before reading the server's stats again...\n", cfg.settle)
+		if !sleepUntil(ctx, time.Now().Add(cfg.settle)) {
+			return fmt.Errorf("settling: %w", ctx.Err())
+		}
+		statsAfter, err := admin.stats(ctx)
+		if err != nil {
+			return err
+		}
+		settled, err := sample(cfg.pid)
+		if err != nil {
+			return err
+		}
+		a := newAftermath(cfg.settle, statsBefore, statsAfter, before.serverRSS, settled.serverRSS)
+		aftermath = &a
+	}
 
 	sum := summarize(cfg, res, floor, before, after)
+	sum.Aftermath = aftermath
 	writeText(text, sum)
 	if cfg.jsonOut != "" {
 		if err := writeJSON(cfg.jsonOut, stdout, sum); err != nil {

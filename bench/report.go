@@ -35,6 +35,11 @@ type Summary struct {
 	HarnessCPUMicros float64 `json:"harness_cpu_us_per_ceremony"`
 	// Machine is how busy the whole machine was, to tell a quiet run from a disturbed one.
 	Machine MachineLoad `json:"machine"`
+	// Seeded is the number of seeded users signed in as (--seeded), 0 when the virtual users
+	// registered their own passkeys.
+	Seeded int `json:"seeded_users,omitempty"`
+	// Aftermath is set for a burst with --admin-socket.
+	Aftermath *Aftermath `json:"aftermath,omitempty"`
 }
 
 // MachineLoad is the average number of busy CPUs over the measured phase: in all, and
@@ -85,6 +90,7 @@ func summarize(cfg config, m measurement, floor Floor, before, after procSample)
 		Calls:  map[string]Latency{},
 		Errors: Errors{ByStatus: map[string]int{}, ByCode: maps.Clone(s.codes)},
 		Floor:  floor,
+		Seeded: cfg.seeded,
 	}
 	if cfg.burst > 0 {
 		sum.Mode = "burst"
@@ -121,6 +127,9 @@ var callOrder = []string{callRegOptions, callRegResult, callSignInOptions, callS
 // writeText prints the human report.
 func writeText(w io.Writer, s Summary) {
 	fmt.Fprintf(w, "\nwebauthnd bench: %s via %s, %s, %d users, %.1fs\n", s.Scenario, s.Routes, s.Mode, s.Users, s.Seconds)
+	if s.Seeded > 0 {
+		fmt.Fprintf(w, "store        signing in as %d seeded users\n", s.Seeded)
+	}
 	fmt.Fprintf(w, "ceremonies   %d ok (%.1f/s), %d refused (429), %d failed\n",
 		s.Ceremonies.OK, s.Ceremonies.PerSecond, s.Ceremonies.Refused, s.Ceremonies.Failed)
 	fmt.Fprintf(w, "%-22s %8s %8s %8s %8s %8s  (ms)\n", "call", "count", "p50", "p95", "p99", "max")
@@ -146,6 +155,15 @@ func writeText(w io.Writer, s Summary) {
 	fmt.Fprintf(w, "harness      %.1fµs CPU per ceremony\n", s.HarnessCPUMicros)
 	fmt.Fprintf(w, "machine      %.2f of %d CPUs busy, %.2f by other processes and unattributed kernel work\n",
 		s.Machine.CoresBusy, s.Machine.CPUs, s.Machine.OtherCores)
+	if a := s.Aftermath; a != nil {
+		fmt.Fprintf(w, "aftermath    %gs after the burst: %d live ceremonies (%d before); heap %.1f → %.1f MiB (%+.1f %%); %d → %d goroutines\n",
+			a.SettleSeconds, a.LiveCeremoniesAfter, a.LiveCeremoniesBefore, float64(a.HeapBeforeBytes)/(1<<20),
+			float64(a.HeapAfterBytes)/(1<<20), a.HeapChangePercent, a.GoroutinesBefore, a.GoroutinesAfter)
+		if a.RSSBeforeMiB > 0 {
+			fmt.Fprintf(w, "             RSS %.1f → %.1f MiB\n", a.RSSBeforeMiB, a.RSSAfterMiB)
+		}
+		fmt.Fprintf(w, "             %s\n", a.Verdict)
+	}
 }
 
 // writeJSON writes the summary to path, or to stdout when path is "-".
