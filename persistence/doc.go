@@ -6,15 +6,20 @@
 // transaction, so a write that a caller is told succeeded survives a crash, and so one writer can
 // group the writes of many concurrent ceremonies into one commit.
 //
+// Values are JSON, but for users and credentials, which every ceremony reads: those are CBOR
+// with small integer keys (see codec.go), and JSON records of earlier versions (a value
+// starting with '{') are still read, and rewritten in CBOR when they next change.
+//
 // Keys are laid out by prefix; components after the prefix are separated by a zero byte, which
 // is why identifiers and usernames may not contain one:
 //
 //	t/<tenant>                          Tenant
 //	td/<host>                           tenant id (tenant host names, lower case, no port)
 //	c/<community>                       Community
-//	u/<community>\x00<username>         User
+//	u/<community>\x00<username>         User (CBOR)
 //	h/<community>\x00<user handle>      username (user handle index)
-//	k/<credential id>                   Credential (ids are unique across the store)
+//	k/<credential id>                   Credential (CBOR, without its attestation object; ids are unique across the store)
+//	ka/<credential id>                  the credential's attestation object, as registered
 //	uk/<community>\x00<username>\x00<credential id>   empty (a user's credentials)
 //	l/<sha-256 of license key>          License
 //	li/<license id>                     sha-256 of the license key (license id index)

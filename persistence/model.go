@@ -38,7 +38,8 @@ type Community struct {
 	Updated     time.Time `json:"updated"`
 }
 
-// User is a person known to a community by username, with a random WebAuthn user handle.
+// User is a person known to a community by username, with a random WebAuthn user handle. Its
+// times are stored in UTC, to the nanosecond.
 type User struct {
 	CommunityID string    `json:"communityId"`
 	Username    string    `json:"username"`
@@ -47,7 +48,8 @@ type User struct {
 	Created     time.Time `json:"created"`
 }
 
-// Credential is a registered passkey with what its registration and sign-ins told us.
+// Credential is a registered passkey with what its registration and sign-ins told us. Its
+// times are stored in UTC, to the nanosecond.
 type Credential struct {
 	ID          []byte `json:"id"`
 	CommunityID string `json:"communityId"`
@@ -55,11 +57,14 @@ type Credential struct {
 	UserHandle  []byte `json:"userHandle"`
 	RPID        string `json:"rpId"`
 	// PublicKey is the COSE_Key from the attested credential data.
-	PublicKey          []byte    `json:"publicKey"`
-	Algorithm          int64     `json:"alg"`
-	AAGUID             []byte    `json:"aaguid"`
-	AttestationFormat  string    `json:"attestationFormat"`
-	AttestationType    string    `json:"attestationType"`
+	PublicKey         []byte `json:"publicKey"`
+	Algorithm         int64  `json:"alg"`
+	AAGUID            []byte `json:"aaguid"`
+	AttestationFormat string `json:"attestationFormat"`
+	AttestationType   string `json:"attestationType"`
+	// AttestationObject is the registration's CBOR attestation object. It is stored under a
+	// key of its own: AddCredential writes it, and only [Store.AttestationObjectOf] reads it;
+	// every other read of a credential leaves it nil.
 	AttestationObject  []byte    `json:"attestationObject"`
 	AttestationTrusted bool      `json:"attestationTrusted"`
 	Transports         []string  `json:"transports,omitempty"`

@@ -241,8 +241,7 @@ func (o GetOrCreateUser) apply(txn *badger.Txn) (any, error) {
 	if o.Username == "" || len(o.Username) > 256 || strings.ContainsRune(o.Username, 0) || !ValidID(o.CommunityID) {
 		return nil, invalid("a username is 1 to 256 bytes without NUL, in a valid community")
 	}
-	var u User
-	err := getJSON(txn, userKey(o.CommunityID, o.Username), &u)
+	u, err := getUser(txn, userKey(o.CommunityID, o.Username))
 	if err == nil {
 		return u, nil
 	}
@@ -254,7 +253,7 @@ func (o GetOrCreateUser) apply(txn *badger.Txn) (any, error) {
 	}
 	u = User{CommunityID: o.CommunityID, Username: o.Username, DisplayName: o.DisplayName,
 		Handle: o.Handle, Created: time.Now().UTC()}
-	if err := setJSON(txn, userKey(o.CommunityID, o.Username), u); err != nil {
+	if err := setUser(txn, u); err != nil {
 		return nil, errStoreInternal(err)
 	}
 	if err := txn.Set(handleKey(o.CommunityID, o.Handle), []byte(o.Username)); err != nil {
@@ -263,8 +262,9 @@ func (o GetOrCreateUser) apply(txn *badger.Txn) (any, error) {
 	return u, nil
 }
 
-// AddCredential stores a new credential and its owner index. A credential id that exists
-// anywhere in the store is refused, whoever owns it.
+// AddCredential stores a new credential, its owner index and (under a key of its own, as only
+// [Store.AttestationObjectOf] reads it) its attestation object; it returns the Credential as
+// given. A credential id that exists anywhere in the store is refused, whoever owns it.
 type AddCredential struct{ Credential Credential }
 
 func (o AddCredential) apply(txn *badger.Txn) (any, error) {
@@ -277,10 +277,7 @@ func (o AddCredential) apply(txn *badger.Txn) (any, error) {
 	if ok, err := exists(txn, userKey(c.CommunityID, c.Username)); err != nil || !ok {
 		return nil, errStoreInternal(fmt.Errorf("credential for a missing user (exists=%v): %w", ok, err))
 	}
-	if err := setJSON(txn, credKey(c.ID), c); err != nil {
-		return nil, errStoreInternal(err)
-	}
-	if err := txn.Set(append(userCredPrefix(c.CommunityID, c.Username), c.ID...), nil); err != nil {
+	if err := writeCredential(txn, c); err != nil {
 		return nil, errStoreInternal(err)
 	}
 	return c, nil
@@ -303,8 +300,8 @@ var ErrCounterRegression = messages.Errorf(messages.CodeCounterRegression,
 	"the authenticator's signature counter went backwards: the credential may be cloned")
 
 func (o RecordSignIn) apply(txn *badger.Txn) (any, error) {
-	var c Credential
-	if err := getJSON(txn, credKey(o.ID), &c); err != nil {
+	c, err := getStoredCredential(txn, o.ID)
+	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return nil, messages.Errorf(messages.CodeCredentialUnknown, "the credential is not registered")
 		}
@@ -313,20 +310,49 @@ func (o RecordSignIn) apply(txn *badger.Txn) (any, error) {
 	if (o.Counter != 0 || c.SignCount != 0) && o.Counter <= c.SignCount {
 		if !c.CloneWarning {
 			c.CloneWarning = true
-			if err := setJSON(txn, credKey(c.ID), c); err != nil {
+			if err := rewriteCredential(txn, &c); err != nil {
 				return nil, errStoreInternal(err)
 			}
 		}
+		c.AttestationObject = nil
 		return c, ErrCounterRegression
 	}
 	c.SignCount = o.Counter
 	c.UserVerified = c.UserVerified || o.UserVerified
 	c.BackupState = o.BackupState
 	c.LastUsed = o.At
-	if err := setJSON(txn, credKey(c.ID), c); err != nil {
+	if err := rewriteCredential(txn, &c); err != nil {
 		return nil, errStoreInternal(err)
 	}
+	c.AttestationObject = nil
 	return c, nil
+}
+
+// writeCredential writes the keys of a new credential: its record, its attestation object when
+// it has one, and its owner index.
+func writeCredential(txn *badger.Txn, c Credential) error {
+	if err := setCredential(txn, c); err != nil {
+		return err
+	}
+	if len(c.AttestationObject) > 0 {
+		if err := txn.Set(attestationKey(c.ID), c.AttestationObject); err != nil {
+			return err
+		}
+	}
+	return txn.Set(append(userCredPrefix(c.CommunityID, c.Username), c.ID...), nil)
+}
+
+// rewriteCredential writes a changed credential read with getStoredCredential. A JSON record of
+// an earlier version carries its attestation object inline: it moves to its own key, and the
+// record becomes CBOR.
+func rewriteCredential(txn *badger.Txn, c *Credential) error {
+	if len(c.AttestationObject) > 0 {
+		if err := txn.Set(attestationKey(c.ID), c.AttestationObject); err != nil {
+			return err
+		}
+		c.AttestationObject = nil
+	}
+	return setCredential(txn, *c)
 }
 
 // PatchCommunity changes the fields it sets of an existing community; the result must still be

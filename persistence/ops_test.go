@@ -131,11 +131,11 @@ func TestAddCredential(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Key order: by credential id.
-		if len(list) != 2 || !reflect.DeepEqual(list[0], c2) || !reflect.DeepEqual(list[1], c1) {
+		if len(list) != 2 || !reflect.DeepEqual(list[0], asRead(c2)) || !reflect.DeepEqual(list[1], asRead(c1)) {
 			t.Fatalf("CredentialsOf(alice) = %+v, want [a-first b-second]", list)
 		}
 		list, err = s.CredentialsOf("shop", "bob")
-		if err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], c3) {
+		if err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], asRead(c3)) {
 			t.Fatalf("CredentialsOf(bob) = %+v, %v; want [bob-1]", list, err)
 		}
 	})
@@ -169,10 +169,10 @@ func TestAddCredential(t *testing.T) {
 			err := applyErr(t, s, persistence.AddCredential{Credential: again})
 			wantCode(t, err, messages.CodeCredentialExists)
 
-			if got, err := s.Credential([]byte("dup")); err != nil || !reflect.DeepEqual(got, orig) {
+			if got, err := s.Credential([]byte("dup")); err != nil || !reflect.DeepEqual(got, asRead(orig)) {
 				t.Fatalf("Credential(dup) = %+v, %v; want the original %+v", got, err, orig)
 			}
-			if list, err := s.CredentialsOf("shop", "alice"); err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], orig) {
+			if list, err := s.CredentialsOf("shop", "alice"); err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], asRead(orig)) {
 				t.Fatalf("CredentialsOf(alice) = %+v, %v; want [orig]", list, err)
 			}
 			if tc.username != "alice" {
@@ -240,7 +240,7 @@ func TestRecordSignInCounter(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := orig
+			want := asRead(orig)
 			if tc.accepted {
 				if r.Err != nil {
 					t.Fatalf("RecordSignIn %d -> %d refused: %v", tc.stored, tc.counter, r.Err)
@@ -706,5 +706,41 @@ func TestUsernameWithNULDoesNotReachAnotherUsersIndex(t *testing.T) {
 		if list, err := s.CredentialsOf("shop", "alice"); err != nil || len(list) != 0 {
 			t.Errorf("CredentialsOf(alice) = %+v, %v; want none, nil", list, err)
 		}
+	}
+}
+
+// The attestation object of a registration is kept under its own key: reads of the credential
+// leave it out, AttestationObjectOf returns it, and sign-ins keep it.
+func TestAttestationObjectOf(t *testing.T) {
+	s := mustOpen(t)
+	seedCommunity(t, s, "shop")
+	alice := seedUser(t, s, "shop", "alice", []byte("ha"))
+	with := credential("with", alice)
+	without := credential("without", alice)
+	without.AttestationObject = nil
+	mustApply(t, s, persistence.AddCredential{Credential: with})
+	mustApply(t, s, persistence.AddCredential{Credential: without})
+	mustApply(t, s, persistence.RecordSignIn{ID: with.ID, Counter: 1, At: t1})
+
+	tests := []struct {
+		name    string
+		id      string
+		want    []byte
+		wantErr error
+	}{
+		{"registered with one, after a sign-in", "with", with.AttestationObject, nil},
+		{"registered without one", "without", nil, nil},
+		{"no such credential", "nope", nil, persistence.ErrNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.AttestationObjectOf([]byte(tc.id))
+			if !errors.Is(err, tc.wantErr) || !bytes.Equal(got, tc.want) {
+				t.Fatalf("AttestationObjectOf(%s) = %x, %v; want %x, %v", tc.id, got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+	if c, err := s.Credential(with.ID); err != nil || c.AttestationObject != nil {
+		t.Fatalf("Credential(with) = %+v, %v; want no attestation object", c, err)
 	}
 }

@@ -108,14 +108,14 @@ func TestSmallInterfacesThroughStore(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Credential: %v", err)
 			}
-			if !reflect.DeepEqual(got, want) {
-				t.Fatalf("Credential = %+v\nwant %+v", got, want)
+			if !reflect.DeepEqual(got, asRead(want)) {
+				t.Fatalf("Credential = %+v\nwant %+v", got, asRead(want))
 			}
 			list, err := r.CredentialsOf("shop", "alice")
 			if err != nil {
 				t.Fatalf("CredentialsOf: %v", err)
 			}
-			if len(list) != 1 || !reflect.DeepEqual(list[0], want) {
+			if len(list) != 1 || !reflect.DeepEqual(list[0], asRead(want)) {
 				t.Fatalf("CredentialsOf = %+v, want [%+v]", list, want)
 			}
 		}},
@@ -208,7 +208,7 @@ func TestWritesSurviveReopen(t *testing.T) {
 	if got, err := s.UserByHandle("shop", []byte("handle-a")); err != nil || !reflect.DeepEqual(got, u) {
 		t.Fatalf("UserByHandle after reopen = %+v, %v; want %+v", got, err, u)
 	}
-	want := cred
+	want := asRead(cred)
 	want.SignCount, want.UserVerified, want.BackupState, want.LastUsed, want.CloneWarning = 7, true, true, t1, true
 	if got, err := s.Credential(cred.ID); err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("Credential after reopen = %+v, %v\nwant %+v", got, err, want)
