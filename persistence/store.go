@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"go.uber.org/zap"
 
 	"github.com/webauthnd/webauthnd/messages"
@@ -92,25 +93,36 @@ func Open(dir string, log *zap.Logger) (*Store, error) {
 	opts := badger.DefaultOptions(filepath.Clean(dir)).
 		WithSyncWrites(true).
 		WithLogger(badgerLogger{log.Sugar()}).
-		// Small caches and memtables keep the resident set modest; the working set of a
-		// ceremony is a handful of small keys.
+		// Memory, measured with `bench seed` and the harness against a server holding 1,000 and
+		// 1,000,000 users (128 users signing in, 2 shared CPUs; docs/performance.md):
 		//
-		// Measured with TestBigStore (2 shared CPUs, 8 readers, one group-commit writer;
-		// 1,000 users: 26,000 sign-ins/s, VmRSS 177 MB of which 155 MB anonymous, Go heap
-		// 95 MiB; 1,000,000 imported users: 17,400 sign-ins/s, VmRSS 1.4-1.5 GB: 0.9 GB
-		// anonymous, 0.5 GB the mmap'd tables (the whole 472 MiB of SSTs), Go heap 660-940
-		// MiB). The heap of the big store is compaction of the imported tables: table
-		// builders (z.Calloc under compactBuildTables) held 360 of 483 MB in a heap profile;
-		// reads held under 40 MB. Tried: no compression, 2 compactors, 8 MiB x 2 memtables,
-		// 16 MiB block cache: anonymous memory fell to 308 MB (heap 216 MiB), but the SSTs
-		// doubled to 919 MiB and so did the mapped tables (1.0 GB), for 12 % fewer sign-ins
-		// and a slower import; not kept. These options do not yet meet issue 10's 150 MB.
+		// - No compression and no block cache. Compressed (Badger's default, Snappy) every
+		//   block read from a table is decompressed into a fresh buffer: 1.5 GB of garbage
+		//   per 70,000 sign-ins of a big store, and an anonymous RSS of 250-330 MB (820 MB
+		//   with the other defaults). Uncompressed blocks are read in place from the mapped
+		//   table, so no block cache is needed: anonymous RSS 110-155 MB with a million users,
+		//   80-115 MB with a thousand, for tables 1.6 x larger (739 instead of 456 MB for a
+		//   million users with one passkey each). Tables written before keep their
+		//   compression (the manifest records it) until compaction rewrites them.
+		// - Two compactors and 1 MiB tables at every level: a compaction holds a builder of
+		//   twice the table size per table it writes, several at once per compactor; with
+		//   the defaults (4 compactors, tables growing to 8 MiB) builders held up to 360 MB.
+		// - Memtables of 16 MiB, three of them; an index cache of 16 MiB, which holds the
+		//   block indexes and bloom filters of a million users' tables (about 8 MB).
+		//
+		// The mapped tables count in RSS too, as clean page cache: a random sign-in touches
+		// pages all over the store, so with free memory the kernel keeps the whole store
+		// mapped (RssFile grows to the store's size); under memory pressure it drops them.
+		WithCompression(options.None).
+		WithBlockCacheSize(0).
+		WithIndexCacheSize(16 << 20).
+		WithNumCompactors(2).
+		WithBaseTableSize(1 << 20).
 		WithMemTableSize(memTableSize).
 		WithNumMemtables(3).
-		WithBlockCacheSize(32 << 20).
-		WithIndexCacheSize(16 << 20).
 		WithValueLogFileSize(64 << 20).
 		WithValueThreshold(1 << 10)
+	opts.TableSizeMultiplier = 1 // no With method in badger v4
 	db, err := badger.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", dir, err)
