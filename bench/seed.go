@@ -72,16 +72,6 @@ runs that compare, copy the seeded directory and run each on a fresh copy.
 	return c, nil
 }
 
-// importer is persistence.(*Store).Import: it writes users and their credentials in large
-// batches.
-type importer interface {
-	Import(users []persistence.User, creds []persistence.Credential) error
-}
-
-// applyBatchUsers bounds the users of one Apply when the store has no Import: a Badger
-// transaction holds at most some megabytes.
-const applyBatchUsers = 250
-
 // runSeed is `bench seed`.
 func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseSeedConfig(args, stderr)
@@ -106,15 +96,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("seed: --rp-id %q: community %q has RP IDs %q", cfg.rpID, cfg.community, community.RPIDs)
 	}
 
-	write := func(users []persistence.User, creds []persistence.Credential) error {
-		return applyUsers(store, users, creds)
-	}
-	if imp, ok := any(store).(importer); ok {
-		write = imp.Import
-	} else {
-		fmt.Fprintf(stderr, "seed: this persistence has no Store.Import yet: writing with Apply, %d users a transaction (slower)\n", applyBatchUsers)
-	}
-
+	write := store.Import
 	fmt.Fprintf(stderr, "seeding %d users into community %q (RP ID %s) of %s, %d a batch\n", cfg.users, cfg.community, cfg.rpID, cfg.dataDir, cfg.batch)
 	type batch struct {
 		users []persistence.User
@@ -203,24 +185,4 @@ func seedRecords(cfg seedConfig, i int, now time.Time) (persistence.User, persis
 		Transports: []string{"internal"}, UserPresent: true, UserVerified: true, SignCount: 0, Created: now,
 	}
 	return u, c, nil
-}
-
-// applyUsers writes users and their credentials with the store's ordinary ops, a few hundred
-// users per transaction: the way to seed until persistence has Store.Import.
-func applyUsers(store *persistence.Store, users []persistence.User, creds []persistence.Credential) error {
-	for first := 0; first < len(users); first += applyBatchUsers {
-		end := min(first+applyBatchUsers, len(users))
-		ops := make([]persistence.Op, 0, 2*(end-first))
-		for k := first; k < end; k++ {
-			u := users[k]
-			ops = append(ops, persistence.GetOrCreateUser{CommunityID: u.CommunityID, Username: u.Username, DisplayName: u.DisplayName, Handle: u.Handle},
-				persistence.AddCredential{Credential: creds[k]})
-		}
-		for k, r := range store.Apply(ops) {
-			if r.Err != nil {
-				return fmt.Errorf("%s: %w", users[first+k/2].Username, r.Err)
-			}
-		}
-	}
-	return nil
 }
