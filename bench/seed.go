@@ -134,8 +134,13 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("seed: stopped after %d users: %w", done, err)
 	}
 	elapsed := time.Since(start)
-	fmt.Fprintf(stdout, "seeded %d users in %s (%.0f users/s); run with --seeded %d --seed %q\n",
-		done, elapsed.Round(time.Millisecond), float64(done)/elapsed.Seconds(), done, cfg.seed)
+	fmt.Fprintf(stderr, "settling the store (compacting it into one level)...\n")
+	settling := time.Now()
+	if err := store.Settle(); err != nil {
+		return fmt.Errorf("seed: settle: %w", err)
+	}
+	fmt.Fprintf(stdout, "seeded %d users in %s (%.0f users/s), settled in %s; run with --seeded %d --seed %q\n",
+		done, elapsed.Round(time.Millisecond), float64(done)/elapsed.Seconds(), time.Since(settling).Round(time.Millisecond), done, cfg.seed)
 	return nil
 }
 

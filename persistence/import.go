@@ -263,3 +263,13 @@ func (s *Store) writeImport(p *importPlan) error {
 	}
 	return nil
 }
+
+// Settle compacts the whole store into one level and returns when it is done. Run it after a
+// large Import, before a server opens the store: otherwise the server inherits the import's
+// compaction backlog and spends its first minutes compacting under load (with a million
+// imported users, reads took 7 times longer while it did).
+func (s *Store) Settle() error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	return s.db.Flatten(2)
+}
