@@ -52,6 +52,17 @@ func TestImport(t *testing.T) {
 		if list, err := s.CredentialsOf("shop", "carol"); err != nil || len(list) != 0 {
 			t.Fatalf("CredentialsOf(carol) = %+v, %v; want none", list, err)
 		}
+		// Settling (compacting into one level) changes nothing that reads see.
+		before, err := s.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Settle(); err != nil {
+			t.Fatalf("Settle: %v", err)
+		}
+		if after, err := s.Digest(); err != nil || !bytes.Equal(before, after) {
+			t.Fatalf("the store's digest changed when it settled: %v", err)
+		}
 		// The ordinary ops see the imported records.
 		if got := mustApply(t, s, persistence.GetOrCreateUser{CommunityID: "shop", Username: "alice", Handle: []byte("other")}); !reflect.DeepEqual(got, alice) {
 			t.Fatalf("GetOrCreateUser(alice) = %+v, want the imported %+v", got, alice)
