@@ -29,7 +29,9 @@
 // the server's admin Unix socket before the burst and --settle after it (by default the server's
 // default --ceremony-timeout, 300 s, plus 2 s, when every abandoned ceremony has timed out), and
 // reports the live ceremonies left (target 0), the live heap before and after (target: at most
-// 10 % more), goroutines, and with --pid the resident set, with a verdict.
+// 10 % more), goroutines, and with --pid the resident set, with a verdict. Both readings are
+// taken with the harness's idle connections closed, as a burst's clients go away: an idle
+// keep-alive connection holds a goroutine and its buffers on the server until its idle timeout.
 //
 // A store of a million passkeys is written directly, not registered over HTTP: start webauthnd
 // once on a data directory (it makes the default community and its license), stop it, run
