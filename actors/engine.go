@@ -61,11 +61,12 @@ type Engine struct {
 
 // deps is what every ceremony needs; it is immutable after start, so sharing it is safe.
 type deps struct {
-	cfg    Config
-	store  Store
-	signer *Signer
-	writer *actor.PID
-	log    *zap.Logger
+	cfg        Config
+	store      Store
+	signer     *Signer
+	writer     *actor.PID
+	dispatcher *workerDispatcher // runs the ceremonies' mailboxes
+	log        *zap.Logger
 }
 
 // NewEngine starts the actor system and the store writer.
@@ -94,7 +95,8 @@ func NewEngine(cfg Config, store Store, log *zap.Logger) (*Engine, error) {
 		return nil, fmt.Errorf("spawn writer: %w", err)
 	}
 	e.writer = w
-	e.deps = &deps{cfg: cfg, store: store, signer: signer, writer: w, log: log}
+	e.deps = &deps{cfg: cfg, store: store, signer: signer, writer: w, log: log,
+		dispatcher: newWorkerDispatcher(ceremonyWorkers(), 300)}
 	return e, nil
 }
 
@@ -105,6 +107,7 @@ func (e *Engine) Signer() *Signer { return e.deps.signer }
 func (e *Engine) Stop() {
 	e.system.Shutdown()
 	e.writes.Wait()
+	e.deps.dispatcher.stop()
 }
 
 // Live returns the number of live ceremony actors of a community.

@@ -80,7 +80,8 @@ func (s *supervisor) begin(ctx actor.Context, m begin) {
 	}
 	name := ceremonyName(challenge)
 	c := &ceremony{deps: s.deps, kind: m.kind, challenge: challenge, sessionInfo: sessionInfo}
-	pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return c }), name)
+	pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return c },
+		actor.WithDispatcher(s.deps.dispatcher)), name)
 	if err != nil {
 		s.deps.log.Error("spawn ceremony", zap.String("community", s.community), zap.Error(err))
 		ctx.Respond(failure{messages.Wrap(messages.CodeInternal, "internal error", err)})
