@@ -252,6 +252,13 @@ func TestSealedBadInput(t *testing.T) {
 		{"stale ts", with(c.headers(t, s.License), "requestid", c.requestID(t, time.Now().Add(-2*time.Minute), newUUID())), c.body(t, options), 401, "request_stale"},
 		{"future ts", with(c.headers(t, s.License), "requestid", c.requestID(t, time.Now().Add(2*time.Minute), newUUID())), c.body(t, options), 401, "request_stale"},
 		{"replayed uuid", replayed, c.body(t, options), 401, "request_replayed"},
+		{"replayed uuid, publickey respelled with the 0x04 prefix", with(replayed, "publickey", func() string {
+			raw, _ := base64.StdEncoding.DecodeString(replayed["publickey"])
+			if len(raw) != 64 {
+				t.Fatalf("the test client's publickey is %d bytes, want 64", len(raw))
+			}
+			return base64.StdEncoding.EncodeToString(append([]byte{4}, raw...))
+		}()), c.body(t, options), 401, "request_replayed"},
 		{"requestid missing", with(c.headers(t, s.License), "requestid", ""), c.body(t, options), 401, "request_invalid"},
 		{"requestid a bare UUID", with(c.headers(t, s.License), "requestid", newUUID()), c.body(t, options), 401, "request_invalid"},
 		{"requestid not JSON", with(c.headers(t, s.License), "requestid", c.seal(t, []byte("ts=1"))), c.body(t, options), 401, "request_invalid"},
