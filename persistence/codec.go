@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"encoding/json"
+	"math"
 	"errors"
 	"time"
 
@@ -79,6 +80,16 @@ func unixNano(t time.Time) int64 {
 		return 0
 	}
 	return t.UnixNano()
+}
+
+// storableTime says whether t survives unixNano: the zero time, or a time whose Unix nanoseconds
+// fit in an int64 and are not 0 (the epoch itself would read back as the zero time).
+func storableTime(t time.Time) bool {
+	if t.IsZero() {
+		return true
+	}
+	min, max := time.Unix(0, math.MinInt64+1), time.Unix(0, math.MaxInt64)
+	return t.After(min) && t.Before(max) && t.UnixNano() != 0
 }
 
 func fromUnixNano(n int64) time.Time {

@@ -83,6 +83,9 @@ func planImport(users []User, creds []Credential) (*importPlan, error) {
 		if len(u.Handle) == 0 || len(u.Handle) > maxHandleLength {
 			return nil, invalid("user %q: a user handle is 1 to %d bytes", u.Username, maxHandleLength)
 		}
+		if !storableTime(u.Created) {
+			return nil, invalid("user %q: its creation time must be zero or between the years 1678 and 2262", u.Username)
+		}
 		key := string(userKey(u.CommunityID, u.Username))
 		if _, dup := byKey[key]; dup {
 			return nil, invalid("user %q of community %q is given twice", u.Username, u.CommunityID)
@@ -111,6 +114,9 @@ func planImport(users []User, creds []Credential) (*importPlan, error) {
 		}
 		if !bytes.Equal(c.UserHandle, users[i].Handle) {
 			return nil, invalid("credential %d: its user handle is not its user's", k)
+		}
+		if !storableTime(c.Created) || !storableTime(c.LastUsed) {
+			return nil, invalid("credential %d: its times must be zero or between the years 1678 and 2262", k)
 		}
 		owner[k] = i
 		count[i+1]++

@@ -133,6 +133,14 @@ func TestImport(t *testing.T) {
 		{"a credential id given twice", func(u []persistence.User, c []persistence.Credential) ([]persistence.User, []persistence.Credential) {
 			return u, append(c, credential("a-1", u[1]))
 		}, messages.CodeInvalidRequest},
+		{"a user created in year 1 (not storable in Unix nanoseconds)", func(u []persistence.User, c []persistence.Credential) ([]persistence.User, []persistence.Credential) {
+			u[0].Created = time.Date(1, 1, 2, 0, 0, 0, 0, time.UTC)
+			return u, c
+		}, messages.CodeInvalidRequest},
+		{"a credential last used at the Unix epoch (would read back as never)", func(u []persistence.User, c []persistence.Credential) ([]persistence.User, []persistence.Credential) {
+			c[0].LastUsed = time.Unix(0, 0)
+			return u, c
+		}, messages.CodeInvalidRequest},
 		{"an empty username", func(u []persistence.User, c []persistence.Credential) ([]persistence.User, []persistence.Credential) {
 			return append(u, importUser("", "hz")), c
 		}, messages.CodeInvalidRequest},
