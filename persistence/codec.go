@@ -2,8 +2,8 @@ package persistence
 
 import (
 	"encoding/json"
-	"math"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
