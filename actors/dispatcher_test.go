@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestWorkerDispatcher: every scheduled run runs once, whether a worker takes it or (with every
@@ -33,5 +34,9 @@ func TestWorkerDispatcher(t *testing.T) {
 	d.stop()
 	done := make(chan struct{})
 	d.Schedule(func() { close(done) })
-	<-done
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a run scheduled after stop did not run")
+	}
 }

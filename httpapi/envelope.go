@@ -130,11 +130,8 @@ func (k *EnvelopeKey) PublicKey() string {
 // no KDF, as BlockID's SDKs derive it. A point that is not on the curve is an error. Keys
 // derived for valid points are cached; the returned slice must not be changed.
 func (k *EnvelopeKey) sharedKey(peer []byte) ([]byte, error) {
-	switch len(peer) {
-	case 64:
-		peer = append([]byte{4}, peer...)
-	case 65:
-	default:
+	peer = uncompressedPoint(peer)
+	if len(peer) != 65 {
 		return nil, errors.New("a public key is 64 bytes (X‖Y) or 65 bytes (0x04‖X‖Y)")
 	}
 	if key, ok := k.shared.get(peer); ok {
@@ -145,6 +142,16 @@ func (k *EnvelopeKey) sharedKey(peer []byte) ([]byte, error) {
 		k.shared.put(peer, key)
 	}
 	return key, err
+}
+
+// uncompressedPoint spells a caller's point one way: the 64 bytes X‖Y get the 0x04 prefix of
+// the 65-byte form; anything else is returned as it is. Everything keyed by a caller's point
+// (the shared-key cache, the replay records) uses this form, so that one point is one caller.
+func uncompressedPoint(p []byte) []byte {
+	if len(p) == 64 {
+		return append([]byte{4}, p...)
+	}
+	return p
 }
 
 func (k *EnvelopeKey) ecdh(peer []byte) ([]byte, error) {

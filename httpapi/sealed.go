@@ -40,10 +40,7 @@ func sealed(keys *Keyring, replays Replays, span time.Duration, now func() time.
 		if err != nil || len(caller) == 0 {
 			return messages.Errorf(messages.CodeEnvelopeInvalid, "the publickey header must be the standard base64 of your public key")
 		}
-		if len(caller) == 64 {
-			// One point, two spellings (X‖Y and 0x04‖X‖Y): the replay records must see one.
-			caller = append([]byte{4}, caller...)
-		}
+		caller = uncompressedPoint(caller) // the replay records must see one point as one caller
 		at := now()
 		var shared, license []byte
 		for _, k := range keys.candidates(at) {

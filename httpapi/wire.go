@@ -42,12 +42,6 @@ func decodeLenient(s string) ([]byte, error) {
 
 func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
-// placeholder accepts anything: the reference's getAuthenticatorData: {} and similar.
-type placeholder struct{}
-
-// UnmarshalJSON implements json.Unmarshaler by ignoring the value.
-func (placeholder) UnmarshalJSON([]byte) error { return nil }
-
 // credentialRequest is a result body: PublicKeyCredential.toJSON() plus dns, communityId and
 // tenantId. Unknown fields are ignored.
 type credentialRequest struct {

@@ -123,50 +123,53 @@ func benchSeed(tb testing.TB, n, perUser int) *persistence.Store {
 	return s
 }
 
-func BenchmarkUser(b *testing.B) {
+// benchReads runs read once per iteration, for users 0, 1, 2, … of a store of benchUsers users
+// with one passkey each.
+func benchReads(b *testing.B, read func(s *persistence.Store, user int) error) {
 	s := benchSeed(b, benchUsers, 1)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := read(s, i%benchUsers); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkUser measures a read of a user by username (every options call).
+func BenchmarkUser(b *testing.B) {
 	names := make([]string, benchUsers)
 	for i := range names {
 		names[i] = benchUser(i).Username
 	}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		if _, err := s.User("shop", names[i%benchUsers]); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
+	benchReads(b, func(s *persistence.Store, i int) error {
+		_, err := s.User("shop", names[i])
+		return err
+	})
 }
 
+// BenchmarkUserByHandle measures a read of a user by user handle.
 func BenchmarkUserByHandle(b *testing.B) {
-	s := benchSeed(b, benchUsers, 1)
 	handles := make([][]byte, benchUsers)
 	for i := range handles {
 		handles[i] = benchUser(i).Handle
 	}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		if _, err := s.UserByHandle("shop", handles[i%benchUsers]); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
+	benchReads(b, func(s *persistence.Store, i int) error {
+		_, err := s.UserByHandle("shop", handles[i])
+		return err
+	})
 }
 
+// BenchmarkCredential measures a read of a credential by id (a discoverable sign-in's result).
 func BenchmarkCredential(b *testing.B) {
-	s := benchSeed(b, benchUsers, 1)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		if _, err := s.Credential(benchCredID(i%benchUsers, 0)); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
+	benchReads(b, func(s *persistence.Store, i int) error {
+		_, err := s.Credential(benchCredID(i, 0))
+		return err
+	})
 }
 
+// BenchmarkCredentialsOf measures reading a user's passkeys (every options call by username).
 func BenchmarkCredentialsOf(b *testing.B) {
 	for _, perUser := range []int{1, 5} {
 		b.Run(fmt.Sprintf("creds=%d", perUser), func(b *testing.B) {
@@ -188,6 +191,7 @@ func BenchmarkCredentialsOf(b *testing.B) {
 	}
 }
 
+// BenchmarkLicenseByKey measures finding a license by its key (every call; cached).
 func BenchmarkLicenseByKey(b *testing.B) {
 	s := benchSeed(b, 1, 1)
 	l, key, err := persistence.NewLicense(persistence.LevelCommunity, "shop", "", time.Hour)
@@ -203,6 +207,7 @@ func BenchmarkLicenseByKey(b *testing.B) {
 	}
 }
 
+// BenchmarkCommunity measures reading a community (every ceremony; cached).
 func BenchmarkCommunity(b *testing.B) {
 	s := benchSeed(b, 1, 1)
 	b.ReportAllocs()
