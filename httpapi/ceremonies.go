@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
 
 	"github.com/webauthnd/webauthnd/messages"
+	"github.com/webauthnd/webauthnd/persistence"
 )
 
 // optionsRequest is the body of both options calls. Unknown fields (such as dguid) are ignored.
@@ -58,45 +60,83 @@ func sessionInfoHeader(r *http.Request) (string, error) {
 	return s, nil
 }
 
-// readOptions decodes and checks an options request and its license.
+// readLicensed reads a licensed request in the order every licensed route follows: the
+// license (401) before the body is read, the body (413, 400), then the license's scope over the
+// community the body names (403, or 404 for a system license). The caller checks the fields
+// (400) last.
+func readLicensed(r *http.Request, lc licenseChecker, body any, communityID, tenantID *string) (persistence.License, persistence.Community, error) {
+	lic, err := lc.authenticate(r.Header.Get("licensekey"))
+	if err != nil {
+		return lic, persistence.Community{}, err
+	}
+	if err := decode(r, body); err != nil {
+		return lic, persistence.Community{}, err
+	}
+	community, err := lc.scope(lic, *communityID, *tenantID)
+	return lic, community, err
+}
+
+// checkFields runs checkName over named values; the first failure is the answer.
+func checkFields(fields ...nameField) error {
+	for _, f := range fields {
+		if err := checkName(f.name, f.v, f.required); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nameField is one value for checkName.
+type nameField struct {
+	name, v  string
+	required bool
+}
+
+// ceremonyScope is what the engine is told of a ceremony's caller, once the request's dns is
+// known to be one of the community's RP IDs.
+func ceremonyScope(lic persistence.License, community persistence.Community, rpID string) (messages.Scope, error) {
+	if rpID != "" && !slices.Contains(community.RPIDs, rpID) {
+		return messages.Scope{}, messages.Errorf(messages.CodeRPIDNotAllowed, "dns is not an RP ID of this community")
+	}
+	return messages.Scope{TenantID: community.TenantID, CommunityID: community.ID, RPID: rpID, LicenseID: lic.ID}, nil
+}
+
+// readOptions reads an options request: its license, body, scope and fields, in that order.
 func readOptions(r *http.Request, lc licenseChecker, usernameRequired bool) (optionsRequest, messages.Scope, string, error) {
 	var req optionsRequest
-	if err := decode(r, &req); err != nil {
+	lic, community, err := readLicensed(r, lc, &req, &req.CommunityID, &req.TenantID)
+	if err != nil {
+		return req, messages.Scope{}, "", err
+	}
+	if err := checkFields(nameField{"dns", req.DNS, true}, nameField{"username", req.Username, usernameRequired},
+		nameField{"displayName", req.DisplayName, false}, nameField{"communityId", req.CommunityID, false},
+		nameField{"tenantId", req.TenantID, false}); err != nil {
 		return req, messages.Scope{}, "", err
 	}
 	session, err := sessionInfoHeader(r)
 	if err != nil {
 		return req, messages.Scope{}, "", err
 	}
-	for _, f := range []struct {
-		name, v  string
-		required bool
-	}{{"dns", req.DNS, true}, {"username", req.Username, usernameRequired}, {"displayName", req.DisplayName, false},
-		{"communityId", req.CommunityID, false}, {"tenantId", req.TenantID, false}} {
-		if err := checkName(f.name, f.v, f.required); err != nil {
-			return req, messages.Scope{}, "", err
-		}
-	}
-	scope, err := lc.scope(r, req.CommunityID, req.TenantID, req.DNS)
+	scope, err := ceremonyScope(lic, community, req.DNS)
 	return req, scope, session, err
 }
 
-// readResult decodes and checks a result request and its license.
+// readResult reads a result request: its license, body, scope and fields, in that order.
 func readResult(r *http.Request, lc licenseChecker, registration bool) (messages.Credential, messages.Scope, string, error) {
 	var req credentialRequest
-	if err := decode(r, &req); err != nil {
+	lic, community, err := readLicensed(r, lc, &req, &req.CommunityID, &req.TenantID)
+	if err != nil {
+		return messages.Credential{}, messages.Scope{}, "", err
+	}
+	if err := checkFields(nameField{"dns", req.DNS, false}, nameField{"communityId", req.CommunityID, false},
+		nameField{"tenantId", req.TenantID, false}); err != nil {
 		return messages.Credential{}, messages.Scope{}, "", err
 	}
 	session, err := sessionInfoHeader(r)
 	if err != nil {
 		return messages.Credential{}, messages.Scope{}, "", err
 	}
-	for _, f := range [][2]string{{"dns", req.DNS}, {"communityId", req.CommunityID}, {"tenantId", req.TenantID}} {
-		if err := checkName(f[0], f[1], false); err != nil {
-			return messages.Credential{}, messages.Scope{}, "", err
-		}
-	}
-	scope, err := lc.scope(r, req.CommunityID, req.TenantID, req.DNS)
+	scope, err := ceremonyScope(lic, community, req.DNS)
 	if err != nil {
 		return messages.Credential{}, scope, "", err
 	}

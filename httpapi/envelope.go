@@ -126,13 +126,13 @@ func (k *EnvelopeKey) PublicKey() string {
 }
 
 // sharedKey is the AES-256 key shared with a caller: the x-coordinate of the ECDH point of this
-// key and the caller's public point (64-byte X‖Y, or 65 bytes with the 0x04 prefix), 32 bytes,
-// no KDF, as BlockID's SDKs derive it. A point that is not on the curve is an error. Keys
-// derived for valid points are cached; the returned slice must not be changed.
+// key and the caller's public point (as callerPoint spells it), 32 bytes, no KDF, as BlockID's
+// SDKs derive it. A point that is not on the curve is an error. Keys derived for valid points
+// are cached; the returned slice must not be changed.
 func (k *EnvelopeKey) sharedKey(peer []byte) ([]byte, error) {
-	peer = uncompressedPoint(peer)
-	if len(peer) != 65 {
-		return nil, errors.New("a public key is 64 bytes (X‖Y) or 65 bytes (0x04‖X‖Y)")
+	peer, err := callerPoint(peer)
+	if err != nil {
+		return nil, err
 	}
 	if key, ok := k.shared.get(peer); ok {
 		return key, nil
@@ -144,14 +144,22 @@ func (k *EnvelopeKey) sharedKey(peer []byte) ([]byte, error) {
 	return key, err
 }
 
-// uncompressedPoint spells a caller's point one way: the 64 bytes X‖Y get the 0x04 prefix of
-// the 65-byte form; anything else is returned as it is. Everything keyed by a caller's point
-// (the shared-key cache, the replay records) uses this form, so that one point is one caller.
-func uncompressedPoint(p []byte) []byte {
-	if len(p) == 64 {
-		return append([]byte{4}, p...)
+// errPointSpelling says which spellings of a public point are accepted.
+var errPointSpelling = errors.New("a public key is 64 bytes (X‖Y) or 65 bytes (0x04‖X‖Y)")
+
+// callerPoint spells a caller's point one way, the 65-byte 0x04‖X‖Y. Exactly two spellings are
+// accepted, 64 bytes X‖Y and 65 bytes 0x04‖X‖Y; the compressed (0x02/0x03) and hybrid
+// (0x06/0x07) forms that secp256k1 parsers also take are refused, so that one point is one
+// caller for everything keyed by it (the shared-key cache, the replay records): a captured
+// request cannot be replayed by respelling its key.
+func callerPoint(p []byte) ([]byte, error) {
+	switch {
+	case len(p) == 64:
+		return append([]byte{4}, p...), nil
+	case len(p) == 65 && p[0] == 4:
+		return p, nil
 	}
-	return p
+	return nil, errPointSpelling
 }
 
 func (k *EnvelopeKey) ecdh(peer []byte) ([]byte, error) {

@@ -1,14 +1,11 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"math"
 	"net/http"
 	"strconv"
-	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -113,34 +110,6 @@ func encode(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// bodyLimit is the largest request body accepted.
-const bodyLimit = 64 << 10
-
-// decode reads a JSON object from the request body into v. A body that is not valid UTF-8 (Go's
-// decoder would quietly replace the bad bytes), malformed JSON, a body that is not an object of
-// the expected shape, and trailing data are 400; a body over the limit is 413.
-func decode(r *http.Request, v any) error {
-	raw, err := io.ReadAll(r.Body)
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return messages.Errorf(messages.CodeBodyTooLarge, "the request body is larger than 64 KiB")
-		}
-		return messages.Wrap(messages.CodeInvalidRequest, "the request body could not be read", err)
-	}
-	if !utf8.Valid(raw) {
-		return messages.Errorf(messages.CodeInvalidRequest, "the request body is not valid UTF-8")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(v); err != nil {
-		return messages.Wrap(messages.CodeInvalidRequest, "the request body is not a valid JSON object of the expected shape", err)
-	}
-	if dec.More() {
-		return messages.Errorf(messages.CodeInvalidRequest, "the request body has data after its JSON object")
-	}
-	return nil
 }
 
 func zapAny(v any) zap.Field { return zap.Any("panic", v) }

@@ -157,7 +157,7 @@ func normalize(c messages.Credential) messages.Credential {
 }
 
 // fuzzLicenses is a store with the default community and a community license for it.
-func fuzzLicenses(f *testing.F) (licenseChecker, string) {
+func fuzzLicenses(f testing.TB) (licenseChecker, string) {
 	f.Helper()
 	store, err := persistence.Open(f.TempDir(), zap.NewNop())
 	if err != nil {

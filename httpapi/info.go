@@ -3,7 +3,6 @@ package httpapi
 import (
 	_ "embed"
 	"net/http"
-	"runtime"
 
 	"go.uber.org/zap"
 )
@@ -32,6 +31,9 @@ func handleEnvironment(cfg Config, envelope *Keyring) http.HandlerFunc {
 	}
 }
 
+// environment is what /environment tells any caller: the reference's keys, with values a
+// client needs (timeouts, the envelope's curve, the public URL). The Go version, the CPU count
+// and the platform are left out: they help an attacker pick an exploit and no client needs them.
 func environment(cfg Config, envelope *EnvelopeKey) map[string]any {
 	return map[string]any{
 		"sessionMaxAgeMinute":       int(cfg.CeremonyTimeout.Minutes()),
@@ -44,9 +46,9 @@ func environment(cfg Config, envelope *EnvelopeKey) map[string]any {
 		"ec_curve_name":             envelope.Curve(),
 		"env": map[string]any{
 			"direct":      map[string]any{"publicUrl": cfg.PublicURL},
-			"application": map[string]any{"name": "webauthnd", "version": cfg.Version},
-			"system":      map[string]any{"goVersion": runtime.Version(), "cpus": runtime.NumCPU()},
-			"os":          map[string]any{"platform": runtime.GOOS, "arch": runtime.GOARCH},
+			"application": map[string]any{"name": "webauthnd"},
+			"system":      map[string]any{},
+			"os":          map[string]any{},
 		},
 	}
 }

@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"errors"
-	"net/http"
-	"slices"
 	"time"
 
 	"github.com/webauthnd/webauthnd/messages"
@@ -11,61 +9,72 @@ import (
 )
 
 // licenseChecker finds the license of a request and decides which communities it may act on.
+// Every licensed route asks it in the same order: authenticate (401) before the body is read,
+// then scope (403, or 404 for a system license) before the body's fields are checked (400), so
+// that a caller learns nothing of the API or of other communities before proving who it is.
 type licenseChecker struct {
 	licenses    persistence.Licenses
 	communities persistence.Communities
 	now         func() time.Time
 }
 
-// scope checks the request's licensekey and the community it names (by communityId, or the
-// license's own when the request names none, and by tenantId when given). Missing, unknown,
-// disabled or expired licenses are 401; a community outside the license's reach is 403; a
-// service or system license naming an unknown community is 404.
-func (lc licenseChecker) scope(r *http.Request, communityID, tenantID, rpID string) (messages.Scope, error) {
-	key := r.Header.Get("licensekey")
+// authenticate returns the license whose key is given: missing, unknown, disabled or expired
+// licenses are 401. It reads, never writes.
+func (lc licenseChecker) authenticate(key string) (persistence.License, error) {
 	if key == "" {
-		return messages.Scope{}, messages.Errorf(messages.CodeLicenseMissing, "the licensekey header is missing")
+		return persistence.License{}, messages.Errorf(messages.CodeLicenseMissing, "the licensekey header is missing")
 	}
 	lic, err := lc.licenses.LicenseByKey(key)
 	if errors.Is(err, persistence.ErrNotFound) {
-		return messages.Scope{}, messages.Errorf(messages.CodeLicenseInvalid, "the license key is not valid")
+		return lic, messages.Errorf(messages.CodeLicenseInvalid, "the license key is not valid")
 	} else if err != nil {
-		return messages.Scope{}, err
+		return lic, err
 	}
 	switch {
 	case lic.Disabled:
-		return messages.Scope{}, messages.Errorf(messages.CodeLicenseDisabled, "the license is disabled")
+		return lic, messages.Errorf(messages.CodeLicenseDisabled, "the license is disabled")
 	case !lic.Expires.IsZero() && !lc.now().Before(lic.Expires):
-		return messages.Scope{}, messages.Errorf(messages.CodeLicenseExpired, "the license has expired")
+		return lic, messages.Errorf(messages.CodeLicenseExpired, "the license has expired")
 	}
+	return lic, nil
+}
+
+// scope decides whether an authenticated license may act on the community a request names (by
+// communityId, or the license's own when the request names none, and by tenantId when given).
+// A community outside the license's reach is 403 whether or not it exists: only a system
+// license, which may see every community, learns that one does not exist (404).
+func (lc licenseChecker) scope(lic persistence.License, communityID, tenantID string) (persistence.Community, error) {
 	if communityID == "" {
 		if lic.Level != persistence.LevelCommunity {
-			return messages.Scope{}, messages.Errorf(messages.CodeInvalidRequest, "communityId is required with a service or system license")
+			return persistence.Community{}, messages.Errorf(messages.CodeInvalidRequest, "communityId is required with a service or system license")
 		}
 		communityID = lic.CommunityID
 	}
 	if lic.Level == persistence.LevelCommunity && lic.CommunityID != communityID {
-		return messages.Scope{}, errOutOfScope
+		return persistence.Community{}, errOutOfScope
 	}
-	community, err := lc.communities.Community(communityID)
-	if errors.Is(err, persistence.ErrNotFound) {
-		if lic.Level == persistence.LevelCommunity {
-			return messages.Scope{}, errOutOfScope
-		}
-		return messages.Scope{}, messages.Errorf(messages.CodeCommunityUnknown, "unknown community")
-	} else if err != nil {
-		return messages.Scope{}, err
+	var (
+		community persistence.Community
+		err       = persistence.ErrNotFound
+	)
+	if checkName("communityId", communityID, true) == nil { // no look-up of what cannot be a name
+		community, err = lc.communities.Community(communityID)
 	}
-	if lic.Level == persistence.LevelService && lic.TenantID != community.TenantID {
-		return messages.Scope{}, errOutOfScope
+	switch {
+	case errors.Is(err, persistence.ErrNotFound) && lic.Level == persistence.LevelSystem:
+		return community, messages.Errorf(messages.CodeCommunityUnknown, "unknown community")
+	case errors.Is(err, persistence.ErrNotFound):
+		return community, errOutOfScope
+	case err != nil:
+		return community, err
+	case lic.Level == persistence.LevelService && lic.TenantID != community.TenantID:
+		return community, errOutOfScope
+	case tenantID != "" && tenantID != community.TenantID && lic.Level == persistence.LevelSystem:
+		return community, messages.Errorf(messages.CodeCommunityUnknown, "unknown community in this tenant")
+	case tenantID != "" && tenantID != community.TenantID:
+		return community, errOutOfScope
 	}
-	if tenantID != "" && tenantID != community.TenantID {
-		return messages.Scope{}, errOutOfScope
-	}
-	if rpID != "" && !slices.Contains(community.RPIDs, rpID) {
-		return messages.Scope{}, messages.Errorf(messages.CodeRPIDNotAllowed, "dns is not an RP ID of this community")
-	}
-	return messages.Scope{TenantID: community.TenantID, CommunityID: community.ID, RPID: rpID, LicenseID: lic.ID}, nil
+	return community, nil
 }
 
 var errOutOfScope = messages.Errorf(messages.CodeLicenseScope, "the license may not act on this community")

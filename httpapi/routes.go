@@ -35,7 +35,7 @@ func routes(d Deps) http.Handler {
 
 	// The same ceremonies behind BlockID's envelope (see sealed.go): encrypted headers and body.
 	seal := func(h http.Handler) http.Handler {
-		return sealed(d.Envelope, d.Replays, d.Config.AllowedTimeSpan, time.Now, log, h)
+		return sealed(d.Envelope, lc, d.Replays, d.Config.AllowedTimeSpan, time.Now, log, h)
 	}
 	r.Handler(http.MethodPost, "/webauthn/attestation/options", seal(handleAttestationOptions(lc, d.Ceremonies, d.Envelope, log)))
 	r.Handler(http.MethodPost, "/webauthn/attestation/result", seal(handleAttestationResult(lc, d.Ceremonies, log)))

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"io"
 	"net/http"
 	"time"
@@ -34,13 +33,19 @@ type sealedRequestID struct {
 // encrypted licensekey and requestid, and a body {"data": token}. The shared AES-256-GCM key is
 // the x-coordinate of ECDH(service key, caller key). A success is answered {"data": token} whose
 // plaintext is the u1 body; an error is plain JSON (the caller may not hold the key).
-func sealed(keys *Keyring, replays Replays, span time.Duration, now func() time.Time, log *zap.Logger, next http.Handler) http.Handler {
+//
+// Nothing is written for a caller that has not proved a license: the license is checked
+// (exists, enabled, not expired) before the replay record, a synced write, is made.
+func sealed(keys *Keyring, lc licenseChecker, replays Replays, span time.Duration, now func() time.Time, log *zap.Logger, next http.Handler) http.Handler {
 	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
-		caller, err := base64.StdEncoding.Strict().DecodeString(r.Header.Get("publickey"))
-		if err != nil || len(caller) == 0 {
+		raw, err := base64.StdEncoding.Strict().DecodeString(r.Header.Get("publickey"))
+		if err != nil || len(raw) == 0 {
 			return messages.Errorf(messages.CodeEnvelopeInvalid, "the publickey header must be the standard base64 of your public key")
 		}
-		caller = uncompressedPoint(caller) // the replay records must see one point as one caller
+		caller, err := callerPoint(raw)
+		if err != nil {
+			return messages.Wrap(messages.CodeEnvelopeInvalid, "the publickey header must be 64 bytes X‖Y or 65 bytes 0x04‖X‖Y", err)
+		}
 		at := now()
 		var shared, license []byte
 		for _, k := range keys.candidates(at) {
@@ -56,6 +61,9 @@ func sealed(keys *Keyring, replays Replays, span time.Duration, now func() time.
 		if shared == nil {
 			return messages.Errorf(messages.CodeLicenseInvalid, "the licensekey header does not decrypt with the key shared with your publickey")
 		}
+		if _, err := lc.authenticate(string(license)); err != nil {
+			return err
+		}
 		rawID := r.Header.Get("requestid")
 		if rawID == "" {
 			return messages.Errorf(messages.CodeRequestInvalid, "the requestid header is missing")
@@ -65,7 +73,7 @@ func sealed(keys *Keyring, replays Replays, span time.Duration, now func() time.
 			return messages.Errorf(messages.CodeRequestInvalid, "the requestid header does not decrypt")
 		}
 		var id sealedRequestID
-		if err := json.Unmarshal(plainID, &id); err != nil || id.TS == nil || id.UUID == "" || len(id.UUID) > 128 {
+		if err := unmarshalStrict(plainID, &id); err != nil || id.TS == nil || id.UUID == "" || len(id.UUID) > 128 {
 			return messages.Errorf(messages.CodeRequestInvalid, `the requestid must be JSON {"ts": <unix seconds>, "appid": "…", "uuid": "…"}`)
 		}
 		stamped := time.Unix(*id.TS, 0)
@@ -96,15 +104,20 @@ func sealed(keys *Keyring, replays Replays, span time.Duration, now func() time.
 		rec := &bufferedResponse{header: http.Header{}, status: http.StatusOK}
 		next.ServeHTTP(rec, inner)
 
-		for k, v := range rec.header {
-			w.Header()[k] = v
-		}
 		setCode(w, messages.Code(rec.code))
 		if rec.status != http.StatusOK {
+			// An error is plain JSON, with the headers that tell a client what to do next.
+			for _, k := range []string{"Content-Type", "Cache-Control", "Retry-After"} {
+				if v := rec.header.Values(k); len(v) > 0 {
+					w.Header()[k] = v
+				}
+			}
 			w.WriteHeader(rec.status)
 			_, _ = w.Write(rec.body.Bytes())
 			return nil
 		}
+		// A success travels only inside the envelope: no header of the u1 answer (sessionInfo
+		// among them) is copied out in plain text.
 		token, err := seal(shared, bytes.TrimSpace(rec.body.Bytes()))
 		if err != nil {
 			return err

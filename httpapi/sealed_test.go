@@ -104,6 +104,7 @@ func BenchmarkSealedRequest(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				key, _ := NewEnvelopeKey(curve)
+				lc, licenseKey := fuzzLicenses(b)
 				type caller struct{ pub, license, body string }
 				callers := make([]caller, 1)
 				if fresh {
@@ -112,7 +113,7 @@ func BenchmarkSealedRequest(b *testing.B) {
 				shared := make([][]byte, len(callers))
 				for i := range callers {
 					public, s := callerOf(b, key)
-					license, _ := seal(s, []byte("license-key"))
+					license, _ := seal(s, []byte(licenseKey))
 					body, _ := seal(s, []byte(`{"dns":"localhost","username":"alice","communityId":"default"}`))
 					raw, _ := json.Marshal(map[string]string{"data": body})
 					callers[i], shared[i] = caller{base64.StdEncoding.EncodeToString(public), license, string(raw)}, s
@@ -120,7 +121,7 @@ func BenchmarkSealedRequest(b *testing.B) {
 				inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					encode(w, http.StatusOK, map[string]string{"challenge": "x", "status": "success"})
 				})
-				h := sealed(NewKeyring(key), &memoryReplays{seen: map[string]bool{}}, time.Minute, time.Now, zap.NewNop(), inner)
+				h := sealed(NewKeyring(key), lc, &memoryReplays{seen: map[string]bool{}}, time.Minute, time.Now, zap.NewNop(), inner)
 				b.ReportAllocs()
 				b.ResetTimer()
 				for i := range b.N {
@@ -179,19 +180,20 @@ func TestSharedKeyCache(t *testing.T) {
 func FuzzSealedRequest(f *testing.F) {
 	key, _ := NewEnvelopeKey(CurveSecp256k1)
 	public, shared := callerOf(f, key)
-	license, _ := seal(shared, []byte("license-key"))
+	lc, licenseKey := fuzzLicenses(f)
+	license, _ := seal(shared, []byte(licenseKey))
 	rid, _ := seal(shared, []byte(`{"ts":`+strconv.FormatInt(time.Now().Unix(), 10)+`,"appid":"a","uuid":"u-1"}`))
 	body, _ := seal(shared, []byte(`{"dns":"localhost","username":"alice"}`))
 	pub := base64.StdEncoding.EncodeToString(public)
 	f.Add(pub, license, rid, `{"data":"`+body+`"}`)
-	f.Add(pub, "license-key", rid, `{"data":"`+body+`"}`)
+	f.Add(pub, licenseKey, rid, `{"data":"`+body+`"}`)
 	f.Add(pub, license, "7d444840-9dc0-11d1-b245-5ffdce74fad2", `{"data":"`+body+`"}`)
 	f.Add(base64.StdEncoding.EncodeToString(append([]byte{4}, public...)), license, rid, `{"data":""}`)
 	f.Add("", "", "", "")
 	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		encode(w, http.StatusOK, map[string]string{"status": "success"})
 	})
-	h := sealed(NewKeyring(key), &memoryReplays{seen: map[string]bool{}}, time.Minute, time.Now, zap.NewNop(), inner)
+	h := sealed(NewKeyring(key), lc, &memoryReplays{seen: map[string]bool{}}, time.Minute, time.Now, zap.NewNop(), inner)
 	f.Fuzz(func(t *testing.T, publickey, licensekey, requestid, raw string) {
 		req := httptest.NewRequest("POST", "/webauthn/assertion/options", bytes.NewReader([]byte(raw)))
 		req.Header.Set("publickey", publickey)

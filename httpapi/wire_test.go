@@ -3,6 +3,8 @@ package httpapi
 import (
 	"encoding/json"
 	"reflect"
+	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -37,5 +39,31 @@ func TestWithStatus(t *testing.T) {
 				t.Fatalf("withStatus(%q) = %s, %v; want %v", tc.options, out, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestEnvironmentTellsNothingOfTheMachine: /environment keeps the reference's keys but not the
+// Go version, CPU count or platform, which help an attacker and no client needs.
+func TestEnvironmentTellsNothingOfTheMachine(t *testing.T) {
+	key, err := NewEnvelopeKey(CurveSecp256k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(environment(Config{PublicURL: "http://localhost:8080", Version: "v9.9.9"}, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, leak := range []string{runtime.Version(), runtime.GOOS, runtime.GOARCH, "goVersion", "cpus", "v9.9.9"} {
+		if strings.Contains(string(raw), leak) {
+			t.Errorf("/environment tells %q: %s", leak, raw)
+		}
+	}
+	var env map[string]any
+	_ = json.Unmarshal(raw, &env)
+	for _, k := range []string{"sessionMaxAgeMinute", "appSessionIdleTimeout", "instanceType", "allowed_time_span",
+		"samlNotOrAfterSkewMinutes", "jwtExpirationInMs", "wxMaxBuffer", "ec_curve_name", "env"} {
+		if _, ok := env[k]; !ok {
+			t.Errorf("the reference's key %q is missing", k)
+		}
 	}
 }

@@ -20,6 +20,7 @@ func TestBadInput(t *testing.T) {
 		"--origin", "https://framed.localhost", "--top-origin", "https://top.example.com")
 	shopKey := s.admin(t, "license", "create", "--level", "community", "--community", "shop")
 	systemKey := s.admin(t, "license", "create", "--level", "system")
+	acmeKey := s.admin(t, "license", "create", "--level", "service", "--tenant", "acme")
 	shopRP := virtualwebauthn.RelyingParty{ID: "shop.localhost", Name: "shop", Origin: "https://shop.localhost"}
 	strictRP := virtualwebauthn.RelyingParty{ID: "strict.localhost", Name: "strict", Origin: "https://strict.localhost"}
 	framedRP := virtualwebauthn.RelyingParty{ID: "framed.localhost", Name: "framed", Origin: "https://framed.localhost"}
@@ -76,6 +77,48 @@ func TestBadInput(t *testing.T) {
 		{"unknown licensekey", func(t *testing.T) request {
 			return request{"/webauthn/u1/attestation/options", lic("not-a-license"), optionsBody}
 		}, 401, "license_invalid"},
+		// The license comes first: a caller learns nothing of the API before proving who it is.
+		{"no license and an empty body", func(t *testing.T) request {
+			return request{"/webauthn/u1/attestation/options", nil, `{}`}
+		}, 401, "license_missing"},
+		{"no license and a body over 64 KiB", func(t *testing.T) request {
+			return request{"/webauthn/u1/assertion/result", nil, `{"id":"` + strings.Repeat("a", 70<<10) + `"}`}
+		}, 401, "license_missing"},
+		{"unknown licensekey and malformed JSON", func(t *testing.T) request {
+			return request{"/webauthn/u1/assertion/options", lic("not-a-license"), `{"dns":`}
+		}, 401, "license_invalid"},
+		{"privateKey header before the license", func(t *testing.T) request {
+			return request{"/webauthn/u1/assertion/options", map[string]string{"privateKey": "c2VjcmV0"}, `{}`}
+		}, 400, "private_key_refused"},
+		// Then the scope, the same for a community that exists elsewhere and one that does not.
+		{"service license naming a community that does not exist", func(t *testing.T) request {
+			return request{"/webauthn/u1/assertion/options", lic(acmeKey), map[string]any{"dns": "localhost", "communityId": "nowhere"}}
+		}, 403, "license_scope"},
+		{"service license naming another tenant's community", func(t *testing.T) request {
+			return request{"/webauthn/u1/assertion/options", lic(acmeKey), map[string]any{"dns": "localhost", "communityId": "default"}}
+		}, 403, "license_scope"},
+		{"community license naming a community that does not exist", func(t *testing.T) request {
+			return request{"/webauthn/u1/attestation/result", lic(shopKey), map[string]any{"dns": "localhost", "communityId": "nowhere"}}
+		}, 403, "license_scope"},
+		{"scope before fields: another tenant's community and a missing dns", func(t *testing.T) request {
+			return request{"/webauthn/u1/attestation/options", lic(acmeKey), map[string]any{"communityId": "default"}}
+		}, 403, "license_scope"},
+		// Strict field names: what a relying party checked is what webauthnd reads.
+		{"a field named in another case", func(t *testing.T) request {
+			return request{"/webauthn/u1/attestation/options", def, `{"dns":"localhost","username":"alice","USERNAME":"bob"}`}
+		}, 400, "invalid_request"},
+		{"a field spelled with a long s (U+017F)", func(t *testing.T) request {
+			return request{"/webauthn/u1/attestation/options", def, `{"dns":"localhost","uſername":"bob"}`}
+		}, 400, "invalid_request"},
+		{"a field named twice", func(t *testing.T) request {
+			return request{"/webauthn/u1/attestation/options", def, `{"dns":"localhost","username":"alice","username":"bob"}`}
+		}, 400, "invalid_request"},
+		{"a field of the credential's response named in another case", func(t *testing.T) request {
+			b := freshRegistration(t, newPasskey(localRP, "ivy"), s.License, "default", nil)
+			resp := b["response"].(map[string]any)
+			resp["ClientDataJSON"] = resp["clientDataJSON"]
+			return request{"/webauthn/u1/attestation/result", def, b}
+		}, 400, "invalid_request"},
 		{"license of another community", func(t *testing.T) request {
 			return request{"/webauthn/u1/attestation/options", lic(shopKey), optionsBody}
 		}, 403, "license_scope"},
@@ -255,12 +298,18 @@ func TestBadInput(t *testing.T) {
 			if hdr.Get("Content-Type") != "application/json" {
 				t.Errorf("Content-Type %q", hdr.Get("Content-Type"))
 			}
-			for _, secret := range []string{s.License, shopKey, systemKey, "c2VjcmV0"} {
+			for _, secret := range []string{s.License, shopKey, systemKey, acmeKey, "c2VjcmV0"} {
 				if strings.Contains(s.stderr.String(), secret) {
 					t.Fatalf("a secret reached the log")
 				}
 			}
 		})
+	}
+
+	// Names that bind to no field are ignored, as BlockID SDKs' extras (dguid) must be.
+	if st, body, _ := s.call(t, "POST", "/webauthn/u1/assertion/options", def,
+		map[string]any{"dns": "localhost", "username": "alice", "dguid": "x", "extra": map[string]any{"USERNAME": "y"}}); st != 200 {
+		t.Fatalf("a body with extra fields: %d %v", st, body)
 	}
 
 	// Nothing was stored by the refusals: alice still has exactly her one passkey, and the

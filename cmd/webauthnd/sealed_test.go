@@ -225,6 +225,25 @@ func TestSealedBadInput(t *testing.T) {
 		return raw
 	}()
 
+	// respell gives the replayed request's publickey (64 bytes X‖Y) in another spelling of the
+	// same point: prefix 4 (uncompressed), 6/7 (hybrid), or 2/3 (compressed, X only).
+	respell := func(prefix byte) string {
+		raw, _ := base64.StdEncoding.DecodeString(replayed["publickey"])
+		if len(raw) != 64 {
+			t.Fatalf("the test client's publickey is %d bytes, want 64", len(raw))
+		}
+		odd := raw[63] & 1
+		switch prefix {
+		case 2:
+			return base64.StdEncoding.EncodeToString(append([]byte{2 + odd}, raw[:32]...))
+		case 6:
+			return base64.StdEncoding.EncodeToString(append([]byte{6 + odd}, raw...))
+		}
+		return base64.StdEncoding.EncodeToString(append([]byte{prefix}, raw...))
+	}
+	s.admin(t, "community", "create", "--id", "elsewhere", "--tenant", "globex", "--rp-id", "elsewhere.localhost", "--origin", "https://elsewhere.localhost")
+	nowhere := map[string]any{"dns": "localhost", "communityId": "nowhere"}
+
 	cases := []struct {
 		name    string
 		headers map[string]string
@@ -252,13 +271,9 @@ func TestSealedBadInput(t *testing.T) {
 		{"stale ts", with(c.headers(t, s.License), "requestid", c.requestID(t, time.Now().Add(-2*time.Minute), newUUID())), c.body(t, options), 401, "request_stale"},
 		{"future ts", with(c.headers(t, s.License), "requestid", c.requestID(t, time.Now().Add(2*time.Minute), newUUID())), c.body(t, options), 401, "request_stale"},
 		{"replayed uuid", replayed, c.body(t, options), 401, "request_replayed"},
-		{"replayed uuid, publickey respelled with the 0x04 prefix", with(replayed, "publickey", func() string {
-			raw, _ := base64.StdEncoding.DecodeString(replayed["publickey"])
-			if len(raw) != 64 {
-				t.Fatalf("the test client's publickey is %d bytes, want 64", len(raw))
-			}
-			return base64.StdEncoding.EncodeToString(append([]byte{4}, raw...))
-		}()), c.body(t, options), 401, "request_replayed"},
+		{"replayed uuid, publickey respelled with the 0x04 prefix", with(replayed, "publickey", respell(4)), c.body(t, options), 401, "request_replayed"},
+		{"replayed uuid, publickey respelled as a hybrid point (0x06/0x07)", with(replayed, "publickey", respell(6)), c.body(t, options), 400, "envelope_invalid"},
+		{"replayed uuid, publickey respelled as a compressed point", with(replayed, "publickey", respell(2)), c.body(t, options), 400, "envelope_invalid"},
 		{"requestid missing", with(c.headers(t, s.License), "requestid", ""), c.body(t, options), 401, "request_invalid"},
 		{"requestid a bare UUID", with(c.headers(t, s.License), "requestid", newUUID()), c.body(t, options), 401, "request_invalid"},
 		{"requestid not JSON", with(c.headers(t, s.License), "requestid", c.seal(t, []byte("ts=1"))), c.body(t, options), 401, "request_invalid"},
@@ -275,12 +290,22 @@ func TestSealedBadInput(t *testing.T) {
 		{"service license inside its tenant", c.headers(t, acmeKey), c.body(t, map[string]any{"dns": "shop.localhost", "communityId": "shop"}), 200, ""},
 		{"system license anywhere", c.headers(t, systemKey), c.body(t, options), 200, ""},
 		{"system license naming no community", c.headers(t, systemKey), c.body(t, map[string]any{"dns": "localhost"}), 400, "invalid_request"},
+		{"service license naming another tenant's community", c.headers(t, acmeKey), c.body(t, map[string]any{"dns": "elsewhere.localhost", "communityId": "elsewhere"}), 403, "license_scope"},
+		{"service license naming a community that does not exist", c.headers(t, acmeKey), c.body(t, nowhere), 403, "license_scope"},
+		{"community license naming a community that does not exist", c.headers(t, shopKey), c.body(t, nowhere), 403, "license_scope"},
+		{"system license naming a community that does not exist", c.headers(t, systemKey), c.body(t, nowhere), 404, "community_unknown"},
+		{"scope before fields: another tenant's community and no dns", c.headers(t, acmeKey), c.body(t, map[string]any{"communityId": "default"}), 403, "license_scope"},
+		{"a field named twice in the sealed body", c.headers(t, s.License), map[string]string{"data": c.seal(t, []byte(`{"dns":"localhost","communityId":"shop","communityId":"default"}`))}, 400, "invalid_request"},
+		{"requestid naming uuid in another case", with(c.headers(t, s.License), "requestid", c.seal(t, []byte(fmt.Sprintf(`{"ts":%d,"uuid":"a","UUID":"b"}`, time.Now().Unix())))), c.body(t, options), 401, "request_invalid"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			status, body, _ := s.call(t, "POST", path, tc.headers, tc.body)
+			status, body, hdr := s.call(t, "POST", path, tc.headers, tc.body)
 			if status != tc.status || (tc.code != "" && body["code"] != tc.code) {
 				t.Fatalf("got %d %v, want %d %s", status, body, tc.status, tc.code)
+			}
+			if v := hdr.Get("sessionInfo"); v != "" {
+				t.Fatalf("a sealed answer carries sessionInfo %q in plain text", v)
 			}
 			if status == 200 {
 				var opts map[string]any
@@ -310,6 +335,41 @@ func TestReplayRecordsSurviveRestart(t *testing.T) {
 	s2 := startServer(t, dir)
 	if st, res, _ := s2.call(t, "POST", "/webauthn/assertion/options", headers, body); st != 401 || res["code"] != "request_replayed" {
 		t.Fatalf("replay after a restart: %d %v", st, res)
+	}
+}
+
+// TestSealedWritesNothingBeforeLicense: a sealed request whose licensekey decrypts but is no
+// usable license (unknown, revoked) is refused before its replay record is written, so its uuid
+// is still fresh for the caller's next, licensed request; a licensed request's uuid is spent.
+func TestSealedWritesNothingBeforeLicense(t *testing.T) {
+	s := startServer(t, "")
+	revoked := s.admin(t, "license", "create", "--level", "system")
+	for _, line := range strings.Split(s.admin(t, "license", "list"), "\n")[1:] {
+		if strings.Contains(line, "system") {
+			s.admin(t, "license", "revoke", "--id", strings.Fields(line)[0])
+		}
+	}
+	c := newSealedClient(t, s)
+	body := c.body(t, map[string]any{"dns": "localhost"})
+	const path = "/webauthn/assertion/options"
+	uuid := newUUID()
+	send := func(license string) (int, map[string]any) {
+		h := c.headers(t, license)
+		h["requestid"] = c.requestID(t, time.Now(), uuid)
+		st, res, _ := s.call(t, "POST", path, h, body)
+		return st, res
+	}
+	if st, res := send("not-a-license"); st != 401 || res["code"] != "license_invalid" {
+		t.Fatalf("unknown license: %d %v", st, res)
+	}
+	if st, res := send(revoked); st != 401 || res["code"] != "license_disabled" {
+		t.Fatalf("revoked license: %d %v", st, res)
+	}
+	if st, res := send(s.License); st != 200 {
+		t.Fatalf("the uuid an unlicensed request carried was spent: %d %v", st, res)
+	}
+	if st, res := send(s.License); st != 401 || res["code"] != "request_replayed" {
+		t.Fatalf("a licensed request's uuid was not spent: %d %v", st, res)
 	}
 }
 
