@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -77,6 +78,11 @@ func TestHostileRequestsChangeNothing(t *testing.T) {
 		add("a community of no license", "POST", path, withLicense(), map[string]any{"dns": "localhost", "username": "mallory", "communityId": "elsewhere"})
 		add("a NUL in a field", "POST", path, withLicense(), "{\"dns\":\"localhost\",\"username\":\"mal\\u0000lory\",\"communityId\":\"de\\u0000fault\"}")
 		add("invalid UTF-8", "POST", path, withLicense(), "{\"dns\":\"localhost\",\"username\":\"\xff\xfe\"}")
+		add("a name in another case", "POST", path, withLicense(), `{"dns":"localhost","username":"alice","USERNAME":"mallory"}`)
+		add("a name with a long s (U+017F)", "POST", path, withLicense(), `{"dns":"localhost","uſername":"mallory"}`)
+		add("a name twice", "POST", path, withLicense(), `{"dns":"localhost","dns":"evil.example","username":"mallory"}`)
+		add("a name escaped into another case", "POST", path, withLicense(), `{"dns":"localhost","\u0055SERNAME":"mallory"}`)
+		add("no license and an empty body", "POST", path, nil, `{}`)
 		add("sessionInfo of 200 bytes", "POST", path, withLicense("sessionInfo", strings.Repeat("s", 200)), map[string]any{"dns": "localhost", "username": "mallory"})
 	}
 	result := func(mutate func(m map[string]any)) map[string]any {
@@ -104,6 +110,9 @@ func TestHostileRequestsChangeNothing(t *testing.T) {
 			m["response"].(map[string]any)["clientDataJSON"] = base64.RawURLEncoding.EncodeToString([]byte(`{"challenge":"***"}`))
 		}))
 		add("type of the credential wrong", "POST", path, withLicense(), result(func(m map[string]any) { m["type"] = "password" }))
+		add("a response name in another case", "POST", path, withLicense(), result(func(m map[string]any) {
+			m["response"].(map[string]any)["Signature"] = "MEUCIQ"
+		}))
 		add("binary fields as objects", "POST", path, withLicense(), result(func(m map[string]any) {
 			m["response"].(map[string]any)["signature"] = map[string]any{"0": 1}
 		}))
@@ -117,6 +126,15 @@ func TestHostileRequestsChangeNothing(t *testing.T) {
 		add("sealed: no requestid", "POST", path, map[string]string{"publickey": c.public, "licensekey": valid["licensekey"]}, c.body(t, map[string]any{"dns": "localhost"}))
 		add("sealed: a body in the clear", "POST", path, c.headers(t, s.License), map[string]any{"dns": "localhost", "username": "mallory"})
 		add("sealed: privateKey header", "POST", path, map[string]string{"publickey": c.public, "privateKey": "c2VjcmV0"}, c.body(t, map[string]any{"dns": "localhost"}))
+		add("sealed: a hybrid publickey (0x06/0x07)", "POST", path, map[string]string{"publickey": func() string {
+			raw, _ := base64.StdEncoding.DecodeString(c.public)
+			return base64.StdEncoding.EncodeToString(append([]byte{6 + raw[63]&1}, raw...))
+		}(), "licensekey": valid["licensekey"], "requestid": valid["requestid"]}, c.body(t, map[string]any{"dns": "localhost"}))
+		add("sealed: a key that is no license", "POST", path, c.headers(t, "not-a-license"), c.body(t, map[string]any{"dns": "localhost"}))
+		add("sealed: a requestid naming uuid twice", "POST", path, map[string]string{"publickey": c.public, "licensekey": valid["licensekey"],
+			"requestid": c.seal(t, []byte(`{"ts":`+fmt.Sprint(time.Now().Unix())+`,"uuid":"a","uuid":"b"}`))}, c.body(t, map[string]any{"dns": "localhost"}))
+		add("sealed: a sealed body naming a field twice", "POST", path, c.headers(t, s.License),
+			map[string]string{"data": c.seal(t, []byte(`{"dns":"localhost","dns":"evil.example"}`))})
 		add("sealed: a sealed body that is not JSON", "POST", path, c.headers(t, s.License), map[string]string{"data": c.seal(t, []byte("not json"))})
 	}
 	for _, path := range []string{"/webauthn/healthz", "/webauthn/environment", "/webauthn/publickeys", "/webauthn/sd", "/webauthn/openapi.json", "/caas/sd"} {
