@@ -157,10 +157,10 @@ func certCommand(args []string, getenv func(string) string, stdout, stderr io.Wr
 		return err
 	}
 	certPath, keyPath := filepath.Join(out, "cert.pem"), filepath.Join(out, "key.pem")
-	if err := writeFileSynced(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := writeFileSynced(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})); err != nil {
 		return err
 	}
-	if err := writeFileSynced(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	if err := writeFileSynced(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s and %s (for %v, valid until %s)\n", certPath, keyPath, []string(hosts), tmpl.NotAfter.Format(time.DateOnly))
