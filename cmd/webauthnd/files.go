@@ -53,7 +53,8 @@ func secureDataDir(dir string, log *zap.Logger) error {
 	}
 	if owner := fileOwner(st); owner != os.Geteuid() {
 		return fmt.Errorf("data dir %s belongs to uid %d (mode %#o), not to uid %d that runs webauthnd: its owner could read "+
-			"and replace the service's keys; chown -R %d %s, or run webauthnd as uid %d",
+			"and replace the service's keys; chown -R %d %s, run webauthnd as uid %d, or give --data-dir a new "+
+			"subdirectory (webauthnd creates it, 0700)",
 			dir, owner, st.Mode().Perm(), os.Geteuid(), os.Geteuid(), dir, owner)
 	}
 	// WalkDir visits a directory before what is in it, so the data dir is 0700 before anything

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -358,4 +359,92 @@ func TestAdminSocketOfAnotherUserIsRefused(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestAdminSocketServedByAnotherUser: a socket file that passes the owner check (root's) but
+// is served by a process of another user gets no request either: the command checks the
+// process at the other end of the connection (SO_PEERCRED), which a swap of the file between
+// the check and the connect cannot fool.
+func TestAdminSocketServedByAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("running a process as another user needs root")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A directory the other user can reach, holding a copy of this test binary and a data dir
+	// of theirs.
+	shared, err := os.MkdirTemp("", "webauthnd-foreign-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(shared) })
+	helper, dir := filepath.Join(shared, "helper"), filepath.Join(shared, "data")
+	raw, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(helper, raw, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for path, mode := range map[string]fs.FileMode{shared: 0o755, helper: 0o755, dir: 0o700} {
+		if err := os.Chmod(path, mode); err != nil { // the umask is 077
+			t.Fatal(err)
+		}
+	}
+	chownOrSkip(t, dir)
+
+	sock := socketPath(dir)
+	out := newLineBuffer()
+	cmd := exec.Command(helper, "-test.run=^TestHelperForeignAdmin$")
+	cmd.Env = append(os.Environ(), "WEBAUTHND_FOREIGN_SOCK="+sock)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = shared, out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: anotherUID, Gid: anotherUID}}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	if _, err := out.waitFor("ready", 20*time.Second, done); err != nil {
+		t.Fatalf("the helper of uid %d did not listen: %v\n%s", anotherUID, err, out.String())
+	}
+	if err := os.Lchown(sock, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	_, stderr, err := runCommand("license", "list", "--data-dir", dir)
+	want := fmt.Sprintf("admin socket %s is served by uid %d, not by you", sock, anotherUID)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("license list: got %v, want an error saying %q\n%s", err, want, stderr)
+	}
+	if strings.Contains(out.String(), "request") {
+		t.Errorf("the process of another user got a request:\n%s", out.String())
+	}
+}
+
+// TestHelperForeignAdmin is not a test of its own: TestAdminSocketServedByAnotherUser runs
+// this test binary as another user, and this function then serves the admin socket named by
+// WEBAUTHND_FOREIGN_SOCK as any process of that user could, answering every request.
+func TestHelperForeignAdmin(t *testing.T) {
+	sock := os.Getenv("WEBAUTHND_FOREIGN_SOCK")
+	if sock == "" {
+		t.Skip("the helper process of TestAdminSocketServedByAnotherUser")
+	}
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("ready")
+	_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Println("request", r.Method, r.URL.Path)
+		_, _ = w.Write([]byte(`{"licenses":[]}`))
+	}))
 }
