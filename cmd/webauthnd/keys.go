@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -226,7 +225,7 @@ func bootstrap(store *persistence.Store, community persistence.Community, dataDi
 	path := filepath.Join(dataDir, "default-license.key")
 	// The file first: a crash before the store commit leaves an empty store, which the next
 	// start bootstraps again, overwriting the file.
-	if err := writeFileSynced(path, []byte(key+"\n"), 0o600); err != nil {
+	if err := writeFileSynced(path, []byte(key+"\n")); err != nil {
 		return fmt.Errorf("write the default license key: %w", err)
 	}
 	results := store.Apply([]persistence.Op{
@@ -245,29 +244,6 @@ func bootstrap(store *persistence.Store, community persistence.Community, dataDi
 		fmt.Fprintf(stdout, "created community %q; its license key is in %s\n", community.ID, path)
 	}
 	return nil
-}
-
-func writeFileSynced(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 func hostOf(rawURL string) string {

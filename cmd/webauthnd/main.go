@@ -49,7 +49,10 @@ Every flag has an environment equivalent, e.g. WEBAUTHND_DATA_DIR for --data-dir
 
 // run is the whole program; main only supplies the process's context, arguments, environment
 // and streams, so tests can run it as it is.
+//
+// It first sets the process's umask to 077: every command may write a secret.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	setPrivateUmask()
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("no command given")

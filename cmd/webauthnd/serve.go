@@ -106,6 +106,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 
+	if err := secureDataDir(cfg.dataDir, log); err != nil {
+		return err
+	}
 	store, err := persistence.Open(filepath.Join(cfg.dataDir, "badger"), log)
 	if err != nil {
 		return err
