@@ -287,7 +287,7 @@ func closeWithin(d time.Duration, steps ...func() error) error {
 		return err
 	case <-time.After(d):
 		return fmt.Errorf("the store did not close within %s (can its data directory still be written? a removed directory, "+
-			"a lost or full disk): stopped waiting; acknowledged writes are in its write-ahead log, which the next start replays", d)
+			"a lost or full disk): stopped waiting; the writes it acknowledged are synced in its write-ahead log, which the next start on that directory replays", d)
 	}
 }
 
