@@ -368,3 +368,14 @@ func TestStatfsReadsTheFilesystem(t *testing.T) {
 		t.Errorf("statfs: %d available of %d", avail, total)
 	}
 }
+
+// BenchmarkSpaceRead is what each batch pays for its free-space check: one statfs of the
+// store's directory and the level's arithmetic (compare a synced commit, BenchmarkApply*).
+func BenchmarkSpaceRead(b *testing.B) {
+	g := newSpaceGuard(b.TempDir(), Reserve{}, zap.NewNop())
+	for b.Loop() {
+		if r := g.read(); r.err != nil {
+			b.Fatal(r.err)
+		}
+	}
+}
