@@ -6,6 +6,10 @@
 // transaction, so a write that a caller is told succeeded survives a crash, and so one writer can
 // group the writes of many concurrent ceremonies into one commit.
 //
+// Writes stop before the disk is full (a full disk makes Badger fault on its memory-mapped
+// files): below a reserve of free space only a sign-in's writes and license revocation run,
+// below a quarter of it none; the others are refused with storage_full (see space.go).
+//
 // Values are JSON, but for users and credentials, which every ceremony reads: those are CBOR
 // with small integer keys (see codec.go), and JSON records of earlier versions (a value
 // starting with '{') are still read, and rewritten in CBOR when they next change.

@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -39,7 +40,9 @@ const (
 // Import writes in transactions of about a megabyte, each holding whole users with all their
 // credentials, so each record it writes is complete and consistent with its indexes. A crash or
 // a failed write in the middle can still leave the users of the transactions before it
-// written: import those again without them.
+// written: import those again without them. Each transaction first checks the free space of
+// the store's filesystem: below the reserve, Import stops with storage_full (an import is no
+// essential write).
 func (s *Store) Import(users []User, creds []Credential) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
@@ -51,6 +54,21 @@ func (s *Store) Import(users []User, creds []Credential) error {
 		return err
 	}
 	return s.writeImport(plan)
+}
+
+// importFailed is the error of an Import whose transaction after the first written users
+// failed: refused for want of space (storage_full, as an Import is no essential write), or an
+// internal error.
+func importFailed(written int, err error) error {
+	var e *messages.Error
+	if errors.As(err, &e) && e.Code == messages.CodeStorageFull {
+		done := "this import wrote nothing"
+		if written > 0 {
+			done = fmt.Sprintf("this import wrote its first %d users", written)
+		}
+		return messages.Wrap(messages.CodeStorageFull, e.Message+" ("+done+")", e.Cause)
+	}
+	return errStoreInternal(fmt.Errorf("import after %d users: %w", written, err))
 }
 
 // importPlan is a validated Import: users and, for user i, the credentials
@@ -209,6 +227,9 @@ func (s *Store) writeImport(p *importPlan) error {
 		if len(entries) == 0 {
 			return nil
 		}
+		if space := s.space.read(); space.level != spaceAmple {
+			return space.refusal()
+		}
 		txn := s.db.NewTransaction(true)
 		defer txn.Discard()
 		for _, e := range entries {
@@ -259,13 +280,13 @@ func (s *Store) writeImport(p *importPlan) error {
 			groupSize := size - startSize
 			entries, size = entries[:start], startSize
 			if err := commit(i); err != nil {
-				return errStoreInternal(fmt.Errorf("import after %d users: %w", written, err))
+				return importFailed(written, err)
 			}
 			entries, size = append(entries, group...), groupSize
 		}
 	}
 	if err := commit(len(p.users)); err != nil {
-		return errStoreInternal(fmt.Errorf("import after %d users: %w", written, err))
+		return importFailed(written, err)
 	}
 	return nil
 }

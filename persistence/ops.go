@@ -37,29 +37,44 @@ type Result struct {
 
 // Apply runs ops in one synced transaction and returns one Result per op. Ops see the writes of
 // the ops before them in the same batch. When the commit itself fails, every op fails.
+//
+// While the filesystem's free space is below the reserve, the ops it does not admit (see
+// space.go) are refused with storage_full and leave nothing behind; the others still run.
 func (s *Store) Apply(ops []Op) []Result {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
+	results := make([]Result, len(ops))
+	run := make([]int, 0, len(ops)) // the ops admitted, by index
+	space := s.space.read()
+	for i, op := range ops {
+		if admits(space.level, op) {
+			run = append(run, i)
+		} else {
+			results[i] = Result{Err: space.refusal()}
+		}
+	}
+	if len(run) == 0 {
+		return results
+	}
 	for attempt := 0; ; attempt++ {
-		results := make([]Result, len(ops))
 		txn := s.db.NewTransaction(true)
-		for i, op := range ops {
-			v, err := op.apply(txn)
+		for _, i := range run {
+			v, err := ops[i].apply(txn)
 			results[i] = Result{Value: v, Err: err}
 		}
 		err := txn.Commit()
 		if errors.Is(err, badger.ErrConflict) && attempt < 10 {
 			continue
 		}
-		for _, op := range ops {
-			if _, ok := op.(configOp); ok {
+		for _, i := range run {
+			if _, ok := ops[i].(configOp); ok {
 				s.configGen.Add(1)
 				s.config.Clear()
 				break
 			}
 		}
 		if err != nil {
-			for i := range results {
+			for _, i := range run {
 				results[i] = Result{Err: errStoreInternal(fmt.Errorf("commit: %w", err))}
 			}
 		}

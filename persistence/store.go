@@ -35,6 +35,8 @@ type Store struct {
 	config sync.Map
 	// configGen counts the clears, so that a read that raced one is not cached.
 	configGen atomic.Uint64
+	// space refuses writes while the filesystem's free space is below the reserve.
+	space *spaceGuard
 }
 
 // Communities reads tenants and communities.
@@ -82,11 +84,29 @@ var (
 )
 
 // memTableSize is the size of Badger's memtables; a transaction may hold 15 % of it.
-const memTableSize = 16 << 20
+// baseTableSize is the size of the tables that compactions write, at every level.
+const (
+	memTableSize  = 16 << 20
+	baseTableSize = 1 << 20
+)
+
+// Option changes how Open opens a store.
+type Option func(*openOptions)
+
+type openOptions struct{ reserve Reserve }
+
+// WithReserve sets the free space the store keeps on its filesystem (see [Reserve]); without
+// it, the default reserve.
+func WithReserve(r Reserve) Option { return func(o *openOptions) { o.reserve = r } }
 
 // Open opens (creating if needed) the Badger database in dir with synced writes. It fails
-// with a clear error when another process holds the directory.
-func Open(dir string, log *zap.Logger) (*Store, error) {
+// with a clear error when another process holds the directory. Writes are refused while the
+// free space of dir's filesystem is below the reserve (see space.go).
+func Open(dir string, log *zap.Logger, with ...Option) (*Store, error) {
+	var o openOptions
+	for _, opt := range with {
+		opt(&o)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir %s: %w", dir, err)
 	}
@@ -117,7 +137,7 @@ func Open(dir string, log *zap.Logger) (*Store, error) {
 		WithBlockCacheSize(0).
 		WithIndexCacheSize(16 << 20).
 		WithNumCompactors(2).
-		WithBaseTableSize(1 << 20).
+		WithBaseTableSize(baseTableSize).
 		WithMemTableSize(memTableSize).
 		WithNumMemtables(3).
 		WithValueLogFileSize(64 << 20).
@@ -127,7 +147,17 @@ func Open(dir string, log *zap.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", dir, err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db, space: newSpaceGuard(filepath.Clean(dir), o.reserve, log)}
+	if r := s.space.read(); r.err == nil {
+		log.Info("free-space reserve", zap.String("reserve", approxBytes(r.reserve)), zap.String("setting", o.reserve.String()),
+			zap.String("free", approxBytes(r.avail)), zap.String("size", approxBytes(r.total)))
+		if r.reserve < MinReserve {
+			log.Warn("the free-space reserve is below "+approxBytes(MinReserve)+": a quarter of it, what is left when every write "+
+				"stops, may not hold what Badger writes on its own (a memtable flush and a compaction's table), so a full disk may still crash the process",
+				zap.String("reserve", approxBytes(r.reserve)))
+		}
+	}
+	return s, nil
 }
 
 // Close flushes and closes the database.

@@ -56,25 +56,44 @@ func newSigningRecord() (persistence.KeyRecord, error) {
 }
 
 // ensure creates both keyrings when absent and checks the envelope curve against the flag.
+// It writes only a keyring that is absent, so that a server restarts on a store whose disk is
+// too full for writes (see persistence's reserve).
 func (m *keyManager) ensure(curve string) error {
-	env, err := newEnvelopeRecord(curve)
+	want, err := httpapi.CanonicalCurve(curve)
 	if err != nil {
 		return err
 	}
-	sig, err := newSigningRecord()
+	env, err := m.ensureRing(envelopeRing, func() (persistence.KeyRecord, error) { return newEnvelopeRecord(curve) })
 	if err != nil {
 		return err
 	}
-	v, err := m.write(persistence.RotateKey{Name: envelopeRing, New: env, OnlyIfAbsent: true})
-	if err != nil {
-		return err
-	}
-	if stored := v.(persistence.Keyring).Keys[0].Kind; stored != env.Kind {
+	if stored := env.Keys[0].Kind; stored != want {
 		return fmt.Errorf("the stored envelope key is on %s, not %s; change curves with `webauthnd keys rotate --envelope --ec-curve %s`",
-			stored, env.Kind, curve)
+			stored, want, curve)
 	}
-	_, err = m.write(persistence.RotateKey{Name: signingRing, New: sig, OnlyIfAbsent: true})
+	_, err = m.ensureRing(signingRing, newSigningRecord)
 	return err
+}
+
+// ensureRing returns the keyring name, creating it with a key from generate when absent.
+func (m *keyManager) ensureRing(name string, generate func() (persistence.KeyRecord, error)) (persistence.Keyring, error) {
+	ring, err := m.store.Keyring(name)
+	if err == nil && len(ring.Keys) > 0 {
+		return ring, nil
+	}
+	if err != nil && !errors.Is(err, persistence.ErrNotFound) {
+		return ring, fmt.Errorf("%s keyring: %w", name, err)
+	}
+	rec, err := generate()
+	if err != nil {
+		return ring, err
+	}
+	// OnlyIfAbsent: two first starts that race agree on one key.
+	v, err := m.write(persistence.RotateKey{Name: name, New: rec, OnlyIfAbsent: true})
+	if err != nil {
+		return ring, err
+	}
+	return v.(persistence.Keyring), nil
 }
 
 // load reads both keyrings and installs them.
