@@ -21,15 +21,37 @@ const bodyLimit = 64 << 10
 // decode reads a JSON object from the request body into v with unmarshalStrict's rules. A body
 // over the limit is 413; one that cannot be read or fails those rules is 400.
 func decode(r *http.Request, v any) error {
+	raw, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	return unmarshalStrict(raw, v)
+}
+
+// readBody reads a request body: over the limit is 413, a body that cannot be read 400.
+func readBody(r *http.Request) ([]byte, error) {
 	raw, err := io.ReadAll(r.Body)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return messages.Errorf(messages.CodeBodyTooLarge, "the request body is larger than 64 KiB")
+			return nil, messages.Errorf(messages.CodeBodyTooLarge, "the request body is larger than 64 KiB")
 		}
-		return messages.Wrap(messages.CodeInvalidRequest, "the request body could not be read", err)
+		return nil, messages.Wrap(messages.CodeInvalidRequest, "the request body could not be read", err)
 	}
-	return unmarshalStrict(raw, v)
+	return raw, nil
+}
+
+// readNoBody reads the body of a route that takes none: an empty body (or only white space) is
+// fine; anything else is 400.
+func readNoBody(r *http.Request) error {
+	raw, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		return messages.Errorf(messages.CodeInvalidRequest, "this route takes no request body")
+	}
+	return nil
 }
 
 // unmarshalStrict is the one JSON decoder of every object whose shape webauthnd defines

@@ -55,6 +55,8 @@ type Deps struct {
 	Envelope *Keyring
 	// Replays remembers the request ids of sealed requests.
 	Replays Replays
+	// Passkeys lists, links and removes users' passkeys.
+	Passkeys Passkeys
 	Log     *zap.Logger
 }
 

@@ -25,9 +25,12 @@
 //	k/<credential id>                   Credential (CBOR, without its attestation object; ids are unique across the store)
 //	ka/<credential id>                  the credential's attestation object, as registered
 //	uk/<community>\x00<username>\x00<credential id>   empty (a user's credentials)
+//	kh/<sha-256 of credential id>       credential id (the fidoKeyHash index)
+//	kd/<community>\x00<DID>\x00<credential id>        empty (the passkeys linked to a DID)
 //	l/<sha-256 of license key>          License
 //	li/<license id>                     sha-256 of the license key (license id index)
 //	s/<name>                            service secret (the decoy secret)
 //	kr/<name>                           Keyring (envelope and token signing keys)
 //	rq/<caller key digest>\x00<uuid>    empty, with a TTL (replay records of sealed requests)
+//	m/<name>                            empty (markers of one-time migrations, e.g. m/index/kh)
 package persistence

@@ -136,6 +136,9 @@ func planImport(users []User, creds []Credential) (*importPlan, error) {
 		if !storableTime(c.Created) || !storableTime(c.LastUsed) {
 			return nil, invalid("credential %d: its times must be zero or between the years 1678 and 2262", k)
 		}
+		if c.DID != "" && !ValidDID(c.DID) {
+			return nil, invalid("credential %d: a DID starts with did: and is 5 to 512 bytes without control characters", k)
+		}
 		owner[k] = i
 		count[i+1]++
 	}
@@ -267,6 +270,10 @@ func (s *Store) writeImport(p *importPlan) error {
 			add(credKey(c.ID), v)
 			if len(c.AttestationObject) > 0 {
 				add(attestationKey(c.ID), c.AttestationObject)
+			}
+			add(fidoKeyHashKey(FidoKeyHash(c.ID)), c.ID)
+			if c.DID != "" {
+				add(append(didPrefix(c.CommunityID, c.DID), c.ID...), nil)
 			}
 			add(append(userCredPrefix(c.CommunityID, c.Username), c.ID...), nil)
 			return nil

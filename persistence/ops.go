@@ -354,6 +354,9 @@ func writeCredential(txn *badger.Txn, c Credential) error {
 			return err
 		}
 	}
+	if err := txn.Set(fidoKeyHashKey(FidoKeyHash(c.ID)), c.ID); err != nil {
+		return err
+	}
 	return txn.Set(append(userCredPrefix(c.CommunityID, c.Username), c.ID...), nil)
 }
 

@@ -157,6 +157,10 @@ func Open(dir string, log *zap.Logger, with ...Option) (*Store, error) {
 				zap.String("reserve", approxBytes(r.reserve)))
 		}
 	}
+	if err := s.indexFidoKeyHashes(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
