@@ -143,9 +143,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Issuer:          trimSlash(cfg.publicURL) + "/webauthn",
 
 		MaxCeremoniesPerLicense: cfg.maxPerLicense,
-		TokenTTL:        cfg.tokenTTL,
-		SigningKey:      signing,
-		DecoySecret:     decoy,
+		TokenTTL:                cfg.tokenTTL,
+		SigningKey:              signing,
+		DecoySecret:             decoy,
 
 		FailedSignInsPerMinute: cfg.failuresPerMin,
 		FailedSignInBurst:      cfg.failureBurst,
