@@ -138,11 +138,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	engine, err := actors.NewEngine(actors.Config{
-		CeremonyTimeout: cfg.ceremonyTimeout,
-		MaxCeremonies:   cfg.maxCeremonies,
-		Issuer:          trimSlash(cfg.publicURL) + "/webauthn",
-
+		CeremonyTimeout:         cfg.ceremonyTimeout,
+		MaxCeremonies:           cfg.maxCeremonies,
 		MaxCeremoniesPerLicense: cfg.maxPerLicense,
+		Issuer:                  trimSlash(cfg.publicURL) + "/webauthn",
 		TokenTTL:                cfg.tokenTTL,
 		SigningKey:              signing,
 		DecoySecret:             decoy,
