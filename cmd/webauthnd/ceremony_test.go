@@ -208,6 +208,13 @@ func (s *testServer) verifyToken(t *testing.T, token string) jwt.MapClaims {
 	if err != nil {
 		t.Fatalf("signature_token does not verify: %v", err)
 	}
+	openAPI.once.Do(loadOpenAPI)
+	if openAPI.err != nil {
+		t.Fatal(openAPI.err)
+	}
+	if err := openAPI.spec.Components.Schemas["SignatureTokenClaims"].Value.VisitJSON(map[string]any(claims)); err != nil {
+		t.Fatalf("the token's claims %v do not match SignatureTokenClaims: %v", claims, err)
+	}
 	return claims
 }
 
@@ -410,10 +417,20 @@ func TestAdminCommandsWhileServing(t *testing.T) {
 	shopRP := virtualwebauthn.RelyingParty{ID: "shop.localhost", Name: "Shop", Origin: "https://shop.localhost"}
 	p := newPasskey(shopRP, "hank")
 	s.register(t, key, "shop", p)
-	s.signIn(t, key, "shop", p, true)
+	res := s.signIn(t, key, "shop", p, true)
+	// The token names the community's tenant: it does not pass as the default tenant's.
+	token := res["signature_token"].(string)
+	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil || claims["iss"] != "http://localhost:8080/webauthn/tenants/acme" || claims["tid"] != "acme" {
+		t.Fatalf("shop's token claims %s (%v), want iss .../webauthn/tenants/acme and tid acme", payload, err)
+	}
 	s.admin(t, "community", "update", "--id", "shop", "--user-verification", "required")
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), []string{"community", "create", "--id", "x", "--tenant", "acme", "--rp-id", "10.0.0.1",
+	err = run(context.Background(), []string{"community", "create", "--id", "x", "--tenant", "acme", "--rp-id", "10.0.0.1",
 		"--origin", "https://10.0.0.1", "--data-dir", s.DataDir}, func(string) string { return "" }, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "IP address") {
 		t.Fatalf("an IP RP ID was not refused clearly: %v", err)
