@@ -130,8 +130,8 @@ func (c *ceremony) fail(ctx actor.Context, err error) {
 	c.stop(ctx)
 }
 
-// failVerification fails a sign-in after its credential was found: the failures that the
-// engine's limiter counts.
+// failVerification fails a sign-in after its credential (a real one or a decoy's) was found and
+// before its signature verified: the failures that the engine's limiter counts.
 func (c *ceremony) failVerification(ctx actor.Context, err error) {
 	c.fail(ctx, verificationFailure{err})
 }
@@ -387,7 +387,10 @@ func (c *ceremony) beginSignIn(ctx actor.Context, m messages.BeginSignIn) {
 	c.answer(ctx, messages.SignInOptions{Options: body, SessionInfo: c.sessionInfo})
 }
 
-var errUnknownCredential = messages.Errorf(messages.CodeCredentialUnknown, "the credential is not registered for this user and community")
+var (
+	errUnknownCredential = messages.Errorf(messages.CodeCredentialUnknown, "the credential is not registered for this user and community")
+	errNoUserHandle      = messages.Errorf(messages.CodeInvalidCredential, "response.userHandle is required to sign in without a username")
+)
 
 // finishSignIn verifies an assertion; parsed is shared with no one and only read.
 func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn, parsed *protocol.ParsedCredentialAssertionData) {
@@ -398,13 +401,9 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn, pars
 	// A decoy ceremony goes the same way as a real one: its passkeys verify against a key whose
 	// private half nobody has, so an assertion naming one fails as a bad signature would, and
 	// is counted by the limiter like one.
-	user, cloneWarning, err := c.signInUser(parsed.RawID)
+	user, cloneWarning, err := c.signInUser(parsed.RawID, parsed.Response.UserHandle)
 	if err != nil {
 		c.fail(ctx, err)
-		return
-	}
-	if c.community.BlockClones && cloneWarning {
-		c.failVerification(ctx, messages.Errorf(messages.CodeCounterRegression, "this credential is blocked: its signature counter once went backwards"))
 		return
 	}
 	if err := checkCrossOrigin(parsed.Response.CollectedClientData, c.community); err != nil {
@@ -425,6 +424,13 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn, pars
 		c.failVerification(ctx, classify(err))
 		return
 	}
+	// The failures below come after the signature verified: a passkey whose counter went
+	// backwards is not guessing, so they are not counted (and never become a 429), and they
+	// are answered only to whoever holds the key (a decoy cannot get here).
+	if c.community.BlockClones && cloneWarning {
+		c.fail(ctx, messages.Errorf(messages.CodeCounterRegression, "this credential is blocked: its signature counter once went backwards"))
+		return
+	}
 	flags := parsed.Response.AuthenticatorData.Flags
 	op := persistence.RecordSignIn{
 		ID:           parsed.RawID,
@@ -434,10 +440,7 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn, pars
 		At:           time.Now().UTC(),
 	}
 	c.write(ctx, op, func(ctx actor.Context, r writeResult) {
-		if errors.Is(r.err, persistence.ErrCounterRegression) {
-			c.failVerification(ctx, r.err)
-			return
-		} else if r.err != nil {
+		if r.err != nil {
 			c.fail(ctx, r.err)
 			return
 		}
@@ -461,11 +464,13 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn, pars
 }
 
 // signInUser finds the user whose credential rawID answers this sign-in, and whether that
-// credential carries a clone warning. A sign-in by username reuses what its options loaded (the
-// store write that follows re-reads the credential, so nothing stale is written); a
-// discoverable one reads the credential, which names its owner. A credential of another community, or
-// not of the user the options named, is unknown.
-func (c *ceremony) signInUser(rawID []byte) (*waUser, bool, error) {
+// credential carries a clone warning. A sign-in by username reuses what its options loaded,
+// a real user's or a decoy's (the store write that follows re-reads the credential, so nothing
+// stale is written); a discoverable one reads the credential, which names its owner. A
+// credential of another community, not of the user the options named, or (discoverable) not
+// of the userHandle given, is unknown: so a decoy's id and a real one answer alike unless the
+// caller knows the real user's handle.
+func (c *ceremony) signInUser(rawID, userHandle []byte) (*waUser, bool, error) {
 	if c.user != nil {
 		for _, cred := range c.user.creds {
 			if bytes.Equal(cred.ID, rawID) {
@@ -474,13 +479,16 @@ func (c *ceremony) signInUser(rawID []byte) (*waUser, bool, error) {
 		}
 		return nil, false, errUnknownCredential
 	}
+	if len(userHandle) == 0 {
+		return nil, false, errNoUserHandle
+	}
 	stored, err := c.deps.store.Credential(rawID)
 	switch {
 	case errors.Is(err, persistence.ErrNotFound):
 		return nil, false, errUnknownCredential
 	case err != nil:
 		return nil, false, messages.Wrap(messages.CodeInternal, "internal error", err)
-	case stored.CommunityID != c.scope.CommunityID || (len(c.session.UserID) > 0 && !bytes.Equal(stored.UserHandle, c.session.UserID)):
+	case stored.CommunityID != c.scope.CommunityID || !bytes.Equal(stored.UserHandle, userHandle):
 		return nil, false, errUnknownCredential
 	}
 	// go-webauthn needs only the credential used and its owner's handle: the user's other

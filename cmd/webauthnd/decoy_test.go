@@ -43,11 +43,12 @@ func allowShape(t *testing.T, options map[string]any) []string {
 	return out
 }
 
-// forged is an assertion for the ceremony of options naming credential id, signed by a key that
-// is not the credential's.
-func forged(p *passkey, opts *virtualwebauthn.AssertionOptions, id []byte) string {
+// forged is an assertion for the ceremony of options naming credential id and userHandle (none
+// when empty), signed by a key that is not the credential's.
+func forged(p *passkey, opts *virtualwebauthn.AssertionOptions, id, userHandle []byte) string {
 	f := &passkey{rp: p.rp, auth: virtualwebauthn.NewAuthenticator(), cred: newES256Credential()}
 	f.cred.ID = id
+	f.auth.Options.UserHandle = userHandle
 	return assertion(f, opts, nil, flagUP|flagUV, 7)
 }
 
@@ -97,27 +98,45 @@ func TestDecoysLookLikeRealUsers(t *testing.T) {
 	}
 
 	// A forged assertion: on alice's real passkey, and on mallory's decoy.
-	try := func(username string, id []byte) (int, map[string]any) {
+	try := func(username string, id, userHandle []byte) (int, map[string]any) {
 		t.Helper()
 		opts, _ := s.signInOptions(t, s.License, "default", "localhost", username)
 		status, body, _ := s.call(t, "POST", "/webauthn/u1/assertion/result", lic(s.License),
-			ceremonyBody(t, forged(users["alice"], opts, id), "localhost", "default"))
+			ceremonyBody(t, forged(users["alice"], opts, id, userHandle), "localhost", "default"))
 		return status, body
 	}
 	mallory, err := base64.RawURLEncoding.DecodeString(decoyID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, wantStatus := range []int{400, 400, 429} { // the burst is 2
-		realStatus, realBody := try("alice", users["alice"].cred.ID)
-		decoyStatus, decoyBody := try("mallory", mallory)
-		if realStatus != wantStatus || decoyStatus != realStatus {
-			t.Fatalf("forged assertion %d: real passkey %d %v, decoy %d %v; want both %d", i+1, realStatus, realBody, decoyStatus, decoyBody, wantStatus)
+	same := func(what string, realStatus int, realBody map[string]any, decoyStatus int, decoyBody map[string]any) {
+		t.Helper()
+		if decoyStatus != realStatus {
+			t.Fatalf("%s: real passkey %d %v, decoy %d %v", what, realStatus, realBody, decoyStatus, decoyBody)
 		}
 		for _, k := range []string{"statusCode", "error", "message", "code", "status", "errorMessage"} {
 			if fmt.Sprint(realBody[k]) != fmt.Sprint(decoyBody[k]) {
-				t.Errorf("forged assertion %d: %s is %v for a real passkey and %v for a decoy", i+1, k, realBody[k], decoyBody[k])
+				t.Errorf("%s: %s is %v for a real passkey and %v for a decoy", what, k, realBody[k], decoyBody[k])
 			}
+		}
+	}
+	// Without a username (discoverable), an id found in allowCredentials answers alike, with no
+	// user handle or with a made-up one, and neither counts as a failure.
+	for _, handle := range [][]byte{nil, []byte("made-up-user-handle")} {
+		what := fmt.Sprintf("a discoverable forged assertion with user handle %q", handle)
+		realStatus, realBody := try("", users["alice"].cred.ID, handle)
+		decoyStatus, decoyBody := try("", mallory, handle)
+		same(what, realStatus, realBody, decoyStatus, decoyBody)
+		if realStatus != 400 {
+			t.Fatalf("%s: %d %v, want 400", what, realStatus, realBody)
+		}
+	}
+	for i, wantStatus := range []int{400, 400, 429} { // the burst is 2
+		realStatus, realBody := try("alice", users["alice"].cred.ID, nil)
+		decoyStatus, decoyBody := try("mallory", mallory, nil)
+		same(fmt.Sprintf("forged assertion %d", i+1), realStatus, realBody, decoyStatus, decoyBody)
+		if realStatus != wantStatus {
+			t.Fatalf("forged assertion %d: %d %v, want %d", i+1, realStatus, realBody, wantStatus)
 		}
 		if i == 0 && realBody["code"] != "signature_invalid" {
 			t.Fatalf("a forged assertion on a real passkey: %v, want signature_invalid", realBody)

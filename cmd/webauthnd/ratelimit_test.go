@@ -73,7 +73,8 @@ func TestFailedSignInsAreRateLimited(t *testing.T) {
 
 // TestForgedAssertionsDoNotLockOutTheUser: anyone who knows dave's username sees his credential
 // id in allowCredentials and can send forged assertions for it; beyond the burst they get 429,
-// and dave still signs in at once.
+// and dave still signs in at once. An assertion whose signature verifies but whose counter went
+// backwards keeps its own answer (counter_regression, for the relying party to act on), not 429.
 func TestForgedAssertionsDoNotLockOutTheUser(t *testing.T) {
 	s := startServer(t, "")
 	dave := newPasskey(localRP, "dave")
@@ -83,6 +84,13 @@ func TestForgedAssertionsDoNotLockOutTheUser(t *testing.T) {
 		if want := map[bool]int{true: 400, false: 429}[i < 10]; status != want {
 			t.Fatalf("forged assertion %d: %d %v, want %d", i+1, status, body, want)
 		}
+	}
+	s.signIn(t, s.License, "default", dave, true)
+	opts, _ := s.signInOptions(t, s.License, "default", "localhost", "dave")
+	status, body, _ := s.call(t, "POST", "/webauthn/u1/assertion/result", lic(s.License),
+		ceremonyBody(t, assertion(dave, opts, nil, flagUP|flagUV, 1), "localhost", "default"))
+	if status != 400 || body["code"] != "counter_regression" {
+		t.Fatalf("a verified assertion with a counter gone backwards: %d %v, want 400 counter_regression", status, body)
 	}
 	s.signIn(t, s.License, "default", dave, true)
 }
