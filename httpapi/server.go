@@ -57,7 +57,7 @@ type Deps struct {
 	Replays Replays
 	// Passkeys lists, links and removes users' passkeys.
 	Passkeys Passkeys
-	Log     *zap.Logger
+	Log      *zap.Logger
 }
 
 // NewServer returns the service's HTTP handler.

@@ -32,5 +32,7 @@
 //	s/<name>                            service secret (the decoy secret)
 //	kr/<name>                           Keyring (envelope and token signing keys)
 //	rq/<caller key digest>\x00<uuid>    empty, with a TTL (replay records of sealed requests)
-//	m/<name>                            empty (markers of one-time migrations, e.g. m/index/kh)
+//	ds/<community>\x00<user shape>      users of that shape: how many passkeys, their id lengths and transports (shapes.go)
+//	dm/<community>                      the community's most common user shape, with its count
+//	m/<name>                            marks a change of the store's contents done once on Open (m/shapes, m/index/kh)
 package persistence

@@ -26,8 +26,9 @@ const (
 )
 
 // Import writes users, each with the credentials whose CommunityID and Username name it, in large
-// batches: the keys that GetOrCreateUser and AddCredential would write (user, user handle index,
-// credential, owner index, attestation object), but without an Apply per registration. It is
+// batches: the keys that AddCredential would write (user, user handle index, credential, owner
+// index, attestation object, the community's shape tally), but without an Apply per
+// registration. It is
 // meant for migrations and for seeding a benchmark store, while no server holds the directory;
 // call it with batches of some ten thousand users.
 //
@@ -157,7 +158,7 @@ func planImport(users []User, creds []Credential) (*importPlan, error) {
 			size += credentialSizeBound(c)
 			return nil
 		})
-		if size > importTxnBytes || 2+3*(p.first[i+1]-p.first[i]) > importTxnEntries {
+		if size > importTxnBytes || 4+3*(p.first[i+1]-p.first[i]) > importTxnEntries {
 			return nil, invalid("user %q: too many credentials, or too large ones, for one import", u.Username)
 		}
 	}
@@ -223,6 +224,7 @@ func (s *Store) writeImport(p *importPlan) error {
 	now := time.Now().UTC()
 	var (
 		entries []*badger.Entry
+		shapes  []importedShape // of the users in entries that have passkeys
 		size    int
 		written int // users committed
 	)
@@ -240,10 +242,15 @@ func (s *Store) writeImport(p *importPlan) error {
 				return err
 			}
 		}
+		for _, sh := range shapes {
+			if err := moveUserShape(txn, sh.community, nil, sh.shape); err != nil {
+				return err
+			}
+		}
 		if err := txn.Commit(); err != nil {
 			return err
 		}
-		entries, size, written = entries[:0], 0, upTo
+		entries, shapes, size, written = entries[:0], shapes[:0], 0, upTo
 		return nil
 	}
 	add := func(key, value []byte) {
@@ -262,7 +269,9 @@ func (s *Store) writeImport(p *importPlan) error {
 		}
 		add(userKey(u.CommunityID, u.Username), v)
 		add(handleKey(u.CommunityID, u.Handle), []byte(u.Username))
+		var creds []Credential
 		err = p.userCreds(i, func(c Credential) error {
+			creds = append(creds, c)
 			v, err := encodeCredential(c)
 			if err != nil {
 				return err
@@ -281,7 +290,13 @@ func (s *Store) writeImport(p *importPlan) error {
 		if err != nil {
 			return errStoreInternal(fmt.Errorf("import after %d users: %w", written, err))
 		}
-		if size > importTxnBytes || len(entries) > importTxnEntries {
+		var shape *importedShape
+		if len(creds) > 0 {
+			shape = &importedShape{community: u.CommunityID, shape: userShape(creds)}
+			// Its tally key and the community's most common shape: 16 bytes of count each.
+			size += 2*len(shape.shape) + 2*len(u.CommunityID) + 64
+		}
+		if size > importTxnBytes || len(entries)+2*len(shapes) > importTxnEntries {
 			// This user does not fit: commit the users before it, then start with it.
 			group = append(group[:0], entries[start:]...)
 			groupSize := size - startSize
@@ -291,11 +306,20 @@ func (s *Store) writeImport(p *importPlan) error {
 			}
 			entries, size = append(entries, group...), groupSize
 		}
+		if shape != nil {
+			shapes = append(shapes, *shape)
+		}
 	}
 	if err := commit(len(p.users)); err != nil {
 		return importFailed(written, err)
 	}
 	return nil
+}
+
+// importedShape is the shape of an imported user, for the tally.
+type importedShape struct {
+	community string
+	shape     []byte
 }
 
 // Settle compacts the whole store into one level and returns when it is done. Run it after a

@@ -162,14 +162,16 @@ const (
 
 // essentialOp marks the ops that still run below the reserve, until a quarter of it is left:
 // what a sign-in writes (its counter, and the replay record of a sealed request), which is
-// small and keeps users signing in, and license revocation, which an operator needs most when
-// something is wrong. Any op without this mark, including every op added later, is refused
-// below the reserve.
+// small and keeps users signing in, and what an operator or a relying party needs most when
+// something is wrong: license revocation and the removal of passkeys (a stolen one must stop
+// signing in). Any op without this mark, including every op added later, is refused below the
+// reserve.
 type essentialOp interface{ essential() }
 
-func (RecordSignIn) essential()    {}
-func (RememberRequest) essential() {}
-func (RevokeLicense) essential()   {}
+func (RecordSignIn) essential()      {}
+func (RememberRequest) essential()   {}
+func (RevokeLicense) essential()     {}
+func (RemoveCredentials) essential() {}
 
 // admits reports whether op may be written at level.
 func admits(level spaceLevel, op Op) bool {

@@ -175,7 +175,6 @@ func TestSpaceAdmitsOps(t *testing.T) {
 		PutLicense{License: lic},
 		PutLicense{License: revocable[0]}, PutLicense{License: revocable[1]},
 		PutLicense{License: revocable[2]}, PutLicense{License: revocable[3]},
-		GetOrCreateUser{CommunityID: "c1", Username: "alice", Handle: []byte("h-alice")},
 		AddCredential{Credential: Credential{ID: []byte("cred-alice"), CommunityID: "c1", Username: "alice", UserHandle: []byte("h-alice")}},
 	} {
 		if r := s.Apply([]Op{op}); r[0].Err != nil {
@@ -208,11 +207,9 @@ func TestSpaceAdmitsOps(t *testing.T) {
 		{"RotateKey", func(n int) Op {
 			return RotateKey{Name: "signing", New: KeyRecord{Kind: "ES256", Private: []byte{byte(n)}, Created: time.Now()}}
 		}, false},
-		{"GetOrCreateUser", func(n int) Op {
-			return GetOrCreateUser{CommunityID: "c1", Username: fmt.Sprintf("u-%d", n), Handle: []byte(fmt.Sprintf("h-%d", n))}
-		}, false},
-		{"AddCredential", func(n int) Op {
-			return AddCredential{Credential: Credential{ID: []byte(fmt.Sprintf("cred-%d", n)), CommunityID: "c1", Username: "alice", UserHandle: []byte("h-alice")}}
+		{"AddCredential of a new user", func(n int) Op {
+			return AddCredential{Credential: Credential{ID: []byte(fmt.Sprintf("new-%d", n)), CommunityID: "c1",
+				Username: fmt.Sprintf("u-%d", n), UserHandle: []byte(fmt.Sprintf("h-%d", n))}}
 		}, false},
 		{"RecordSignIn", func(n int) Op { return RecordSignIn{ID: []byte("cred-alice"), Counter: uint32(n), At: time.Now()} }, true},
 		{"RememberRequest", func(n int) Op {
@@ -377,5 +374,44 @@ func BenchmarkSpaceRead(b *testing.B) {
 		if r := g.read(); r.err != nil {
 			b.Fatal(r.err)
 		}
+	}
+}
+
+// TestSpaceAdmitsPasskeyOps: below the reserve a passkey can still be removed (a stolen one must
+// stop signing in), but not linked or unlinked; below a quarter of it nothing is written.
+func TestSpaceAdmitsPasskeyOps(t *testing.T) {
+	s, disk := openOnFakeDisk(t)
+	c := Community{ID: "c1", TenantID: "t1", Name: "c1", RPIDs: []string{"example.com"},
+		Origins: []string{"https://example.com"}, UserVerification: VerificationPreferred}
+	hash := func(id string) []byte { return FidoKeyHash([]byte(id)) }
+	for _, op := range []Op{
+		PutCommunity{Community: c, Create: true},
+		AddCredential{Credential: Credential{ID: []byte("k1"), CommunityID: "c1", Username: "alice", UserHandle: []byte("h")}},
+		AddCredential{Credential: Credential{ID: []byte("k2"), CommunityID: "c1", Username: "alice", UserHandle: []byte("h")}},
+		LinkCredential{CommunityID: "c1", Username: "alice", FidoKeyHash: hash("k1"), DID: "did:example:a"},
+	} {
+		if r := s.Apply([]Op{op}); r[0].Err != nil {
+			t.Fatalf("seed %T: %v", op, r[0].Err)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		avail uint64
+		op    Op
+		code  messages.Code
+	}{
+		{"link below the reserve", low, LinkCredential{CommunityID: "c1", Username: "alice", FidoKeyHash: hash("k2"), DID: "did:example:a"}, messages.CodeStorageFull},
+		{"unlink below the reserve", low, UnlinkCredential{CommunityID: "c1", Username: "alice", FidoKeyHash: hash("k1"), DID: "did:example:a"}, messages.CodeStorageFull},
+		{"remove below a quarter of the reserve", exhausted, RemoveCredentials{CommunityID: "c1", FidoKeyHash: hash("k2")}, messages.CodeStorageFull},
+		{"remove below the reserve", low, RemoveCredentials{CommunityID: "c1", FidoKeyHash: hash("k2")}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			disk.avail.Store(tc.avail)
+			if code := messages.ErrorCode(s.Apply([]Op{tc.op})[0].Err); tc.code != "" && code != tc.code {
+				t.Fatalf("got %s, want %s", code, tc.code)
+			} else if err := s.Apply([]Op{tc.op})[0].Err; tc.code == "" && messages.ErrorCode(err) != messages.CodeNotFound {
+				t.Fatalf("the second removal got %v, want not_found (the first removed it)", err)
+			}
+		})
 	}
 }

@@ -32,8 +32,8 @@ var version = "dev"
 const usage = `usage:
   webauthnd serve [--addr A] [--data-dir D] [--public-url U] [--tls-cert FILE --tls-key FILE]
                   [--ec-curve secp256k1|P-256] [--allowed-time-span 60s]
-                  [--ceremony-timeout T] [--max-ceremonies N] [--token-ttl T] [--sd KEY=URL ...]
-                  [--min-free-disk 256MiB|5%]
+                  [--ceremony-timeout T] [--max-ceremonies N] [--max-ceremonies-per-license N]
+                  [--token-ttl T] [--sd KEY=URL ...] [--min-free-disk 256MiB|5%]
   webauthnd community create --id ID --tenant TENANT --name NAME --rp-id RPID --origin ORIGIN [--origin ...]
                              [--user-verification required|preferred|discouraged] [--top-origin ORIGIN ...] [--block-clones]
                              [--tenant-dns HOST ...]

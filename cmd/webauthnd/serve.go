@@ -29,6 +29,7 @@ type serveConfig struct {
 	publicURL       string
 	ceremonyTimeout time.Duration
 	maxCeremonies   int
+	maxPerLicense   int
 	tokenTTL        time.Duration
 	drainTimeout    time.Duration
 	logLevel        string
@@ -51,6 +52,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&cfg.publicURL, "public-url", "http://localhost:8080", "the service's external URL; the default community's RP ID and origin")
 	fs.DurationVar(&cfg.ceremonyTimeout, "ceremony-timeout", 300*time.Second, "how long a ceremony waits for its result")
 	fs.IntVar(&cfg.maxCeremonies, "max-ceremonies", 100_000, "live ceremonies per community; beyond it options answer 429")
+	fs.IntVar(&cfg.maxPerLicense, "max-ceremonies-per-license", 0, "live ceremonies one license may hold in one community (0: a quarter of --max-ceremonies, at least 1); beyond it options answer 429")
 	fs.DurationVar(&cfg.tokenTTL, "token-ttl", 5*time.Minute, "lifetime of signature tokens")
 	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for requests in flight")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -72,6 +74,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("--ceremony-timeout %s: give at least 1s", cfg.ceremonyTimeout)
 	case cfg.maxCeremonies < 1:
 		return fmt.Errorf("--max-ceremonies %d: give at least 1", cfg.maxCeremonies)
+	case cfg.maxPerLicense < 0 || cfg.maxPerLicense > cfg.maxCeremonies:
+		return fmt.Errorf("--max-ceremonies-per-license %d: give 1 to --max-ceremonies (%d), or 0 for a quarter of it", cfg.maxPerLicense, cfg.maxCeremonies)
 	case cfg.tokenTTL < time.Second:
 		return fmt.Errorf("--token-ttl %s: give at least 1s", cfg.tokenTTL)
 	case cfg.failuresPerMin < 0 || cfg.failureBurst < 1 || cfg.licenseFactor < 1:
@@ -149,12 +153,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	engine, err = actors.NewEngine(actors.Config{
-		CeremonyTimeout: cfg.ceremonyTimeout,
-		MaxCeremonies:   cfg.maxCeremonies,
-		Issuer:          trimSlash(cfg.publicURL) + "/webauthn",
-		TokenTTL:        cfg.tokenTTL,
-		SigningKey:      signing,
-		DecoySecret:     decoy,
+		CeremonyTimeout:         cfg.ceremonyTimeout,
+		MaxCeremonies:           cfg.maxCeremonies,
+		MaxCeremoniesPerLicense: cfg.maxPerLicense,
+		Issuer:                  trimSlash(cfg.publicURL) + "/webauthn",
+		TokenTTL:                cfg.tokenTTL,
+		SigningKey:              signing,
+		DecoySecret:             decoy,
 
 		FailedSignInsPerMinute: cfg.failuresPerMin,
 		FailedSignInBurst:      cfg.failureBurst,
