@@ -450,6 +450,7 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn, pars
 			CredentialID: updated.ID,
 			UserVerified: flags.HasUserVerified(),
 			CloneWarning: updated.CloneWarning,
+			DID:          updated.DID,
 		}
 		token, err := c.deps.signer.Sign(result, c.scope)
 		if err != nil {

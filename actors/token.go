@@ -50,6 +50,7 @@ type tokenClaims struct {
 	UserVerified bool   `json:"uv"`
 	RPID         string `json:"rpId"`
 	CloneWarning bool   `json:"cloneWarning,omitempty"`
+	DID          string `json:"did,omitempty"`
 }
 
 type publishedKey struct {
@@ -162,6 +163,7 @@ func (s *Signer) Sign(r messages.SignedIn, scope messages.Scope) (string, error)
 		UserVerified: r.UserVerified,
 		RPID:         scope.RPID,
 		CloneWarning: r.CloneWarning,
+		DID:          r.DID,
 	})
 	if err != nil {
 		return "", err

@@ -125,6 +125,8 @@ type SignedIn struct {
 	UserVerified bool
 	// CloneWarning is set when the credential's counter once went backwards.
 	CloneWarning bool
+	// DID is the decentralized identifier the credential is linked to, if any.
+	DID string
 	// Token is the signed ES256 JWS that proves the sign-in to the relying party.
 	Token string
 }

@@ -89,7 +89,8 @@ func TestLinkingAndUnregistering(t *testing.T) {
 			}
 			for _, k := range status["fidoKeys"].([]any) {
 				key := k.(map[string]any)
-				if key["did"] != nil || key["lastUsedAt"] != nil || key["attestationFormat"] != "none" || key["aaguid"] == "" {
+				if key["did"] != nil || key["lastUsedAt"] != nil || key["attestationFormat"] != "packed" || key["aaguid"] == "" ||
+					key["signCount"] != 0.0 || key["createdAt"] == nil {
 					t.Fatalf("an unlinked, unused passkey: %v", key)
 				}
 			}
@@ -115,14 +116,19 @@ func TestLinkingAndUnregistering(t *testing.T) {
 					t.Fatalf("%s: %v", step.name, body)
 				}
 			}
-			s.signIn(t, s.License, "default", first, true)
+			if claims := s.verifyToken(t, s.signIn(t, s.License, "default", first, true)["signature_token"].(string)); claims["did"] != did {
+				t.Fatalf("the token of a linked passkey carries did %v, want %s", claims["did"], did)
+			}
+			if claims := s.verifyToken(t, s.signIn(t, s.License, "default", second, false)["signature_token"].(string)); claims["did"] != nil {
+				t.Fatalf("the token of an unlinked passkey carries did %v", claims["did"])
+			}
 			st, status = route.do("GET", statusPath(route.prefix, "default", user))
 			if st != 200 || status["status"] != "linked" || status["linked"] != true {
 				t.Fatalf("status after linking: %d %v", st, status)
 			}
 			for _, k := range status["fidoKeys"].([]any) {
 				key := k.(map[string]any)
-				if linked := key["fidoKeyHash"] == fidoKeyHashOf(first); linked != (key["did"] == did) || linked == (key["lastUsedAt"] == nil) {
+				if linked := key["fidoKeyHash"] == fidoKeyHashOf(first); linked != (key["did"] == did) || key["lastUsedAt"] == nil {
 					t.Fatalf("passkey %v after linking the first and signing in with it", key)
 				}
 			}
