@@ -1,0 +1,201 @@
+package actors
+
+// Registration: the options of a new passkey and the verification of its attestation.
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/protocol/webauthncose"
+	"github.com/go-webauthn/webauthn/webauthn"
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/webauthnd/webauthnd/messages"
+	"github.com/webauthnd/webauthnd/persistence"
+)
+
+// credentialParameters are the algorithms offered at registration, in this order: ES256 (-7),
+// EdDSA (-8), ES384 (-35), ES512 (-36), PS256 (-37) and RS256 (-257), without which Windows
+// Hello cannot register.
+var credentialParameters = []protocol.CredentialParameter{
+	{Type: protocol.PublicKeyCredentialType, Algorithm: webauthncose.AlgES256},
+	{Type: protocol.PublicKeyCredentialType, Algorithm: webauthncose.AlgEdDSA},
+	{Type: protocol.PublicKeyCredentialType, Algorithm: webauthncose.AlgES384},
+	{Type: protocol.PublicKeyCredentialType, Algorithm: webauthncose.AlgES512},
+	{Type: protocol.PublicKeyCredentialType, Algorithm: webauthncose.AlgPS256},
+	{Type: protocol.PublicKeyCredentialType, Algorithm: webauthncose.AlgRS256},
+}
+
+// beginRegistration only reads: a known user gets its handle and its passkeys as
+// excludeCredentials; a new username gets a fresh random handle, kept in the ceremony, and the
+// user is created by the result, with its first passkey (so that a registration nobody
+// finishes leaves nothing behind).
+func (c *ceremony) beginRegistration(ctx actor.Context, m messages.BeginRegistration) {
+	if err := c.setup(m.Scope); err != nil {
+		c.fail(ctx, err)
+		return
+	}
+	u, err := c.deps.store.User(m.CommunityID, m.Username)
+	switch {
+	case err == nil:
+		if c.user, err = c.loadUser(u); err != nil {
+			c.fail(ctx, err)
+			return
+		}
+	case errors.Is(err, persistence.ErrNotFound):
+		handle := make([]byte, 32)
+		_, _ = rand.Read(handle)
+		displayName := m.DisplayName
+		if displayName == "" {
+			displayName = m.Username
+		}
+		c.user = &waUser{u: persistence.User{CommunityID: m.CommunityID, Username: m.Username, DisplayName: displayName, Handle: handle}}
+	default:
+		c.fail(ctx, messages.Wrap(messages.CodeInternal, "internal error", err))
+		return
+	}
+	opts := []webauthn.RegistrationOption{
+		webauthn.WithCredentialParameters(credentialParameters),
+		webauthn.WithExclusions(webauthn.Credentials(c.user.creds).CredentialDescriptors()),
+		webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementPreferred),
+		webauthn.WithConveyancePreference(conveyance(m.Attestation)),
+		func(o *protocol.PublicKeyCredentialCreationOptions) error {
+			o.Challenge = c.challenge
+			return nil
+		},
+	}
+	creation, session, err := c.wa.BeginRegistration(c.user, opts...)
+	if err != nil {
+		c.fail(ctx, messages.Wrap(messages.CodeInternal, "internal error", err))
+		return
+	}
+	body, err := json.Marshal(creation.Response)
+	if err != nil {
+		c.fail(ctx, messages.Wrap(messages.CodeInternal, "internal error", err))
+		return
+	}
+	c.session = session
+	c.answer(ctx, messages.RegistrationOptions{Options: body, SessionInfo: c.sessionInfo})
+}
+
+// finishRegistration verifies an attestation; parsed is shared with no one and only read.
+func (c *ceremony) finishRegistration(ctx actor.Context, m messages.FinishRegistration, parsed *protocol.ParsedCredentialCreationData) {
+	if m.RPID != "" && m.RPID != c.scope.RPID {
+		c.fail(ctx, messages.Errorf(messages.CodeRPIDNotAllowed, "dns differs from the ceremony's RP ID"))
+		return
+	}
+	if err := checkCrossOrigin(parsed.Response.CollectedClientData, c.community); err != nil {
+		c.fail(ctx, err)
+		return
+	}
+	cred, err := c.wa.CreateCredential(c.user, *c.session, parsed)
+	if err != nil {
+		c.fail(ctx, classify(err))
+		return
+	}
+	spki, alg, err := publicKeyInfo(cred.PublicKey)
+	if err != nil {
+		c.fail(ctx, messages.Wrap(messages.CodeInvalidCredential, "the credential public key cannot be read", err))
+		return
+	}
+	record := persistence.Credential{
+		ID:                 cred.ID,
+		CommunityID:        c.scope.CommunityID,
+		Username:           c.user.u.Username,
+		UserHandle:         c.user.u.Handle,
+		RPID:               c.scope.RPID,
+		PublicKey:          cred.PublicKey,
+		Algorithm:          alg,
+		AAGUID:             cred.Authenticator.AAGUID,
+		AttestationFormat:  cred.AttestationFormat,
+		AttestationType:    cred.AttestationType,
+		AttestationObject:  cred.Attestation.Object,
+		AttestationTrusted: attestationTrusted(c.wa.Config, cred),
+		Attachment:         string(cred.Authenticator.Attachment),
+		UserPresent:        cred.Flags.UserPresent,
+		UserVerified:       cred.Flags.UserVerified,
+		BackupEligible:     cred.Flags.BackupEligible,
+		BackupState:        cred.Flags.BackupState,
+		SignCount:          cred.Authenticator.SignCount,
+		Created:            time.Now().UTC(),
+	}
+	for _, t := range cred.Transport {
+		record.Transports = append(record.Transports, string(t))
+	}
+	// One write: the passkey, and the user with it when the username is new.
+	op := persistence.AddCredential{Credential: record, DisplayName: c.user.u.DisplayName}
+	c.write(ctx, op, func(ctx actor.Context, r writeResult) {
+		if r.err != nil {
+			c.fail(ctx, r.err)
+			return
+		}
+		c.answer(ctx, messages.Registered{
+			Username:           record.Username,
+			CredentialID:       record.ID,
+			PublicKeySPKI:      spki,
+			AAGUID:             formatAAGUID(record.AAGUID),
+			AttestationFormat:  record.AttestationFormat,
+			AttestationTrusted: record.AttestationTrusted,
+		})
+		c.log.Debug("ceremony succeeded", zap.String("community", c.scope.CommunityID), zap.String("code", "registered"))
+		c.stop(ctx)
+	})
+}
+
+// attestationTrusted is true only when a metadata provider verified the attestation chain to
+// a trust anchor; without one (the default until vendor metadata is configured) no chain is
+// trusted, whatever its format.
+func attestationTrusted(cfg *webauthn.Config, cred *webauthn.Credential) bool {
+	if cfg.MDS == nil {
+		return false
+	}
+	switch cred.AttestationType {
+	case "basic_full", "attca", "anonca":
+		return true
+	}
+	return false
+}
+
+// publicKeyInfo returns a COSE key as SubjectPublicKeyInfo DER, and its algorithm.
+func publicKeyInfo(cose []byte) ([]byte, int64, error) {
+	key, err := webauthncose.ParsePublicKey(cose)
+	if err != nil {
+		return nil, 0, err
+	}
+	var alg int64
+	switch k := key.(type) {
+	case webauthncose.EC2PublicKeyData:
+		alg = k.Algorithm
+	case webauthncose.RSAPublicKeyData:
+		alg = k.Algorithm
+	case webauthncose.OKPPublicKeyData:
+		alg = k.Algorithm
+	}
+	block, _ := pem.Decode([]byte(webauthncose.DisplayPublicKey(cose)))
+	if block == nil {
+		return nil, 0, errors.New("public key cannot be encoded")
+	}
+	return block.Bytes, alg, nil
+}
+
+// conveyance is the requested attestation preference, "none" when the request names none.
+func conveyance(p string) protocol.ConveyancePreference {
+	if p == "" {
+		return protocol.PreferNoAttestation
+	}
+	return protocol.ConveyancePreference(p)
+}
+
+func formatAAGUID(b []byte) string {
+	id, err := uuid.FromBytes(b)
+	if err != nil {
+		return uuid.Nil.String()
+	}
+	return id.String()
+}
