@@ -27,8 +27,9 @@ type ceremony struct {
 	community persistence.Community
 	wa        *webauthn.WebAuthn
 	session   *webauthn.SessionData
-	user      *waUser // the registering user, or the user (real or decoy) a sign-in names
-	decoy     bool    // a sign-in for an unknown username, answered with decoy passkeys
+	user      *waUser                         // the registering user, or the user (real or decoy) a sign-in names
+	decoy     bool                            // a sign-in for an unknown username, answered with decoy passkeys
+	selection messages.AuthenticatorSelection // what a registration's caller asked of the authenticator
 
 	done   bool                             // answered its result, failed or expired: stopping
 	caller *actor.PID                       // who waits for this ceremony's answer

@@ -60,15 +60,30 @@ func (c *ceremony) beginRegistration(ctx actor.Context, m messages.BeginRegistra
 		c.fail(ctx, messages.Wrap(messages.CodeInternal, "internal error", err))
 		return
 	}
+	c.selection = m.Selection
+	residentKey := protocol.ResidentKeyRequirement(m.Selection.ResidentKey)
+	if residentKey == "" {
+		residentKey = protocol.ResidentKeyRequirementPreferred
+	}
 	opts := []webauthn.RegistrationOption{
 		webauthn.WithCredentialParameters(credentialParameters),
 		webauthn.WithExclusions(webauthn.Credentials(c.user.creds).CredentialDescriptors()),
-		webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementPreferred),
+		webauthn.WithAuthenticatorSelection(protocol.AuthenticatorSelection{
+			AuthenticatorAttachment: protocol.AuthenticatorAttachment(m.Selection.AuthenticatorAttachment),
+			UserVerification:        raiseUserVerification(c.community.UserVerification, m.Selection.UserVerification),
+		}),
+		// After the selection: it states residentKey and the legacy requireResidentKey alike.
+		webauthn.WithResidentKeyRequirement(residentKey),
 		webauthn.WithConveyancePreference(conveyance(m.Attestation)),
+		webauthn.WithPublicKeyCredentialHints(hints(m.Hints)),
 		func(o *protocol.PublicKeyCredentialCreationOptions) error {
 			o.Challenge = c.challenge
 			return nil
 		},
+	}
+	if residentKey == protocol.ResidentKeyRequirementRequired {
+		// The client then reports whether the credential is discoverable (credProps.rk).
+		opts = append(opts, webauthn.WithExtensions(webauthn.WithExtensionCredProps()))
 	}
 	creation, session, err := c.wa.BeginRegistration(c.user, opts...)
 	if err != nil {
@@ -91,6 +106,10 @@ func (c *ceremony) finishRegistration(ctx actor.Context, m messages.FinishRegist
 		return
 	}
 	if err := checkCrossOrigin(parsed.Response.CollectedClientData, c.community); err != nil {
+		c.fail(ctx, err)
+		return
+	}
+	if err := c.selectionMet(parsed.ParsedPublicKeyCredential); err != nil {
 		c.fail(ctx, err)
 		return
 	}
@@ -182,6 +201,43 @@ func publicKeyInfo(cose []byte) ([]byte, int64, error) {
 		return nil, 0, errors.New("public key cannot be encoded")
 	}
 	return block.Bytes, alg, nil
+}
+
+// selectionMet refuses a registration whose client reports that it did not do what the options
+// asked: a credential that is not discoverable where residentKey was required (credProps.rk
+// false), or an attachment other than the one asked for. What the client does not report is
+// not held against it (user verification is checked by go-webauthn, from the flags).
+func (c *ceremony) selectionMet(p protocol.ParsedPublicKeyCredential) error {
+	if c.selection.ResidentKey == string(protocol.ResidentKeyRequirementRequired) {
+		if props := p.ClientExtensionResults.CredProps; props != nil && props.RK != nil && !*props.RK {
+			return messages.Errorf(messages.CodeSelectionUnmet, "residentKey was required, and the client reports that the credential is not discoverable")
+		}
+	}
+	if want, got := c.selection.AuthenticatorAttachment, string(p.AuthenticatorAttachment); want != "" && got != "" && want != got {
+		return messages.Errorf(messages.CodeSelectionUnmet, "authenticatorAttachment "+want+" was asked for, and the client reports "+got)
+	}
+	return nil
+}
+
+// userVerificationRank orders user verification requirements from the weakest.
+var userVerificationRank = map[string]int{"discouraged": 0, "preferred": 1, "required": 2}
+
+// raiseUserVerification is the stricter of the community's policy and what the caller asked:
+// the policy is a floor a caller can raise and never lower.
+func raiseUserVerification(policy, asked string) protocol.UserVerificationRequirement {
+	if asked != "" && userVerificationRank[asked] > userVerificationRank[policy] {
+		return protocol.UserVerificationRequirement(asked)
+	}
+	return protocol.UserVerificationRequirement(policy)
+}
+
+// hints are a caller's WebAuthn Level 3 hints as go-webauthn takes them.
+func hints(in []string) []protocol.PublicKeyCredentialHints {
+	var out []protocol.PublicKeyCredentialHints
+	for _, h := range in {
+		out = append(out, protocol.PublicKeyCredentialHints(h))
+	}
+	return out
 }
 
 // conveyance is the requested attestation preference, "none" when the request names none.

@@ -23,7 +23,11 @@ func (c *ceremony) beginSignIn(ctx actor.Context, m messages.BeginSignIn) {
 		c.fail(ctx, err)
 		return
 	}
-	opts := []webauthn.LoginOption{webauthn.WithChallenge(c.challenge)}
+	opts := []webauthn.LoginOption{
+		webauthn.WithChallenge(c.challenge),
+		webauthn.WithUserVerification(raiseUserVerification(c.community.UserVerification, m.UserVerification)),
+		webauthn.WithAssertionPublicKeyCredentialHints(hints(m.Hints)),
+	}
 	var (
 		assertion *protocol.CredentialAssertion
 		session   *webauthn.SessionData

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
@@ -17,13 +18,89 @@ import (
 )
 
 // optionsRequest is the body of both options calls. Unknown fields (such as dguid) are ignored.
+// Attestation and AuthenticatorSelection are read by registration, UserVerification by sign-in,
+// Hints by both.
 type optionsRequest struct {
-	DNS         string `json:"dns"`
-	Username    string `json:"username"`
-	DisplayName string `json:"displayName"`
-	CommunityID string `json:"communityId"`
-	TenantID    string `json:"tenantId"`
-	Attestation string `json:"attestation"`
+	DNS                    string                  `json:"dns"`
+	Username               string                  `json:"username"`
+	DisplayName            string                  `json:"displayName"`
+	CommunityID            string                  `json:"communityId"`
+	TenantID               string                  `json:"tenantId"`
+	Attestation            string                  `json:"attestation"`
+	AuthenticatorSelection *authenticatorSelection `json:"authenticatorSelection"`
+	UserVerification       string                  `json:"userVerification"`
+	Hints                  []string                `json:"hints"`
+}
+
+// authenticatorSelection is a registration's authenticatorSelection, as BlockID's helpers pass
+// it through from the relying party.
+type authenticatorSelection struct {
+	AuthenticatorAttachment string `json:"authenticatorAttachment"`
+	ResidentKey             string `json:"residentKey"`
+	RequireResidentKey      *bool  `json:"requireResidentKey"`
+	UserVerification        string `json:"userVerification"`
+}
+
+// oneOf checks that a field's value is empty or one of the allowed ones.
+func oneOf(field, v string, allowed ...string) error {
+	if v == "" || slices.Contains(allowed, v) {
+		return nil
+	}
+	return messages.Errorf(messages.CodeInvalidRequest, field+" must be one of "+strings.Join(allowed, ", "))
+}
+
+// checkHints checks WebAuthn Level 3 hints: known values, each at most once.
+func checkHints(hints []string) error {
+	for i, h := range hints {
+		if err := oneOf("hints", h, "security-key", "client-device", "hybrid"); err != nil || h == "" {
+			return messages.Errorf(messages.CodeInvalidRequest, "hints must be security-key, client-device or hybrid")
+		}
+		if slices.Contains(hints[:i], h) {
+			return messages.Errorf(messages.CodeInvalidRequest, "hints names "+h+" twice")
+		}
+	}
+	return nil
+}
+
+// registrationSelection checks what a registration asks of the authenticator. The legacy
+// requireResidentKey true means residentKey required; with another residentKey it is a
+// contradiction, refused rather than guessed.
+func (req optionsRequest) registrationSelection() (messages.AuthenticatorSelection, error) {
+	var out messages.AuthenticatorSelection
+	if err := oneOf("attestation", req.Attestation, "none", "indirect", "direct"); err != nil {
+		return out, err
+	}
+	if err := checkHints(req.Hints); err != nil {
+		return out, err
+	}
+	sel := req.AuthenticatorSelection
+	if sel == nil {
+		return out, nil
+	}
+	for _, f := range []struct {
+		field, v string
+		allowed  []string
+	}{
+		{"authenticatorSelection.authenticatorAttachment", sel.AuthenticatorAttachment, []string{"platform", "cross-platform"}},
+		{"authenticatorSelection.residentKey", sel.ResidentKey, []string{"discouraged", "preferred", "required"}},
+		{"authenticatorSelection.userVerification", sel.UserVerification, []string{"required", "preferred", "discouraged"}},
+	} {
+		if err := oneOf(f.field, f.v, f.allowed...); err != nil {
+			return out, err
+		}
+	}
+	out = messages.AuthenticatorSelection{AuthenticatorAttachment: sel.AuthenticatorAttachment,
+		ResidentKey: sel.ResidentKey, UserVerification: sel.UserVerification}
+	if sel.RequireResidentKey != nil && *sel.RequireResidentKey {
+		switch sel.ResidentKey {
+		case "", "required":
+			out.ResidentKey = "required"
+		default:
+			return out, messages.Errorf(messages.CodeInvalidRequest,
+				"authenticatorSelection.requireResidentKey true contradicts residentKey "+sel.ResidentKey)
+		}
+	}
+	return out, nil
 }
 
 const maxNameLength = 256
@@ -170,13 +247,13 @@ func handleAttestationOptions(lc licenseChecker, engine Ceremonies, envelope *Ke
 		if err != nil {
 			return err
 		}
-		switch req.Attestation {
-		case "", "none", "indirect", "direct", "enterprise":
-		default:
-			return messages.Errorf(messages.CodeInvalidRequest, "attestation must be none, indirect, direct or enterprise")
+		selection, err := req.registrationSelection()
+		if err != nil {
+			return err
 		}
 		res, err := engine.BeginRegistration(messages.BeginRegistration{Scope: scope, Username: req.Username,
-			DisplayName: req.DisplayName, Attestation: req.Attestation, SessionInfo: session})
+			DisplayName: req.DisplayName, Attestation: req.Attestation, Selection: selection, Hints: req.Hints,
+			SessionInfo: session})
 		if err != nil {
 			return err
 		}
@@ -221,7 +298,14 @@ func handleAssertionOptions(lc licenseChecker, engine Ceremonies, log *zap.Logge
 		if err != nil {
 			return err
 		}
-		res, err := engine.BeginSignIn(messages.BeginSignIn{Scope: scope, Username: req.Username, SessionInfo: session})
+		if err := oneOf("userVerification", req.UserVerification, "required", "preferred", "discouraged"); err != nil {
+			return err
+		}
+		if err := checkHints(req.Hints); err != nil {
+			return err
+		}
+		res, err := engine.BeginSignIn(messages.BeginSignIn{Scope: scope, Username: req.Username,
+			UserVerification: req.UserVerification, Hints: req.Hints, SessionInfo: session})
 		if err != nil {
 			return err
 		}

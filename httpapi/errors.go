@@ -38,6 +38,7 @@ var statusOf = map[messages.Code]int{
 	messages.CodeRPIDHashMismatch:    http.StatusBadRequest,
 	messages.CodeUserPresence:        http.StatusBadRequest,
 	messages.CodeUserVerification:    http.StatusBadRequest,
+	messages.CodeSelectionUnmet:      http.StatusBadRequest,
 	messages.CodeSignatureInvalid:    http.StatusBadRequest,
 	messages.CodeAttestationInvalid:  http.StatusBadRequest,
 	messages.CodeAlgorithmNotAllowed: http.StatusBadRequest,

@@ -34,6 +34,7 @@ const (
 	CodeRPIDHashMismatch    Code = "rp_id_hash_mismatch"
 	CodeUserPresence        Code = "user_presence_missing"
 	CodeUserVerification    Code = "user_verification_missing"
+	CodeSelectionUnmet      Code = "authenticator_selection_unmet"
 	CodeSignatureInvalid    Code = "signature_invalid"
 	CodeAttestationInvalid  Code = "attestation_invalid"
 	CodeAlgorithmNotAllowed Code = "algorithm_not_allowed"

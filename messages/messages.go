@@ -22,10 +22,26 @@ type BeginRegistration struct {
 	Username string
 	// DisplayName is shown by the authenticator; it defaults to Username.
 	DisplayName string
-	// Attestation is the conveyance preference: none, indirect, direct or enterprise.
+	// Attestation is the conveyance preference: none (the default), indirect or direct.
 	Attestation string
+	// Selection is what the caller asked of the authenticator; the community's policy is a
+	// floor it can raise and never lower.
+	Selection AuthenticatorSelection
+	// Hints are WebAuthn Level 3 hints: security-key, client-device, hybrid.
+	Hints []string
 	// SessionInfo is an optional caller-chosen label for the ceremony.
 	SessionInfo string
+}
+
+// AuthenticatorSelection is what a registration asks of the authenticator; an empty field
+// leaves the service's default.
+type AuthenticatorSelection struct {
+	// AuthenticatorAttachment is platform or cross-platform.
+	AuthenticatorAttachment string
+	// ResidentKey is discouraged, preferred (the default) or required.
+	ResidentKey string
+	// UserVerification is required, preferred or discouraged.
+	UserVerification string
 }
 
 // RegistrationOptions answers BeginRegistration.
@@ -93,6 +109,11 @@ type BeginSignIn struct {
 	Scope
 	// Username, when set, lists that user's credentials in allowCredentials.
 	Username string
+	// UserVerification is what the caller asked (required, preferred, discouraged, or empty);
+	// the community's policy is a floor it can raise and never lower.
+	UserVerification string
+	// Hints are WebAuthn Level 3 hints: security-key, client-device, hybrid.
+	Hints []string
 	// SessionInfo is an optional caller-chosen label for the ceremony.
 	SessionInfo string
 }
