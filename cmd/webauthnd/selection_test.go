@@ -143,10 +143,14 @@ func TestResultsMeetTheSelection(t *testing.T) {
 		code      string
 	}{
 		{"rk false where residentKey was required", map[string]any{"residentKey": "required"},
-			func(_ *passkey, b map[string]any) { b["clientExtensionResults"] = map[string]any{"credProps": map[string]any{"rk": false}} },
+			func(_ *passkey, b map[string]any) {
+				b["clientExtensionResults"] = map[string]any{"credProps": map[string]any{"rk": false}}
+			},
 			400, "authenticator_selection_unmet"},
 		{"rk true where residentKey was required", map[string]any{"residentKey": "required"},
-			func(_ *passkey, b map[string]any) { b["clientExtensionResults"] = map[string]any{"credProps": map[string]any{"rk": true}} },
+			func(_ *passkey, b map[string]any) {
+				b["clientExtensionResults"] = map[string]any{"credProps": map[string]any{"rk": true}}
+			},
 			200, ""},
 		{"rk not reported", map[string]any{"residentKey": "required"}, nil, 200, ""},
 		{"another attachment than the one asked", map[string]any{"authenticatorAttachment": "platform"},
