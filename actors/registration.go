@@ -74,7 +74,7 @@ func (c *ceremony) beginRegistration(ctx actor.Context, m messages.BeginRegistra
 		}),
 		// After the selection: it states residentKey and the legacy requireResidentKey alike.
 		webauthn.WithResidentKeyRequirement(residentKey),
-		webauthn.WithConveyancePreference(conveyance(m.Attestation)),
+		webauthn.WithConveyancePreference(conveyance(m.Attestation, c.community.AttestationTrust)),
 		webauthn.WithPublicKeyCredentialHints(hints(m.Hints)),
 		func(o *protocol.PublicKeyCredentialCreationOptions) error {
 			o.Challenge = c.challenge
@@ -240,8 +240,12 @@ func hints(in []string) []protocol.PublicKeyCredentialHints {
 	return out
 }
 
-// conveyance is the requested attestation preference, "none" when the request names none.
-func conveyance(p string) protocol.ConveyancePreference {
+// conveyance is the requested attestation preference, "none" when the request names none; a
+// community that requires trusted attestation always asks for direct attestation.
+func conveyance(p, trust string) protocol.ConveyancePreference {
+	if trust == persistence.AttestationTrustRequired {
+		return protocol.PreferDirectAttestation
+	}
 	if p == "" {
 		return protocol.PreferNoAttestation
 	}

@@ -33,9 +33,13 @@ type Community struct {
 	// UserVerification is required, preferred or discouraged.
 	UserVerification string `json:"userVerification"`
 	// BlockClones refuses sign-ins of a credential that carries a clone warning.
-	BlockClones bool      `json:"blockClones,omitempty"`
-	Created     time.Time `json:"created"`
-	Updated     time.Time `json:"updated"`
+	BlockClones bool `json:"blockClones,omitempty"`
+	// AttestationTrust is any (the default, stored empty) or required: then only registrations
+	// whose attestation chains to a root of the authenticator's metadata are accepted, and the
+	// options always ask for direct attestation.
+	AttestationTrust string    `json:"attestationTrust,omitempty"`
+	Created          time.Time `json:"created"`
+	Updated          time.Time `json:"updated"`
 }
 
 // User is a person known to a community by username, with a random WebAuthn user handle. Its
@@ -80,6 +84,12 @@ type Credential struct {
 	// DID is the decentralized identifier the passkey is linked to, if any (see LinkCredential).
 	DID string `json:"did,omitempty"`
 }
+
+// Attestation trust policies of a community.
+const (
+	AttestationTrustAny      = "any"
+	AttestationTrustRequired = "required"
+)
 
 // License levels.
 const (

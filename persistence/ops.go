@@ -408,6 +408,7 @@ type PatchCommunity struct {
 	TopOrigins       []string `json:"topOrigins,omitempty"`
 	UserVerification string   `json:"userVerification,omitempty"`
 	BlockClones      *bool    `json:"blockClones,omitempty"`
+	AttestationTrust string   `json:"attestationTrust,omitempty"`
 	TenantDNS        []string `json:"tenantDns,omitempty"`
 }
 
@@ -435,6 +436,9 @@ func (o PatchCommunity) apply(txn *badger.Txn) (any, error) {
 	}
 	if o.UserVerification != "" {
 		c.UserVerification = o.UserVerification
+	}
+	if o.AttestationTrust != "" {
+		c.AttestationTrust = o.AttestationTrust
 	}
 	if o.BlockClones != nil {
 		c.BlockClones = *o.BlockClones

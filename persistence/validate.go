@@ -59,6 +59,11 @@ func ValidateCommunity(c Community) error {
 	default:
 		return invalid("user verification %q: use required, preferred or discouraged", c.UserVerification)
 	}
+	switch c.AttestationTrust {
+	case "", AttestationTrustAny, AttestationTrustRequired:
+	default:
+		return invalid("attestation trust %q: use any or required", c.AttestationTrust)
+	}
 	hosts := make([]string, 0, len(c.Origins))
 	for _, o := range append(slices.Clone(c.Origins), c.TopOrigins...) {
 		host, err := checkOrigin(o)

@@ -177,6 +177,7 @@ func viaSocket(ctx context.Context, sock, method, path string, op any) (any, err
 func communityCommand(ctx context.Context, verb string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var (
 		dataDir, id, tenant, name, uv string
+		attestationTrust              string
 		rpIDs, origins, topOrigins    listFlag
 		tenantDNS                     listFlag
 		blockClones                   bool
@@ -192,6 +193,7 @@ func communityCommand(ctx context.Context, verb string, args []string, getenv fu
 	fs.StringVar(&uv, "user-verification", "", "required, preferred (default) or discouraged")
 	fs.Var(&tenantDNS, "tenant-dns", "a host name of the tenant, by which BlockID SDKs find it (repeatable)")
 	fs.BoolVar(&blockClones, "block-clones", false, "refuse sign-ins of credentials with a clone warning")
+	fs.StringVar(&attestationTrust, "attestation-trust", "", "any (default) or required: accept only attestations that chain to the authenticator's metadata roots")
 	if err := parseFlags(fs, args, getenv, stderr); err != nil {
 		return err
 	}
@@ -210,11 +212,11 @@ func communityCommand(ctx context.Context, verb string, args []string, getenv fu
 			name = id
 		}
 		c := persistence.Community{ID: id, TenantID: tenant, Name: name, RPIDs: rpIDs, Origins: origins,
-			TopOrigins: topOrigins, UserVerification: uv, BlockClones: blockClones}
+			TopOrigins: topOrigins, UserVerification: uv, BlockClones: blockClones, AttestationTrust: attestationTrust}
 		v, err = adminWrite(ctx, dataDir, stderr, "/admin/communities", http.MethodPost, persistence.PutCommunity{Community: c, Create: true, TenantDNS: tenantDNS})
 	} else {
 		patch := persistence.PatchCommunity{ID: id, TenantID: tenant, Name: name, RPIDs: rpIDs, Origins: origins,
-			TopOrigins: topOrigins, UserVerification: uv, TenantDNS: tenantDNS}
+			TopOrigins: topOrigins, UserVerification: uv, TenantDNS: tenantDNS, AttestationTrust: attestationTrust}
 		fs.Visit(func(f *flag.Flag) {
 			if f.Name == "block-clones" {
 				patch.BlockClones = &blockClones
