@@ -42,6 +42,12 @@ func routes(d Deps) http.Handler {
 	r.Handler(http.MethodPost, "/webauthn/assertion/options", seal(handleAssertionOptions(lc, d.Ceremonies, log)))
 	r.Handler(http.MethodPost, "/webauthn/assertion/result", seal(handleAssertionResult(lc, d.Ceremonies, log)))
 
+	// Vendor metadata records (vendor.go): bodies of up to 1 MiB, for statements of 256 KiB.
+	vendor := func(h http.Handler) http.Handler { return bodyUpTo(vendorBodyLimit, h) }
+	r.Handler(http.MethodPut, "/webauthn/vendormetadata/:communityId", vendor(handlePutVendorMetadata(lc, d.Vendor, log)))
+	r.Handler(http.MethodPatch, "/webauthn/vendormetadata/:communityId/aaguid/:aaguid", vendor(handlePatchVendorMetadata(lc, d.Vendor, log)))
+	r.Handler(http.MethodPost, "/webauthn/vendormetadata/:communityId/fetch", vendor(handleFetchVendorMetadata(lc, d.Vendor, log)))
+
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, log, messages.Errorf(messages.CodeNotFound, "no such route"))
 	})

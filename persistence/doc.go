@@ -1,5 +1,5 @@
 // Package persistence keeps webauthnd's durable state in an embedded Badger database: tenants,
-// communities, users, credentials, licenses and the service's own keys.
+// communities, users, credentials, licenses, vendor metadata records and the service's own keys.
 //
 // It is the only package that imports Badger. Reads run in their own read-only transactions;
 // every write goes through [Store.Apply], which runs a batch of operations in one synced
@@ -26,4 +26,6 @@
 //	s/<name>                            service secret (the decoy secret)
 //	kr/<name>                           Keyring (envelope and token signing keys)
 //	rq/<caller key digest>\x00<uuid>    empty, with a TTL (replay records of sealed requests)
+//	vm/<community>\x00<aaguid>          VendorRecord (a community's metadata for an authenticator model;
+//	                                    the AAGUID in canonical form, 36 lower-case characters)
 package persistence

@@ -51,19 +51,32 @@ func (s *Store) Apply(ops []Op) []Result {
 		if errors.Is(err, badger.ErrConflict) && attempt < 10 {
 			continue
 		}
-		for _, op := range ops {
-			if _, ok := op.(configOp); ok {
-				s.configGen.Add(1)
-				s.config.Clear()
-				break
-			}
-		}
+		s.afterCommit(ops)
 		if err != nil {
 			for i := range results {
 				results[i] = Result{Err: errStoreInternal(fmt.Errorf("commit: %w", err))}
 			}
 		}
 		return results
+	}
+}
+
+// afterCommit invalidates what the store caches, or lets readers cache, of the records a batch
+// wrote: the config cache (communities, licenses) and the vendor metadata generation. It runs
+// whether or not the commit succeeded: a needless invalidation costs one re-read.
+func (s *Store) afterCommit(ops []Op) {
+	var config, vendor bool
+	for _, op := range ops {
+		_, c := op.(configOp)
+		_, v := op.(vendorOp)
+		config, vendor = config || c, vendor || v
+	}
+	if config {
+		s.configGen.Add(1)
+		s.config.Clear()
+	}
+	if vendor {
+		s.vendorGen.Add(1)
 	}
 }
 
@@ -143,6 +156,10 @@ func (o PutCommunity) apply(txn *badger.Txn) (any, error) {
 	c := o.Community
 	if err := ValidateCommunity(c); err != nil {
 		return nil, err
+	}
+	if o.Create && strings.EqualFold(c.ID, AnyCommunity) {
+		// Only at creation: a community of that name made before it was reserved keeps working.
+		return nil, invalid("community id %q is reserved: the vendor metadata routes read %q as every community of the license", c.ID, AnyCommunity)
 	}
 	var old Community
 	err := getJSON(txn, communityKey(c.ID), &old)

@@ -174,6 +174,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		TokenKeys: func() any { return engine.Signer().JWKS() },
 		Envelope:  keys.envelope,
 		Replays:   replays{engine},
+		Vendor:    httpapi.VendorDeps{Records: store, Write: engine.Write, Statements: actors.Statements{}},
 		Log:       log,
 	})
 	// inflight counts requests in their handlers; while draining, responses close their
