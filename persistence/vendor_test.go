@@ -1,6 +1,7 @@
 package persistence_test
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -342,5 +343,35 @@ func TestCanonicalAAGUID(t *testing.T) {
 	}
 	if _, err := persistence.FormatAAGUID(raw[:15]); err == nil {
 		t.Error("FormatAAGUID of 15 bytes: want an error")
+	}
+}
+
+// Concurrent puts of one AAGUID, each in its own Apply: exactly one is stored, every other is
+// 409 conflict.
+func TestPutVendorMetadataConcurrent(t *testing.T) {
+	const n = 20
+	s := mustOpen(t)
+	seedCommunity(t, s, "shop")
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for i := range n {
+		go func() {
+			<-start
+			r := vendorRecord("shop", yubikey)
+			r.Name = fmt.Sprintf("writer %d", i)
+			errs <- s.Apply([]persistence.Op{persistence.PutVendorMetadata{Record: r}})[0].Err
+		}()
+	}
+	close(start)
+	stored := 0
+	for range n {
+		if err := <-errs; err == nil {
+			stored++
+		} else {
+			wantCode(t, err, messages.CodeConflict)
+		}
+	}
+	if all, err := s.AllVendorRecords(nil); stored != 1 || err != nil || len(all) != 1 {
+		t.Fatalf("%d puts succeeded and %d records are stored (%v); want 1 and 1", stored, len(all), err)
 	}
 }
