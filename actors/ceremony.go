@@ -2,9 +2,7 @@ package actors
 
 import (
 	"bytes"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -48,8 +46,8 @@ type ceremony struct {
 	community persistence.Community
 	wa        *webauthn.WebAuthn
 	session   *webauthn.SessionData
-	user      *waUser // the registering user
-	decoy     bool    // sign-in options for an unknown username
+	user      *waUser // the registering user, or the user (real or decoy) a sign-in names
+	decoy     bool    // a sign-in for an unknown username, answered with decoy passkeys
 
 	done   bool                             // answered its result, failed or expired: stopping
 	caller *actor.PID                       // who waits for this ceremony's answer
@@ -132,8 +130,8 @@ func (c *ceremony) fail(ctx actor.Context, err error) {
 	c.stop(ctx)
 }
 
-// failVerification fails a sign-in after its credential was found: the failures that the
-// engine's limiter counts.
+// failVerification fails a sign-in after its credential (a real one or a decoy's) was found and
+// before its signature verified: the failures that the engine's limiter counts.
 func (c *ceremony) failVerification(ctx actor.Context, err error) {
 	c.fail(ctx, verificationFailure{err})
 }
@@ -141,6 +139,9 @@ func (c *ceremony) failVerification(ctx actor.Context, err error) {
 func (c *ceremony) logOutcome(err error) {
 	var e *messages.Error
 	fields := []zap.Field{zap.String("community", c.scope.CommunityID), zap.Int("kind", int(c.kind))}
+	if c.decoy {
+		fields = append(fields, zap.Bool("decoy", true)) // for operators only: clients cannot tell
+	}
 	if errors.As(err, &e) {
 		fields = append(fields, zap.String("code", string(e.Code)))
 		if e.Cause != nil {
@@ -216,65 +217,56 @@ func (c *ceremony) finish(ctx actor.Context, f finish) {
 	}
 }
 
+// beginRegistration only reads: a known user gets its handle and its passkeys as
+// excludeCredentials; a new username gets a fresh random handle, kept in the ceremony, and the
+// user is created by the result, with its first passkey (so that a registration nobody
+// finishes leaves nothing behind).
 func (c *ceremony) beginRegistration(ctx actor.Context, m messages.BeginRegistration) {
 	if err := c.setup(m.Scope); err != nil {
 		c.fail(ctx, err)
 		return
 	}
-	options := func(ctx actor.Context, u persistence.User) {
-		user, err := c.loadUser(u)
-		if err != nil {
+	u, err := c.deps.store.User(m.CommunityID, m.Username)
+	switch {
+	case err == nil:
+		if c.user, err = c.loadUser(u); err != nil {
 			c.fail(ctx, err)
 			return
 		}
-		c.user = user
-		opts := []webauthn.RegistrationOption{
-			webauthn.WithCredentialParameters(credentialParameters),
-			webauthn.WithExclusions(webauthn.Credentials(user.creds).CredentialDescriptors()),
-			webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementPreferred),
-			webauthn.WithConveyancePreference(conveyance(m.Attestation)),
-			func(o *protocol.PublicKeyCredentialCreationOptions) error {
-				o.Challenge = c.challenge
-				return nil
-			},
+	case errors.Is(err, persistence.ErrNotFound):
+		handle := make([]byte, 32)
+		_, _ = rand.Read(handle)
+		displayName := m.DisplayName
+		if displayName == "" {
+			displayName = m.Username
 		}
-		creation, session, err := c.wa.BeginRegistration(user, opts...)
-		if err != nil {
-			c.fail(ctx, messages.Wrap(messages.CodeInternal, "internal error", err))
-			return
-		}
-		body, err := json.Marshal(creation.Response)
-		if err != nil {
-			c.fail(ctx, messages.Wrap(messages.CodeInternal, "internal error", err))
-			return
-		}
-		c.session = session
-		c.answer(ctx, messages.RegistrationOptions{Options: body, SessionInfo: c.sessionInfo})
-	}
-	// Most registrations add a passkey to a known user: read first, and write (durably, before
-	// answering) only for a new one. The write re-checks, so two first registrations at once
-	// still share one user handle.
-	if u, err := c.deps.store.User(m.CommunityID, m.Username); err == nil {
-		options(ctx, u)
-		return
-	} else if !errors.Is(err, persistence.ErrNotFound) {
+		c.user = &waUser{u: persistence.User{CommunityID: m.CommunityID, Username: m.Username, DisplayName: displayName, Handle: handle}}
+	default:
 		c.fail(ctx, messages.Wrap(messages.CodeInternal, "internal error", err))
 		return
 	}
-	handle := make([]byte, 32)
-	_, _ = rand.Read(handle)
-	displayName := m.DisplayName
-	if displayName == "" {
-		displayName = m.Username
+	opts := []webauthn.RegistrationOption{
+		webauthn.WithCredentialParameters(credentialParameters),
+		webauthn.WithExclusions(webauthn.Credentials(c.user.creds).CredentialDescriptors()),
+		webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementPreferred),
+		webauthn.WithConveyancePreference(conveyance(m.Attestation)),
+		func(o *protocol.PublicKeyCredentialCreationOptions) error {
+			o.Challenge = c.challenge
+			return nil
+		},
 	}
-	op := persistence.GetOrCreateUser{CommunityID: m.CommunityID, Username: m.Username, DisplayName: displayName, Handle: handle}
-	c.write(ctx, op, func(ctx actor.Context, r writeResult) {
-		if r.err != nil {
-			c.fail(ctx, r.err)
-			return
-		}
-		options(ctx, r.value.(persistence.User))
-	})
+	creation, session, err := c.wa.BeginRegistration(c.user, opts...)
+	if err != nil {
+		c.fail(ctx, messages.Wrap(messages.CodeInternal, "internal error", err))
+		return
+	}
+	body, err := json.Marshal(creation.Response)
+	if err != nil {
+		c.fail(ctx, messages.Wrap(messages.CodeInternal, "internal error", err))
+		return
+	}
+	c.session = session
+	c.answer(ctx, messages.RegistrationOptions{Options: body, SessionInfo: c.sessionInfo})
 }
 
 // finishRegistration verifies an attestation; parsed is shared with no one and only read.
@@ -321,7 +313,9 @@ func (c *ceremony) finishRegistration(ctx actor.Context, m messages.FinishRegist
 	for _, t := range cred.Transport {
 		record.Transports = append(record.Transports, string(t))
 	}
-	c.write(ctx, persistence.AddCredential{Credential: record}, func(ctx actor.Context, r writeResult) {
+	// One write: the passkey, and the user with it when the username is new.
+	op := persistence.AddCredential{Credential: record, DisplayName: c.user.u.DisplayName}
+	c.write(ctx, op, func(ctx actor.Context, r writeResult) {
 		if r.err != nil {
 			c.fail(ctx, r.err)
 			return
@@ -370,10 +364,13 @@ func (c *ceremony) beginSignIn(ctx actor.Context, m messages.BeginSignIn) {
 		assertion, session, err = c.wa.BeginLogin(user, opts...)
 	case m.Username != "":
 		// Unknown user, or one without passkeys: answer like a known one, with stable decoy
-		// credentials, so that usernames cannot be enumerated.
+		// passkeys shaped like the community's, so that usernames cannot be enumerated.
+		if c.user, err = c.decoyUser(m.CommunityID, m.Username); err != nil {
+			c.fail(ctx, err)
+			return
+		}
 		c.decoy = true
-		opts = append(opts, webauthn.WithAllowedCredentials(c.decoyCredentials(m.CommunityID, m.Username)))
-		assertion, session, err = c.wa.BeginDiscoverableLogin(opts...)
+		assertion, session, err = c.wa.BeginLogin(c.user, opts...)
 	default:
 		assertion, session, err = c.wa.BeginDiscoverableLogin(opts...)
 	}
@@ -390,19 +387,10 @@ func (c *ceremony) beginSignIn(ctx actor.Context, m messages.BeginSignIn) {
 	c.answer(ctx, messages.SignInOptions{Options: body, SessionInfo: c.sessionInfo})
 }
 
-func (c *ceremony) decoyCredentials(communityID, username string) []protocol.CredentialDescriptor {
-	mac := hmac.New(sha256.New, c.deps.cfg.DecoySecret)
-	mac.Write([]byte(communityID))
-	mac.Write([]byte{0})
-	mac.Write([]byte(username))
-	return []protocol.CredentialDescriptor{{
-		Type:         protocol.PublicKeyCredentialType,
-		CredentialID: mac.Sum(nil),
-		Transport:    []protocol.AuthenticatorTransport{protocol.Hybrid, protocol.Internal},
-	}}
-}
-
-var errUnknownCredential = messages.Errorf(messages.CodeCredentialUnknown, "the credential is not registered for this user and community")
+var (
+	errUnknownCredential = messages.Errorf(messages.CodeCredentialUnknown, "the credential is not registered for this user and community")
+	errNoUserHandle      = messages.Errorf(messages.CodeInvalidCredential, "response.userHandle is required to sign in without a username")
+)
 
 // finishSignIn verifies an assertion; parsed is shared with no one and only read.
 func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn, parsed *protocol.ParsedCredentialAssertionData) {
@@ -410,17 +398,12 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn, pars
 		c.fail(ctx, messages.Errorf(messages.CodeRPIDNotAllowed, "dns differs from the ceremony's RP ID"))
 		return
 	}
-	if c.decoy {
-		c.fail(ctx, errUnknownCredential)
-		return
-	}
-	user, cloneWarning, err := c.signInUser(parsed.RawID)
+	// A decoy ceremony goes the same way as a real one: its passkeys verify against a key whose
+	// private half nobody has, so an assertion naming one fails as a bad signature would, and
+	// is counted by the limiter like one.
+	user, cloneWarning, err := c.signInUser(parsed.RawID, parsed.Response.UserHandle)
 	if err != nil {
 		c.fail(ctx, err)
-		return
-	}
-	if c.community.BlockClones && cloneWarning {
-		c.failVerification(ctx, messages.Errorf(messages.CodeCounterRegression, "this credential is blocked: its signature counter once went backwards"))
 		return
 	}
 	if err := checkCrossOrigin(parsed.Response.CollectedClientData, c.community); err != nil {
@@ -441,6 +424,13 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn, pars
 		c.failVerification(ctx, classify(err))
 		return
 	}
+	// The failures below come after the signature verified: a passkey whose counter went
+	// backwards is not guessing, so they are not counted (and never become a 429), and they
+	// are answered only to whoever holds the key (a decoy cannot get here).
+	if c.community.BlockClones && cloneWarning {
+		c.fail(ctx, messages.Errorf(messages.CodeCounterRegression, "this credential is blocked: its signature counter once went backwards"))
+		return
+	}
 	flags := parsed.Response.AuthenticatorData.Flags
 	op := persistence.RecordSignIn{
 		ID:           parsed.RawID,
@@ -450,10 +440,7 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn, pars
 		At:           time.Now().UTC(),
 	}
 	c.write(ctx, op, func(ctx actor.Context, r writeResult) {
-		if errors.Is(r.err, persistence.ErrCounterRegression) {
-			c.failVerification(ctx, r.err)
-			return
-		} else if r.err != nil {
+		if r.err != nil {
 			c.fail(ctx, r.err)
 			return
 		}
@@ -463,6 +450,7 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn, pars
 			CredentialID: updated.ID,
 			UserVerified: flags.HasUserVerified(),
 			CloneWarning: updated.CloneWarning,
+			DID:          updated.DID,
 		}
 		token, err := c.deps.signer.Sign(result, c.scope)
 		if err != nil {
@@ -477,11 +465,13 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn, pars
 }
 
 // signInUser finds the user whose credential rawID answers this sign-in, and whether that
-// credential carries a clone warning. A sign-in by username reuses what its options loaded (the
-// store write that follows re-reads the credential, so nothing stale is written); a
-// discoverable one reads the credential, which names its owner. A credential of another community, or
-// not of the user the options named, is unknown.
-func (c *ceremony) signInUser(rawID []byte) (*waUser, bool, error) {
+// credential carries a clone warning. A sign-in by username reuses what its options loaded,
+// a real user's or a decoy's (the store write that follows re-reads the credential, so nothing
+// stale is written); a discoverable one reads the credential, which names its owner. A
+// credential of another community, not of the user the options named, or (discoverable) not
+// of the userHandle given, is unknown: so a decoy's id and a real one answer alike unless the
+// caller knows the real user's handle.
+func (c *ceremony) signInUser(rawID, userHandle []byte) (*waUser, bool, error) {
 	if c.user != nil {
 		for _, cred := range c.user.creds {
 			if bytes.Equal(cred.ID, rawID) {
@@ -490,13 +480,16 @@ func (c *ceremony) signInUser(rawID []byte) (*waUser, bool, error) {
 		}
 		return nil, false, errUnknownCredential
 	}
+	if len(userHandle) == 0 {
+		return nil, false, errNoUserHandle
+	}
 	stored, err := c.deps.store.Credential(rawID)
 	switch {
 	case errors.Is(err, persistence.ErrNotFound):
 		return nil, false, errUnknownCredential
 	case err != nil:
 		return nil, false, messages.Wrap(messages.CodeInternal, "internal error", err)
-	case stored.CommunityID != c.scope.CommunityID || (len(c.session.UserID) > 0 && !bytes.Equal(stored.UserHandle, c.session.UserID)):
+	case stored.CommunityID != c.scope.CommunityID || !bytes.Equal(stored.UserHandle, userHandle):
 		return nil, false, errUnknownCredential
 	}
 	// go-webauthn needs only the credential used and its owner's handle: the user's other

@@ -20,6 +20,7 @@ type Store interface {
 	persistence.Communities
 	persistence.Users
 	persistence.Credentials
+	persistence.Shapes
 	persistence.Writer
 }
 
@@ -29,7 +30,12 @@ type Config struct {
 	CeremonyTimeout time.Duration
 	// MaxCeremonies caps the live ceremonies of one community.
 	MaxCeremonies int
-	// Issuer is the iss of signature tokens (<public-url>/webauthn).
+	// MaxCeremoniesPerLicense caps the live ceremonies that one license holds in one
+	// community, so that one caller cannot take all of MaxCeremonies; zero means a quarter of
+	// MaxCeremonies (at least 1).
+	MaxCeremoniesPerLicense int
+	// Issuer is the service's issuer, <public-url>/webauthn; a signature token's iss is
+	// Issuer/tenants/<tenant id>.
 	Issuer string
 	// TokenTTL is the lifetime of signature tokens.
 	TokenTTL time.Duration
@@ -41,12 +47,17 @@ type Config struct {
 	// path any answer takes.
 	RequestTimeout time.Duration
 	// FailedSignInsPerMinute and FailedSignInBurst size the token bucket of failed sign-ins per
-	// credential; a license's bucket is LicenseFailureFactor times larger and faster. Zero
-	// FailedSignInsPerMinute turns the limit off.
+	// credential; a license's bucket is LicenseFailureFactor times larger and faster. A failure
+	// beyond a bucket's burst answers 429 instead of its own error; a sign-in whose signature
+	// verifies is never refused. Zero FailedSignInsPerMinute turns the limit off.
 	FailedSignInsPerMinute float64
 	FailedSignInBurst      float64
 	LicenseFailureFactor   float64
 }
+
+// DefaultMaxCeremoniesPerLicense is a license's share of a community's ceremonies when none is
+// configured: a quarter, at least 1.
+func DefaultMaxCeremoniesPerLicense(maxCeremonies int) int { return max(1, maxCeremonies/4) }
 
 // Engine runs the actor system: the per-community supervisors and the store writer.
 type Engine struct {
@@ -73,6 +84,9 @@ type deps struct {
 func NewEngine(cfg Config, store Store, log *zap.Logger) (*Engine, error) {
 	if cfg.CeremonyTimeout <= 0 || cfg.MaxCeremonies <= 0 {
 		return nil, errors.New("ceremony timeout and max ceremonies must be positive")
+	}
+	if cfg.MaxCeremoniesPerLicense <= 0 {
+		cfg.MaxCeremoniesPerLicense = DefaultMaxCeremoniesPerLicense(cfg.MaxCeremonies)
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 20 * time.Second // under the HTTP write timeout (30 s)
@@ -155,24 +169,23 @@ func (e *Engine) BeginSignIn(m messages.BeginSignIn) (messages.SignInOptions, er
 	return ask[messages.SignInOptions](e, m.CommunityID, begin{kind: kindSignIn, sessionInfo: m.SessionInfo, licenseID: m.LicenseID, msg: m}, nil)
 }
 
-// FinishSignIn delivers an assertion to its ceremony. Failed sign-ins of a known credential
-// are rate-limited per credential and per license; a refusal by the limit (429) neither spends
-// the ceremony nor counts as a failure.
+// FinishSignIn delivers an assertion to its ceremony. A sign-in that fails after its
+// credential was found (a real passkey, or a decoy's) spends a token of the credential's bucket
+// and of the license's; a failure that finds a bucket empty answers 429 rate_limited instead of
+// its own error. The limit never refuses an assertion before it is verified: one whose
+// signature verifies signs in whatever the buckets hold, so forged assertions for a victim's
+// credential id cannot lock the victim out.
 func (e *Engine) FinishSignIn(m messages.FinishSignIn) (messages.SignedIn, error) {
 	name, parsed, err := parseAssertion(m.Credential)
-	credential := string(m.Credential.RawID)
-	if err == nil {
-		if wait := e.limiter.wait(credential, m.LicenseID); wait > 0 {
-			return messages.SignedIn{}, &messages.Error{Code: messages.CodeRateLimited, RetryAfter: wait,
-				Message: "too many failed sign-ins with this credential or license; retry later"}
-		}
-	}
 	res, err := ask[messages.SignedIn](e, m.CommunityID, finish{kind: kindSignIn, name: name, sessionInfo: m.SessionInfo,
 		licenseID: m.LicenseID, msg: m, parsed: parsed}, err)
 	var counted verificationFailure
 	if errors.As(err, &counted) {
-		e.limiter.fail(credential, m.LicenseID)
 		err = counted.error
+		if wait := e.limiter.fail(string(m.Credential.RawID), m.LicenseID); wait > 0 {
+			err = &messages.Error{Code: messages.CodeRateLimited, RetryAfter: wait, Cause: counted.error,
+				Message: "too many failed sign-ins with this credential or license; retry later"}
+		}
 	}
 	return res, err
 }

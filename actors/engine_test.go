@@ -1,16 +1,19 @@
 package actors
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/descope/virtualwebauthn"
 	"go.uber.org/zap"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -183,18 +186,58 @@ func TestBurstLeavesNoCeremonyBehind(t *testing.T) {
 	waitLive(t, e, 0, 10*time.Second)
 }
 
+// TestCapOnLiveCeremonies: a community holds at most MaxCeremonies live ceremonies, and one
+// license at most MaxCeremoniesPerLicense of them; beyond either, 429 busy with Retry-After.
 func TestCapOnLiveCeremonies(t *testing.T) {
-	e := newTestEngine(t, Config{CeremonyTimeout: time.Minute, MaxCeremonies: 5}, nil)
-	for i := range 5 {
-		if _, err := e.BeginSignIn(messages.BeginSignIn{Scope: scope}); err != nil {
-			t.Fatalf("ceremony %d: %v", i, err)
+	busy := func(t *testing.T, err error, what string) {
+		t.Helper()
+		var me *messages.Error
+		if !errors.As(err, &me) || me.Code != messages.CodeBusy || me.RetryAfter <= 0 {
+			t.Fatalf("%s: %v, want %s with RetryAfter", what, err, messages.CodeBusy)
 		}
 	}
-	_, err := e.BeginSignIn(messages.BeginSignIn{Scope: scope})
-	var me *messages.Error
-	if !errors.As(err, &me) || me.Code != messages.CodeBusy || me.RetryAfter <= 0 {
-		t.Fatalf("ceremony beyond the cap: %v, want %s with RetryAfter", err, messages.CodeBusy)
-	}
+	t.Run("per community", func(t *testing.T) {
+		e := newTestEngine(t, Config{CeremonyTimeout: time.Minute, MaxCeremonies: 5, MaxCeremoniesPerLicense: 5}, nil)
+		for i := range 5 {
+			if _, err := e.BeginSignIn(messages.BeginSignIn{Scope: scope}); err != nil {
+				t.Fatalf("ceremony %d: %v", i, err)
+			}
+		}
+		_, err := e.BeginSignIn(messages.BeginSignIn{Scope: scope})
+		busy(t, err, "ceremony beyond the community's cap")
+	})
+	t.Run("per license, a quarter of the community's by default", func(t *testing.T) {
+		e := newTestEngine(t, Config{CeremonyTimeout: time.Minute, MaxCeremonies: 8}, nil)
+		as := func(license string) error {
+			s := scope
+			s.LicenseID = license
+			_, err := e.BeginSignIn(messages.BeginSignIn{Scope: s})
+			return err
+		}
+		for i := range 2 {
+			if err := as("greedy"); err != nil {
+				t.Fatalf("greedy's ceremony %d: %v", i, err)
+			}
+		}
+		busy(t, as("greedy"), "greedy's third ceremony")
+		for i := range 2 {
+			if err := as("modest"); err != nil {
+				t.Fatalf("another license's ceremony %d while greedy is at its cap: %v", i, err)
+			}
+		}
+	})
+	t.Run("a license's ended ceremony frees its place", func(t *testing.T) {
+		e := newTestEngine(t, Config{CeremonyTimeout: 200 * time.Millisecond, MaxCeremonies: 100, MaxCeremoniesPerLicense: 1}, nil)
+		if _, err := e.BeginSignIn(messages.BeginSignIn{Scope: scope}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := e.BeginSignIn(messages.BeginSignIn{Scope: scope})
+		busy(t, err, "a second ceremony of a license capped at one")
+		waitLive(t, e, 0, 2*time.Second)
+		if _, err := e.BeginSignIn(messages.BeginSignIn{Scope: scope}); err != nil {
+			t.Fatalf("after the first expired: %v", err)
+		}
+	})
 }
 
 // panickyStore panics when asked for the user "panic", as a faulty store might.
@@ -245,5 +288,68 @@ func TestOptionsCarryTheCeremonysChallenge(t *testing.T) {
 		if o.Timeout != 60_000 || o.RPID != "localhost" {
 			t.Fatalf("options %s", opts.Options)
 		}
+	}
+}
+
+// TestRegistrationWritesOnlyItsResult: registration options only read (a new username's user
+// exists only once a result stores it with its first passkey), and when two first
+// registrations of one username race, the second result to arrive gets 409 and writes nothing.
+func TestRegistrationWritesOnlyItsResult(t *testing.T) {
+	var store *persistence.Store
+	e := newTestEngine(t, Config{CeremonyTimeout: time.Minute}, func(s Store) Store { store = s.(*persistence.Store); return s })
+	digest := func() []byte {
+		t.Helper()
+		d, err := store.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	before := digest()
+	if _, err := e.BeginRegistration(messages.BeginRegistration{Scope: scope, Username: "ghost-never-finished"}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, digest()) {
+		t.Fatal("registration options changed the store")
+	}
+	if _, err := store.User("c1", "ghost-never-finished"); !errors.Is(err, persistence.ErrNotFound) {
+		t.Fatalf("User(ghost-never-finished) after options: %v, want ErrNotFound", err)
+	}
+
+	type started struct {
+		opts *virtualwebauthn.AttestationOptions
+		auth virtualwebauthn.Authenticator
+	}
+	var runs [2]started
+	for i := range runs {
+		o, err := e.BeginRegistration(messages.BeginRegistration{Scope: scope, Username: "carol"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs[i].opts, _ = virtualwebauthn.ParseAttestationOptions(string(o.Options))
+		runs[i].auth = virtualwebauthn.NewAuthenticator()
+	}
+	if runs[0].opts.UserID == runs[1].opts.UserID || len(runs[0].opts.UserID) != 32 {
+		t.Fatalf("two first registrations got user handles %q and %q, want two fresh 32-byte handles", runs[0].opts.UserID, runs[1].opts.UserID)
+	}
+	finish := func(r started) error {
+		_, err := e.FinishRegistration(messages.FinishRegistration{Scope: scope, Credential: credentialOf(t,
+			[]byte(virtualwebauthn.CreateAttestationResponse(benchRP, r.auth, benchCredential(), *r.opts)))})
+		return err
+	}
+	if err := finish(runs[1]); err != nil {
+		t.Fatalf("the first result: %v", err)
+	}
+	before = digest()
+	err := finish(runs[0])
+	var me *messages.Error
+	if !errors.As(err, &me) || me.Code != messages.CodeConflict || !strings.Contains(me.Message, "start the registration again") {
+		t.Fatalf("the overtaken registration: %v, want %s saying to start again", err, messages.CodeConflict)
+	}
+	if !bytes.Equal(before, digest()) {
+		t.Fatal("the refused registration changed the store")
+	}
+	if u, err := store.User("c1", "carol"); err != nil || string(u.Handle) != runs[1].opts.UserID {
+		t.Fatalf("User(carol) = %+v, %v; want the first result's handle", u, err)
 	}
 }

@@ -6,10 +6,12 @@ import (
 	"time"
 )
 
-// limiter rate-limits failed sign-ins with token buckets, one per credential and one per
-// license: each failure spends a token, tokens come back at a steady rate, and an empty bucket
-// refuses further results (429) until one has come back. It belongs to the engine's callers, not
-// to an actor: checking it costs a map look-up under a mutex.
+// limiter counts failed sign-ins with token buckets, one per credential and one per license:
+// each failure spends a token, tokens come back at a steady rate, and a failure that finds a
+// bucket without a whole token is answered 429 (so that clients back off and the log shows the
+// attack) until one has come back. It only ever sees failures: a sign-in that verifies is never
+// refused, since refusing it would let forged assertions lock a real user out. It belongs to the
+// engine's callers, not to an actor: counting costs a map look-up under a mutex.
 type limiter struct {
 	perMinute float64 // tokens regained per minute by a credential's bucket
 	burst     float64 // a credential's bucket size
@@ -46,39 +48,28 @@ func (l *limiter) refill(key string, size, rate float64, now time.Time) *bucket 
 	return b
 }
 
-// wait says how long a result for this credential under this license must wait; zero when it
-// may go ahead. Asking spends nothing.
-func (l *limiter) wait(credential, license string) time.Duration {
+// fail spends a token of the credential's bucket and of the license's. It returns zero when
+// both had a whole token to spend, else how long until the emptier has one again: the failure
+// was beyond the burst.
+func (l *limiter) fail(credential, license string) time.Duration {
 	if l == nil || l.perMinute <= 0 {
 		return 0
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	var longest time.Duration
-	for _, k := range l.keys(credential, license) {
-		if b := l.refill(k.key, k.size, k.rate, now); b != nil && b.tokens < 1 {
-			longest = max(longest, time.Duration((1-b.tokens)/k.rate*float64(time.Minute)))
-		}
-	}
-	return longest
-}
-
-// fail spends a token of the credential's bucket and of the license's.
-func (l *limiter) fail(credential, license string) {
-	if l == nil || l.perMinute <= 0 {
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
+	var wait time.Duration
 	for _, k := range l.keys(credential, license) {
 		b := l.refill(k.key, k.size, k.rate, now)
 		if b == nil {
 			b = &bucket{tokens: k.size, at: now}
 			l.buckets[k.key] = b
 		}
+		over := b.tokens < 1
 		b.tokens = math.Max(0, b.tokens-1)
+		if over {
+			wait = max(wait, time.Duration((1-b.tokens)/k.rate*float64(time.Minute)))
+		}
 	}
 	if now.Sub(l.lastSweep) > time.Minute {
 		// Forget the buckets that have filled up again.
@@ -88,6 +79,7 @@ func (l *limiter) fail(credential, license string) {
 			l.refill(key, size, rate, now)
 		}
 	}
+	return wait
 }
 
 type bucketKey struct {

@@ -72,8 +72,8 @@ func startCeremonies(t *testing.T, e *Engine, first, n int) time.Duration {
 // TestLiveCeremonyMemory is guarantee 4's measure: what a live ceremony costs in heap (so what
 // --max-ceremonies' default of 100,000 per community costs), and, once the ceremonies' timeout
 // has passed, that none is live and what stays behind: what a burst leaves must not grow with
-// a second burst (a leak would). Half the ceremonies are registrations (each made a user), half
-// discoverable sign-ins. Run with -args -ceremonies=100000 -burst=100000 to measure the default
+// a second burst (a leak would). Half the ceremonies are registrations of new users (which
+// nothing writes: only a result would), half discoverable sign-ins. Run with -args -ceremonies=100000 -burst=100000 to measure the default
 // cap itself.
 func TestLiveCeremonyMemory(t *testing.T) {
 	// The release check runs first, on a heap that no other engine has used.
@@ -82,7 +82,7 @@ func TestLiveCeremonyMemory(t *testing.T) {
 	n := *memBurst
 	t.Run("after their timeout", func(t *testing.T) {
 		timeout := max(2*time.Second, time.Duration(n)*150*time.Microsecond) // most of a burst is live at once
-		e := newTestEngine(t, Config{CeremonyTimeout: timeout, MaxCeremonies: n}, nil)
+		e := newTestEngine(t, Config{CeremonyTimeout: timeout, MaxCeremonies: n, MaxCeremoniesPerLicense: n}, nil)
 		rest = liveHeap()
 		for burst := range after {
 			took := startCeremonies(t, e, burst*n, n)
@@ -97,7 +97,7 @@ func TestLiveCeremonyMemory(t *testing.T) {
 	t.Run("cost of live ceremonies", func(t *testing.T) {
 		n := *memCeremonies
 		// No ceremony may end before the measure, however long starting them takes.
-		e := newTestEngine(t, Config{CeremonyTimeout: time.Hour, MaxCeremonies: n}, nil)
+		e := newTestEngine(t, Config{CeremonyTimeout: time.Hour, MaxCeremonies: n, MaxCeremoniesPerLicense: n}, nil)
 		rest := liveHeap()
 		took := startCeremonies(t, e, 0, n)
 		full := liveHeap()

@@ -25,6 +25,16 @@ type supervisor struct {
 	open map[string]openCeremony
 	// alive counts ceremony actors that have not stopped yet (open or finishing).
 	alive int
+	// owners are the live ceremonies' licenses, by name, and perLicense counts them per license:
+	// one license may hold at most MaxCeremoniesPerLicense of the community's MaxCeremonies.
+	owners     map[string]owner
+	perLicense map[string]int
+}
+
+// owner is the license that started a live ceremony.
+type owner struct {
+	pid       *actor.PID
+	licenseID string
 }
 
 type openCeremony struct {
@@ -35,7 +45,8 @@ type openCeremony struct {
 }
 
 func newSupervisor(community string, d *deps) *supervisor {
-	return &supervisor{community: community, deps: d, open: map[string]openCeremony{}}
+	return &supervisor{community: community, deps: d, open: map[string]openCeremony{},
+		owners: map[string]owner{}, perLicense: map[string]int{}}
 }
 
 // Receive implements actor.Actor.
@@ -55,9 +66,15 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		if c, ok := s.open[name]; ok && c.pid.Equal(m.Who) {
 			delete(s.open, name)
 		}
+		if o, ok := s.owners[name]; ok && o.pid.Equal(m.Who) {
+			delete(s.owners, name)
+			if s.perLicense[o.licenseID]--; s.perLicense[o.licenseID] <= 0 {
+				delete(s.perLicense, o.licenseID)
+			}
+		}
 		if s.alive == 0 {
-			// Go maps never shrink: after a burst, let the grown one go.
-			s.open = map[string]openCeremony{}
+			// Go maps never shrink: after a burst, let the grown ones go.
+			s.open, s.owners, s.perLicense = map[string]openCeremony{}, map[string]owner{}, map[string]int{}
 		}
 	case liveQuery:
 		ctx.Respond(s.alive)
@@ -68,6 +85,11 @@ func (s *supervisor) begin(ctx actor.Context, m begin) {
 	if s.alive >= s.deps.cfg.MaxCeremonies {
 		ctx.Respond(failure{&messages.Error{Code: messages.CodeBusy, RetryAfter: time.Second,
 			Message: "too many ceremonies in progress for this community; retry shortly"}})
+		return
+	}
+	if s.perLicense[m.licenseID] >= s.deps.cfg.MaxCeremoniesPerLicense {
+		ctx.Respond(failure{&messages.Error{Code: messages.CodeBusy, RetryAfter: time.Second,
+			Message: "too many ceremonies in progress for this license in this community; retry shortly"}})
 		return
 	}
 	challenge := make([]byte, challengeSize)
@@ -88,6 +110,8 @@ func (s *supervisor) begin(ctx actor.Context, m begin) {
 		return
 	}
 	s.alive++
+	s.perLicense[m.licenseID]++
+	s.owners[name] = owner{pid: pid, licenseID: m.licenseID}
 	s.open[name] = openCeremony{pid: pid, kind: m.kind, sessionInfo: sessionInfo, licenseID: m.licenseID}
 	ctx.Forward(pid)
 }

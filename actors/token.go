@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -19,7 +20,9 @@ import (
 )
 
 // Signer issues the signature_token of a successful sign-in: a compact ES256 JWS whose kid is
-// the RFC 7638 thumbprint of the signing key. After a rotation, the retired key's JWK stays
+// the RFC 7638 thumbprint of the signing key. Its iss names the tenant
+// (<issuer>/tenants/<tenant id>) and tid repeats the tenant id, so that a relying party that
+// checks iss (but not aud) still refuses another tenant's token: all tenants share the key. After a rotation, the retired key's JWK stays
 // published until every token it signed has expired.
 type Signer struct {
 	issuer string
@@ -37,6 +40,7 @@ type signerKeys struct {
 // tokenClaims are a signature token's claims, marshalled without a map.
 type tokenClaims struct {
 	Issuer       string `json:"iss"`
+	TenantID     string `json:"tid"`
 	Subject      string `json:"sub"`
 	Audience     string `json:"aud"`
 	IssuedAt     int64  `json:"iat"`
@@ -46,6 +50,7 @@ type tokenClaims struct {
 	UserVerified bool   `json:"uv"`
 	RPID         string `json:"rpId"`
 	CloneWarning bool   `json:"cloneWarning,omitempty"`
+	DID          string `json:"did,omitempty"`
 }
 
 type publishedKey struct {
@@ -70,7 +75,7 @@ type JWK struct {
 	Alg string `json:"alg"`
 }
 
-// NewSigner makes a Signer for a P-256 key.
+// NewSigner makes a Signer for a P-256 key; issuer is the service's, <public-url>/webauthn.
 func NewSigner(key *ecdsa.PrivateKey, issuer string, ttl time.Duration) (*Signer, error) {
 	if ttl <= 0 {
 		return nil, errors.New("the token lifetime must be positive")
@@ -138,13 +143,17 @@ func (s *Signer) JWKS() []JWK {
 // and the claims are a struct: the JWS is assembled as jwt.Token.SignedString does, and
 // golang-jwt computes and encodes the signature.
 func (s *Signer) Sign(r messages.SignedIn, scope messages.Scope) (string, error) {
+	if scope.TenantID == "" {
+		return "", errors.New("a token must name its tenant")
+	}
 	keys := s.keys.Load()
 	now := time.Now()
 	jti := make([]byte, 16)
 	_, _ = rand.Read(jti)
 	keyHash := sha256.Sum256(r.CredentialID)
 	claims, err := json.Marshal(tokenClaims{
-		Issuer:       s.issuer,
+		Issuer:       s.issuer + "/tenants/" + url.PathEscape(scope.TenantID),
+		TenantID:     scope.TenantID,
 		Subject:      r.Username,
 		Audience:     scope.CommunityID,
 		IssuedAt:     now.Unix(),
@@ -154,6 +163,7 @@ func (s *Signer) Sign(r messages.SignedIn, scope messages.Scope) (string, error)
 		UserVerified: r.UserVerified,
 		RPID:         scope.RPID,
 		CloneWarning: r.CloneWarning,
+		DID:          r.DID,
 	})
 	if err != nil {
 		return "", err

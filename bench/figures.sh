@@ -121,7 +121,7 @@ for round in $(seq "$RUNS"); do
 	measure discoverable-32 "$round" -- --scenario discoverable --users 32 --duration "$D"
 	measure register-32 "$round" -- --scenario register --users 32 --duration "$D"
 	measure burst-20000 "$round" -- --burst 20000 --users 1000
-	measure burst-20000-max500 "$round" --max-ceremonies 500 -- --burst 20000 --users 1000
+	measure burst-20000-max500 "$round" --max-ceremonies 500 --max-ceremonies-per-license 500 -- --burst 20000 --users 1000
 	measure signin-encrypted-128 "$round" -- --routes encrypted --scenario signin --users 128 --duration "$D"
 	# The aftermath: live ceremonies and heap before the burst and 32 s after it, on a server
 	# whose ceremonies time out after 30 s (the default, 300 s, would need --settle 302s).

@@ -54,6 +54,19 @@ func sizeName(n int64) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
+// readNoBody reads the body of a route that takes none: an empty body (or only white space) is
+// fine; anything else is 400.
+func readNoBody(r *http.Request) error {
+	raw, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		return messages.Errorf(messages.CodeInvalidRequest, "this route takes no request body")
+	}
+	return nil
+}
+
 // unmarshalStrict is the one JSON decoder of every object whose shape webauthnd defines
 // (request bodies, the credential's response, the sealed requestid, admin requests). Go's
 // decoder binds a key to a field case-insensitively (USERNAME, and uſername with U+017F, bind

@@ -52,6 +52,7 @@ var statusOf = map[messages.Code]int{
 	messages.CodeBusy:                http.StatusTooManyRequests,
 	messages.CodeRateLimited:         http.StatusTooManyRequests,
 	messages.CodeUnavailable:         http.StatusServiceUnavailable,
+	messages.CodeStorageFull:         http.StatusInsufficientStorage,
 	messages.CodeInternal:            http.StatusInternalServerError,
 }
 

@@ -441,6 +441,8 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 		{name: "healthz", method: "GET", path: "/webauthn/healthz", status: 200},
 		{name: "healthz while draining", draining: true, method: "GET", path: "/webauthn/healthz", status: 503},
 		{name: "healthz when the store fails", health: func() error { return io.ErrUnexpectedEOF }, method: "GET", path: "/webauthn/healthz", status: 503},
+		{name: "healthz below the free-space reserve", health: func() error { return messages.Errorf(messages.CodeStorageFull, "full") },
+			method: "GET", path: "/webauthn/healthz", status: 503},
 		{name: "environment", method: "GET", path: "/webauthn/environment", status: 200},
 		{name: "publickeys", method: "GET", path: "/webauthn/publickeys", status: 200},
 		{name: "sd", method: "GET", path: "/webauthn/sd", status: 200},
@@ -475,7 +477,16 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 		{name: "attestation result with an internal error", engine: withEngine(func(e *openAPIFakeEngine) {
 			e.err = io.ErrUnexpectedEOF
 		}), method: "POST", path: "/webauthn/u1/attestation/result", headers: good, body: regBody, status: 500},
+		{name: "attestation options below the free-space reserve", engine: withEngine(func(e *openAPIFakeEngine) {
+			e.err = messages.Errorf(messages.CodeStorageFull, "the service's storage is almost full")
+		}), method: "POST", path: "/webauthn/u1/attestation/options", headers: good, body: `{"dns":"localhost","username":"a"}`, status: 507},
+		{name: "attestation result below the free-space reserve", engine: withEngine(func(e *openAPIFakeEngine) {
+			e.err = messages.Errorf(messages.CodeStorageFull, "the service's storage is almost full")
+		}), method: "POST", path: "/webauthn/u1/attestation/result", headers: good, body: regBody, status: 507},
 		{name: "assertion result", method: "POST", path: "/webauthn/u1/assertion/result", headers: good, body: signBody, status: 200},
+		{name: "assertion result below a quarter of the free-space reserve", engine: withEngine(func(e *openAPIFakeEngine) {
+			e.err = messages.Errorf(messages.CodeStorageFull, "the service's storage is almost full")
+		}), method: "POST", path: "/webauthn/u1/assertion/result", headers: good, body: signBody, status: 507},
 		{name: "assertion result of an unknown ceremony", engine: withEngine(func(e *openAPIFakeEngine) {
 			e.err = messages.Errorf(messages.CodeCeremonyNotFound, "no live ceremony")
 		}), method: "POST", path: "/webauthn/u1/assertion/result", headers: good, body: signBody, status: 400},

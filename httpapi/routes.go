@@ -42,6 +42,20 @@ func routes(d Deps) http.Handler {
 	r.Handler(http.MethodPost, "/webauthn/assertion/options", seal(handleAssertionOptions(lc, d.Ceremonies, log)))
 	r.Handler(http.MethodPost, "/webauthn/assertion/result", seal(handleAssertionResult(lc, d.Ceremonies, log)))
 
+	// A user's passkeys: their link status, links to DIDs, de-registration (links.go); u1 with a
+	// licensekey, and sealed. Path parameters are matched percent-encoded (a '/' inside a DID
+	// stays in its parameter) and unescaped by the handlers.
+	r.Handler(http.MethodGet, "/webauthn/u1/link/community/:communityId/user/:userId/status", handleLinkStatus(lc, d.Passkeys, log))
+	r.Handler(http.MethodPut, "/webauthn/u1/link/community/:communityId/did/:did/user/:userId/fidokey/:fidoKeyHash", handleLink(lc, d.Passkeys, true, log))
+	r.Handler(http.MethodDelete, "/webauthn/u1/link/community/:communityId/did/:did/user/:userId/fidokey/:fidoKeyHash", handleLink(lc, d.Passkeys, false, log))
+	r.Handler(http.MethodDelete, "/webauthn/u1/unregister/community/:communityId/did_or_fidokey/:identifier", handleUnregister(lc, d.Passkeys, false, log))
+	r.Handler(http.MethodDelete, "/webauthn/u1/unregister/community/:communityId/user/:userId/did_or_fidokey/:identifier", handleUnregister(lc, d.Passkeys, true, log))
+	r.Handler(http.MethodGet, "/webauthn/link/community/:communityId/user/:userId/status", seal(handleLinkStatus(lc, d.Passkeys, log)))
+	r.Handler(http.MethodPut, "/webauthn/link/community/:communityId/did/:did/user/:userId/fidokey/:fidoKeyHash", seal(handleLink(lc, d.Passkeys, true, log)))
+	r.Handler(http.MethodDelete, "/webauthn/link/community/:communityId/did/:did/user/:userId/fidokey/:fidoKeyHash", seal(handleLink(lc, d.Passkeys, false, log)))
+	r.Handler(http.MethodDelete, "/webauthn/unregister/community/:communityId/did_or_fidokey/:identifier", seal(handleUnregister(lc, d.Passkeys, false, log)))
+	r.Handler(http.MethodDelete, "/webauthn/unregister/community/:communityId/user/:userId/did_or_fidokey/:identifier", seal(handleUnregister(lc, d.Passkeys, true, log)))
+
 	// Vendor metadata records (vendor.go): bodies of up to 1 MiB, for statements of 256 KiB.
 	vendor := func(h http.Handler) http.Handler { return bodyUpTo(vendorBodyLimit, h) }
 	r.Handler(http.MethodPut, "/webauthn/vendormetadata/:communityId", vendor(handlePutVendorMetadata(lc, d.Vendor, log)))
@@ -58,7 +72,7 @@ func routes(d Deps) http.Handler {
 		log.Error("handler panicked", zapAny(v))
 		writeError(w, log, messages.Errorf(messages.CodeInternal, "internal error"))
 	}
-	return r
+	return routeOnEscapedPath(r)
 }
 
 // adminRoutes lists the management API served only on the data directory's Unix socket.

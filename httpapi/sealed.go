@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -22,15 +24,33 @@ type Replays interface {
 // clockSkew is added to a replay record's life beyond ts + allowed_time_span.
 const clockSkew = 5 * time.Second
 
-// sealedRequestID is the plaintext of the requestid header of a sealed request.
+// sealedRequestID is the plaintext of the requestid header of a sealed request. Method and Path
+// are optional: when a client sends them, the request must be that method on that path, so that
+// its captured headers cannot be replayed against another route.
 type sealedRequestID struct {
-	TS    *int64 `json:"ts"`
-	AppID string `json:"appid"`
-	UUID  string `json:"uuid"`
+	TS     *int64 `json:"ts"`
+	AppID  string `json:"appid"`
+	UUID   string `json:"uuid"`
+	Method string `json:"method"`
+	Path   string `json:"path"`
+}
+
+// boundTo refuses a request whose method or path differs from those its requestid names.
+func (id sealedRequestID) boundTo(r *http.Request) error {
+	if id.Method != "" && !strings.EqualFold(id.Method, r.Method) {
+		return messages.Errorf(messages.CodeRequestInvalid, "the requestid was sealed for another method")
+	}
+	if id.Path != "" {
+		unescaped, err := url.PathUnescape(r.URL.Path)
+		if id.Path != r.URL.Path && (err != nil || id.Path != unescaped) {
+			return messages.Errorf(messages.CodeRequestInvalid, "the requestid was sealed for another path")
+		}
+	}
+	return nil
 }
 
 // sealed serves a u1 handler behind BlockID's envelope: the caller's publickey header, an
-// encrypted licensekey and requestid, and a body {"data": token}. The shared AES-256-GCM key is
+// encrypted licensekey and requestid, and a body {"data": token} (none on GET, PUT and DELETE). The shared AES-256-GCM key is
 // the x-coordinate of ECDH(service key, caller key). A success is answered {"data": token} whose
 // plaintext is the u1 body; an error is plain JSON (the caller may not hold the key).
 //
@@ -76,6 +96,9 @@ func sealed(keys *Keyring, lc licenseChecker, replays Replays, span time.Duratio
 		if err := unmarshalStrict(plainID, &id); err != nil || id.TS == nil || id.UUID == "" || len(id.UUID) > 128 {
 			return messages.Errorf(messages.CodeRequestInvalid, `the requestid must be JSON {"ts": <unix seconds>, "appid": "…", "uuid": "…"}`)
 		}
+		if err := id.boundTo(r); err != nil {
+			return err
+		}
 		stamped := time.Unix(*id.TS, 0)
 		if d := at.Sub(stamped); d > span || d < -span {
 			return messages.Errorf(messages.CodeRequestStale, "the request's ts is outside the allowed time span; check your clock")
@@ -85,15 +108,19 @@ func sealed(keys *Keyring, lc licenseChecker, replays Replays, span time.Duratio
 		if err := replays.Remember(caller, id.UUID, stamped.Add(span+clockSkew)); err != nil {
 			return err
 		}
-		var body struct {
-			Data string `json:"data"`
-		}
-		if err := decode(r, &body); err != nil {
+		var plain []byte
+		if r.Method == http.MethodPost {
+			var body struct {
+				Data string `json:"data"`
+			}
+			if err := decode(r, &body); err != nil {
+				return err
+			}
+			if plain, err = open(shared, body.Data); err != nil {
+				return messages.Errorf(messages.CodeEnvelopeInvalid, "the body's data does not decrypt with the key shared with your publickey")
+			}
+		} else if err := readNoBody(r); err != nil { // GET, PUT and DELETE carry everything in the path
 			return err
-		}
-		plain, err := open(shared, body.Data)
-		if err != nil {
-			return messages.Errorf(messages.CodeEnvelopeInvalid, "the body's data does not decrypt with the key shared with your publickey")
 		}
 
 		inner := r.Clone(r.Context())

@@ -56,6 +56,8 @@ type Deps struct {
 	Envelope *Keyring
 	// Replays remembers the request ids of sealed requests.
 	Replays Replays
+	// Passkeys lists, links and removes users' passkeys.
+	Passkeys Passkeys
 	// Vendor reads and writes the communities' vendor metadata records.
 	Vendor VendorDeps
 	Log    *zap.Logger

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/julienschmidt/httprouter"
 	"go.uber.org/zap"
 
 	"github.com/webauthnd/webauthnd/messages"
@@ -78,7 +77,11 @@ type vendorRecord struct {
 // and the body were read: "any" (fetch only) is 400, then the license's scope (403, or 404 for
 // a system license).
 func vendorCommunity(lc licenseChecker, lic persistence.License, r *http.Request) (persistence.Community, error) {
-	switch id := httprouter.ParamsFromContext(r.Context()).ByName("communityId"); id {
+	ids, err := pathParams(r, "communityId")
+	if err != nil {
+		return persistence.Community{}, err
+	}
+	switch id := ids[0]; id {
 	case "":
 		return persistence.Community{}, messages.Errorf(messages.CodeInvalidRequest, "communityId is required")
 	case persistence.AnyCommunity:
@@ -183,7 +186,11 @@ func handlePatchVendorMetadata(lc licenseChecker, v VendorDeps, log *zap.Logger)
 		if err != nil {
 			return err
 		}
-		aaguid, err := persistence.CanonicalAAGUID(httprouter.ParamsFromContext(r.Context()).ByName("aaguid"))
+		param, err := pathParams(r, "aaguid")
+		if err != nil {
+			return err
+		}
+		aaguid, err := persistence.CanonicalAAGUID(param[0])
 		if err != nil {
 			return messages.Errorf(messages.CodeInvalidRequest, "the path's aaguid: "+messageOf(err))
 		}
@@ -232,7 +239,11 @@ func handleFetchVendorMetadata(lc licenseChecker, v VendorDeps, log *zap.Logger)
 				return err
 			}
 		}
-		id := httprouter.ParamsFromContext(r.Context()).ByName("communityId")
+		ids, err := pathParams(r, "communityId")
+		if err != nil {
+			return err
+		}
+		id := ids[0]
 		var community persistence.Community
 		switch {
 		case id == "":

@@ -48,6 +48,7 @@ const (
 	CodeBusy                Code = "busy"
 	CodeRateLimited         Code = "rate_limited"
 	CodeUnavailable         Code = "unavailable"
+	CodeStorageFull         Code = "storage_full"
 	CodeInternal            Code = "internal"
 )
 

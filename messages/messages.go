@@ -13,8 +13,9 @@ type Scope struct {
 	LicenseID string
 }
 
-// BeginRegistration starts a registration ceremony: it asks for creation options for a user,
-// creating that user (with a random user handle) when the username is new.
+// BeginRegistration starts a registration ceremony: it asks for creation options for a user.
+// It writes nothing: a new username gets a random user handle, kept in the ceremony, and its
+// user is stored by the result, with its first passkey.
 type BeginRegistration struct {
 	Scope
 	// Username identifies the user within the community.
@@ -124,6 +125,8 @@ type SignedIn struct {
 	UserVerified bool
 	// CloneWarning is set when the credential's counter once went backwards.
 	CloneWarning bool
+	// DID is the decentralized identifier the credential is linked to, if any.
+	DID string
 	// Token is the signed ES256 JWS that proves the sign-in to the relying party.
 	Token string
 }

@@ -92,7 +92,7 @@ func Restore(dir string, r io.Reader, log *zap.Logger) (err error) {
 			_ = os.RemoveAll(tmp)
 		}
 	}()
-	s, err := Open(tmp, log)
+	s, err := open(tmp, log, openOptions{})
 	if err != nil {
 		return err
 	}

@@ -72,6 +72,7 @@ type credRecord struct {
 	CloneWarning       bool     `cbor:"19,keyasint,omitempty"`
 	Created            int64    `cbor:"20,keyasint,omitempty"` // Unix nanoseconds, 0 for the zero time
 	LastUsed           int64    `cbor:"21,keyasint,omitempty"` // Unix nanoseconds, 0 for the zero time
+	DID                string   `cbor:"22,keyasint,omitempty"`
 }
 
 // Times are stored as Unix nanoseconds and read back in UTC: exact for the years 1678 to 2262.
@@ -131,7 +132,7 @@ func encodeCredential(c Credential) ([]byte, error) {
 		AttestationTrusted: c.AttestationTrusted, Transports: c.Transports, Attachment: c.Attachment,
 		UserPresent: c.UserPresent, UserVerified: c.UserVerified, BackupEligible: c.BackupEligible,
 		BackupState: c.BackupState, SignCount: c.SignCount, CloneWarning: c.CloneWarning,
-		Created: unixNano(c.Created), LastUsed: unixNano(c.LastUsed),
+		Created: unixNano(c.Created), LastUsed: unixNano(c.LastUsed), DID: c.DID,
 	})
 }
 
@@ -154,7 +155,7 @@ func decodeCredential(b []byte) (Credential, error) {
 		AttestationTrusted: r.AttestationTrusted, Transports: r.Transports, Attachment: r.Attachment,
 		UserPresent: r.UserPresent, UserVerified: r.UserVerified, BackupEligible: r.BackupEligible,
 		BackupState: r.BackupState, SignCount: r.SignCount, CloneWarning: r.CloneWarning,
-		Created: fromUnixNano(r.Created), LastUsed: fromUnixNano(r.LastUsed),
+		Created: fromUnixNano(r.Created), LastUsed: fromUnixNano(r.LastUsed), DID: r.DID,
 	}, nil
 }
 

@@ -117,12 +117,18 @@ func seedCommunity(t *testing.T, s *persistence.Store, id string) persistence.Co
 }
 
 // seedUser creates user username in communityID (which must exist or be created by the caller)
-// with handle.
+// with handle and no passkey, as only an import can (a registration creates a user with its
+// first passkey).
 func seedUser(t *testing.T, s *persistence.Store, communityID, username string, handle []byte) persistence.User {
 	t.Helper()
-	return mustApply(t, s, persistence.GetOrCreateUser{
-		CommunityID: communityID, Username: username, DisplayName: "Name of " + username, Handle: handle,
-	}).(persistence.User)
+	if err := s.Import([]persistence.User{{CommunityID: communityID, Username: username, DisplayName: "Name of " + username, Handle: handle}}, nil); err != nil {
+		t.Fatalf("seed user %s: %v", username, err)
+	}
+	u, err := s.User(communityID, username)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 var (

@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -25,8 +26,9 @@ const (
 )
 
 // Import writes users, each with the credentials whose CommunityID and Username name it, in large
-// batches: the keys that GetOrCreateUser and AddCredential would write (user, user handle index,
-// credential, owner index, attestation object), but without an Apply per registration. It is
+// batches: the keys that AddCredential would write (user, user handle index, credential, owner
+// index, attestation object, the community's shape tally), but without an Apply per
+// registration. It is
 // meant for migrations and for seeding a benchmark store, while no server holds the directory;
 // call it with batches of some ten thousand users.
 //
@@ -39,7 +41,9 @@ const (
 // Import writes in transactions of about a megabyte, each holding whole users with all their
 // credentials, so each record it writes is complete and consistent with its indexes. A crash or
 // a failed write in the middle can still leave the users of the transactions before it
-// written: import those again without them.
+// written: import those again without them. Each transaction first checks the free space of
+// the store's filesystem: below the reserve, Import stops with storage_full (an import is no
+// essential write).
 func (s *Store) Import(users []User, creds []Credential) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
@@ -51,6 +55,21 @@ func (s *Store) Import(users []User, creds []Credential) error {
 		return err
 	}
 	return s.writeImport(plan)
+}
+
+// importFailed is the error of an Import whose transaction after the first written users
+// failed: refused for want of space (storage_full, as an Import is no essential write), or an
+// internal error.
+func importFailed(written int, err error) error {
+	var e *messages.Error
+	if errors.As(err, &e) && e.Code == messages.CodeStorageFull {
+		done := "this import wrote nothing"
+		if written > 0 {
+			done = fmt.Sprintf("this import wrote its first %d users", written)
+		}
+		return messages.Wrap(messages.CodeStorageFull, e.Message+" ("+done+")", e.Cause)
+	}
+	return errStoreInternal(fmt.Errorf("import after %d users: %w", written, err))
 }
 
 // importPlan is a validated Import: users and, for user i, the credentials
@@ -118,6 +137,9 @@ func planImport(users []User, creds []Credential) (*importPlan, error) {
 		if !storableTime(c.Created) || !storableTime(c.LastUsed) {
 			return nil, invalid("credential %d: its times must be zero or between the years 1678 and 2262", k)
 		}
+		if c.DID != "" && !ValidDID(c.DID) {
+			return nil, invalid("credential %d: a DID starts with did: and is 5 to 512 bytes without control characters", k)
+		}
 		owner[k] = i
 		count[i+1]++
 	}
@@ -136,7 +158,7 @@ func planImport(users []User, creds []Credential) (*importPlan, error) {
 			size += credentialSizeBound(c)
 			return nil
 		})
-		if size > importTxnBytes || 2+3*(p.first[i+1]-p.first[i]) > importTxnEntries {
+		if size > importTxnBytes || 4+3*(p.first[i+1]-p.first[i]) > importTxnEntries {
 			return nil, invalid("user %q: too many credentials, or too large ones, for one import", u.Username)
 		}
 	}
@@ -202,12 +224,16 @@ func (s *Store) writeImport(p *importPlan) error {
 	now := time.Now().UTC()
 	var (
 		entries []*badger.Entry
+		shapes  []importedShape // of the users in entries that have passkeys
 		size    int
 		written int // users committed
 	)
 	commit := func(upTo int) error {
 		if len(entries) == 0 {
 			return nil
+		}
+		if space := s.space.read(); space.level != spaceAmple {
+			return space.refusal()
 		}
 		txn := s.db.NewTransaction(true)
 		defer txn.Discard()
@@ -216,10 +242,15 @@ func (s *Store) writeImport(p *importPlan) error {
 				return err
 			}
 		}
+		for _, sh := range shapes {
+			if err := moveUserShape(txn, sh.community, nil, sh.shape); err != nil {
+				return err
+			}
+		}
 		if err := txn.Commit(); err != nil {
 			return err
 		}
-		entries, size, written = entries[:0], 0, upTo
+		entries, shapes, size, written = entries[:0], shapes[:0], 0, upTo
 		return nil
 	}
 	add := func(key, value []byte) {
@@ -238,7 +269,9 @@ func (s *Store) writeImport(p *importPlan) error {
 		}
 		add(userKey(u.CommunityID, u.Username), v)
 		add(handleKey(u.CommunityID, u.Handle), []byte(u.Username))
+		var creds []Credential
 		err = p.userCreds(i, func(c Credential) error {
+			creds = append(creds, c)
 			v, err := encodeCredential(c)
 			if err != nil {
 				return err
@@ -247,27 +280,46 @@ func (s *Store) writeImport(p *importPlan) error {
 			if len(c.AttestationObject) > 0 {
 				add(attestationKey(c.ID), c.AttestationObject)
 			}
+			add(fidoKeyHashKey(FidoKeyHash(c.ID)), c.ID)
+			if c.DID != "" {
+				add(append(didPrefix(c.CommunityID, c.DID), c.ID...), nil)
+			}
 			add(append(userCredPrefix(c.CommunityID, c.Username), c.ID...), nil)
 			return nil
 		})
 		if err != nil {
 			return errStoreInternal(fmt.Errorf("import after %d users: %w", written, err))
 		}
-		if size > importTxnBytes || len(entries) > importTxnEntries {
+		var shape *importedShape
+		if len(creds) > 0 {
+			shape = &importedShape{community: u.CommunityID, shape: userShape(creds)}
+			// Its tally key and the community's most common shape: 16 bytes of count each.
+			size += 2*len(shape.shape) + 2*len(u.CommunityID) + 64
+		}
+		if size > importTxnBytes || len(entries)+2*len(shapes) > importTxnEntries {
 			// This user does not fit: commit the users before it, then start with it.
 			group = append(group[:0], entries[start:]...)
 			groupSize := size - startSize
 			entries, size = entries[:start], startSize
 			if err := commit(i); err != nil {
-				return errStoreInternal(fmt.Errorf("import after %d users: %w", written, err))
+				return importFailed(written, err)
 			}
 			entries, size = append(entries, group...), groupSize
 		}
+		if shape != nil {
+			shapes = append(shapes, *shape)
+		}
 	}
 	if err := commit(len(p.users)); err != nil {
-		return errStoreInternal(fmt.Errorf("import after %d users: %w", written, err))
+		return importFailed(written, err)
 	}
 	return nil
+}
+
+// importedShape is the shape of an imported user, for the tally.
+type importedShape struct {
+	community string
+	shape     []byte
 }
 
 // Settle compacts the whole store into one level and returns when it is done. Run it after a

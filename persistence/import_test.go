@@ -64,8 +64,12 @@ func TestImport(t *testing.T) {
 			t.Fatalf("the store's digest changed when it settled: %v", err)
 		}
 		// The ordinary ops see the imported records.
-		if got := mustApply(t, s, persistence.GetOrCreateUser{CommunityID: "shop", Username: "alice", Handle: []byte("other")}); !reflect.DeepEqual(got, alice) {
-			t.Fatalf("GetOrCreateUser(alice) = %+v, want the imported %+v", got, alice)
+		other := alice
+		other.Handle = []byte("other")
+		wantCode(t, applyErr(t, s, persistence.AddCredential{Credential: credential("a-other", other)}), messages.CodeConflict)
+		mustApply(t, s, persistence.AddCredential{Credential: credential("a-3", alice)})
+		if got, err := s.User("shop", "alice"); err != nil || !reflect.DeepEqual(got, alice) {
+			t.Fatalf("User(alice) = %+v, %v; want the imported %+v", got, err, alice)
 		}
 		mustApply(t, s, persistence.RecordSignIn{ID: a1.ID, Counter: 1, At: t1})
 		wantCode(t, applyErr(t, s, persistence.AddCredential{Credential: credential("b-1", bob)}), messages.CodeCredentialExists)

@@ -77,6 +77,8 @@ type Credential struct {
 	CloneWarning       bool      `json:"cloneWarning,omitempty"`
 	Created            time.Time `json:"created"`
 	LastUsed           time.Time `json:"lastUsed,omitzero"`
+	// DID is the decentralized identifier the passkey is linked to, if any (see LinkCredential).
+	DID string `json:"did,omitempty"`
 }
 
 // License levels.

@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -37,23 +38,38 @@ type Result struct {
 
 // Apply runs ops in one synced transaction and returns one Result per op. Ops see the writes of
 // the ops before them in the same batch. When the commit itself fails, every op fails.
+//
+// While the filesystem's free space is below the reserve, the ops it does not admit (see
+// space.go) are refused with storage_full and leave nothing behind; the others still run.
 func (s *Store) Apply(ops []Op) []Result {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
+	results := make([]Result, len(ops))
+	run := make([]int, 0, len(ops)) // the ops admitted, by index
+	space := s.space.read()
+	for i, op := range ops {
+		if admits(space.level, op) {
+			run = append(run, i)
+		} else {
+			results[i] = Result{Err: space.refusal()}
+		}
+	}
+	if len(run) == 0 {
+		return results
+	}
 	for attempt := 0; ; attempt++ {
-		results := make([]Result, len(ops))
 		txn := s.db.NewTransaction(true)
-		for i, op := range ops {
-			v, err := op.apply(txn)
+		for _, i := range run {
+			v, err := ops[i].apply(txn)
 			results[i] = Result{Value: v, Err: err}
 		}
 		err := txn.Commit()
 		if errors.Is(err, badger.ErrConflict) && attempt < 10 {
 			continue
 		}
-		s.afterCommit(ops)
+		s.afterCommit(ops, run)
 		if err != nil {
-			for i := range results {
+			for _, i := range run {
 				results[i] = Result{Err: errStoreInternal(fmt.Errorf("commit: %w", err))}
 			}
 		}
@@ -62,13 +78,13 @@ func (s *Store) Apply(ops []Op) []Result {
 }
 
 // afterCommit invalidates what the store caches, or lets readers cache, of the records a batch
-// wrote: the config cache (communities, licenses) and the vendor metadata generation. It runs
+// ran (ops[i] for i in run): the config cache (communities, licenses) and the vendor metadata generation. It runs
 // whether or not the commit succeeded: a needless invalidation costs one re-read.
-func (s *Store) afterCommit(ops []Op) {
+func (s *Store) afterCommit(ops []Op, run []int) {
 	var config, vendor bool
-	for _, op := range ops {
-		_, c := op.(configOp)
-		_, v := op.(vendorOp)
+	for _, i := range run {
+		_, c := ops[i].(configOp)
+		_, v := ops[i].(vendorOp)
 		config, vendor = config || c, vendor || v
 	}
 	if config {
@@ -245,56 +261,79 @@ func (o PutSecretIfAbsent) apply(txn *badger.Txn) (any, error) {
 	return o.Value, nil
 }
 
-// GetOrCreateUser returns the user of a community by username, creating it with Handle when
-// new. Two registrations started at once for one username thus share one user handle.
-type GetOrCreateUser struct {
-	CommunityID string
-	Username    string
+// AddCredential stores a new passkey: its record, its owner index and (under a key of its own,
+// as only [Store.AttestationObjectOf] reads it) its attestation object; it returns the
+// Credential as given. Its user is the one the credential names (CommunityID, Username,
+// UserHandle), and the registration that creates a user is the one that stores its first
+// passkey, so that no user exists without one:
+//
+//   - the username is new to the community: the user is created with the credential's handle
+//     and DisplayName;
+//   - the user exists with the credential's handle: the passkey is added;
+//   - the user exists with another handle (another first registration of the username
+//     finished first): 409 conflict, nothing written.
+//
+// A credential id that exists anywhere in the store is refused, whoever owns it. The
+// community's shape tally (shapes.go) counts the user's new shape in the same transaction.
+type AddCredential struct {
+	Credential Credential
+	// DisplayName is the new user's display name; unused when the user exists.
 	DisplayName string
-	Handle      []byte
 }
 
-func (o GetOrCreateUser) apply(txn *badger.Txn) (any, error) {
-	if o.Username == "" || len(o.Username) > 256 || strings.ContainsRune(o.Username, 0) || !ValidID(o.CommunityID) {
-		return nil, invalid("a username is 1 to 256 bytes without NUL, in a valid community")
-	}
-	u, err := getUser(txn, userKey(o.CommunityID, o.Username))
-	if err == nil {
-		return u, nil
-	}
-	if !errors.Is(err, ErrNotFound) {
-		return nil, errStoreInternal(err)
-	}
-	if ok, err := exists(txn, handleKey(o.CommunityID, o.Handle)); err != nil || ok {
-		return nil, errStoreInternal(fmt.Errorf("user handle collision (exists=%v): %w", ok, err))
-	}
-	u = User{CommunityID: o.CommunityID, Username: o.Username, DisplayName: o.DisplayName,
-		Handle: o.Handle, Created: time.Now().UTC()}
-	if err := setUser(txn, u); err != nil {
-		return nil, errStoreInternal(err)
-	}
-	if err := txn.Set(handleKey(o.CommunityID, o.Handle), []byte(o.Username)); err != nil {
-		return nil, errStoreInternal(err)
-	}
-	return u, nil
-}
-
-// AddCredential stores a new credential, its owner index and (under a key of its own, as only
-// [Store.AttestationObjectOf] reads it) its attestation object; it returns the Credential as
-// given. A credential id that exists anywhere in the store is refused, whoever owns it.
-type AddCredential struct{ Credential Credential }
+// errStartAgain refuses a first registration that another one of the same username overtook.
+var errStartAgain = messages.Errorf(messages.CodeConflict,
+	"another registration of this username finished first; start the registration again")
 
 func (o AddCredential) apply(txn *badger.Txn) (any, error) {
 	c := o.Credential
+	if c.Username == "" || len(c.Username) > 256 || strings.ContainsRune(c.Username, 0) || !ValidID(c.CommunityID) {
+		return nil, invalid("a username is 1 to 256 bytes without NUL, in a valid community")
+	}
+	if len(c.UserHandle) == 0 || len(c.UserHandle) > maxHandleLength || len(c.ID) == 0 || len(c.ID) > maxCredentialIDLength {
+		return nil, invalid("a user handle is 1 to %d bytes and a credential id 1 to %d", maxHandleLength, maxCredentialIDLength)
+	}
 	if ok, err := exists(txn, credKey(c.ID)); err != nil {
 		return nil, errStoreInternal(err)
 	} else if ok {
 		return nil, messages.Errorf(messages.CodeCredentialExists, "this credential is already registered")
 	}
-	if ok, err := exists(txn, userKey(c.CommunityID, c.Username)); err != nil || !ok {
-		return nil, errStoreInternal(fmt.Errorf("credential for a missing user (exists=%v): %w", ok, err))
+	var before []Credential // the user's passkeys before this one
+	u, err := getUser(txn, userKey(c.CommunityID, c.Username))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		if ok, err := exists(txn, handleKey(c.CommunityID, c.UserHandle)); err != nil {
+			return nil, errStoreInternal(err)
+		} else if ok {
+			// Another user holds the handle: only imported data can do that (ceremonies draw
+			// 32 random bytes).
+			return nil, errStartAgain
+		}
+		u = User{CommunityID: c.CommunityID, Username: c.Username, DisplayName: o.DisplayName,
+			Handle: c.UserHandle, Created: time.Now().UTC()}
+		if err := setUser(txn, u); err != nil {
+			return nil, errStoreInternal(err)
+		}
+		if err := txn.Set(handleKey(c.CommunityID, c.UserHandle), []byte(c.Username)); err != nil {
+			return nil, errStoreInternal(err)
+		}
+	case err != nil:
+		return nil, errStoreInternal(err)
+	case !bytes.Equal(u.Handle, c.UserHandle):
+		return nil, errStartAgain
+	default:
+		if before, err = credentialsOf(txn, c.CommunityID, c.Username); err != nil {
+			return nil, errStoreInternal(err)
+		}
 	}
 	if err := writeCredential(txn, c); err != nil {
+		return nil, errStoreInternal(err)
+	}
+	var from []byte
+	if len(before) > 0 {
+		from = userShape(before)
+	}
+	if err := moveUserShape(txn, c.CommunityID, from, userShape(append(before, c))); err != nil {
 		return nil, errStoreInternal(err)
 	}
 	return c, nil
@@ -355,6 +394,9 @@ func writeCredential(txn *badger.Txn, c Credential) error {
 		if err := txn.Set(attestationKey(c.ID), c.AttestationObject); err != nil {
 			return err
 		}
+	}
+	if err := txn.Set(fidoKeyHashKey(FidoKeyHash(c.ID)), c.ID); err != nil {
+		return err
 	}
 	return txn.Set(append(userCredPrefix(c.CommunityID, c.Username), c.ID...), nil)
 }

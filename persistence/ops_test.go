@@ -14,36 +14,64 @@ import (
 	"github.com/webauthnd/webauthnd/persistence"
 )
 
-func TestGetOrCreateUser(t *testing.T) {
-	t.Run("creates the user once; a second call returns the first user", func(t *testing.T) {
+// TestAddCredentialCreatesItsUser: a registration creates its user with its first passkey, in
+// one write, and a first registration that another one of the same username overtook writes
+// nothing.
+func TestAddCredentialCreatesItsUser(t *testing.T) {
+	newUser := func(community, name, handle string) persistence.User {
+		return persistence.User{CommunityID: community, Username: name, Handle: []byte(handle)}
+	}
+	t.Run("a new username: the user and the passkey", func(t *testing.T) {
 		s := mustOpen(t)
 		seedCommunity(t, s, "shop")
-		first := seedUser(t, s, "shop", "alice", []byte("handle-1"))
-		if first.CommunityID != "shop" || first.Username != "alice" || first.DisplayName != "Name of alice" ||
-			!bytes.Equal(first.Handle, []byte("handle-1")) || first.Created.IsZero() {
-			t.Fatalf("created user = %+v", first)
+		c := credential("c1", newUser("shop", "alice", "handle-1"))
+		mustApply(t, s, persistence.AddCredential{Credential: c, DisplayName: "Alice"})
+		u, err := s.User("shop", "alice")
+		if err != nil || u.DisplayName != "Alice" || !bytes.Equal(u.Handle, []byte("handle-1")) || u.Created.IsZero() {
+			t.Fatalf("User(alice) = %+v, %v", u, err)
 		}
-		second := mustApply(t, s, persistence.GetOrCreateUser{
-			CommunityID: "shop", Username: "alice", DisplayName: "Other", Handle: []byte("handle-2"),
-		}).(persistence.User)
-		if !reflect.DeepEqual(second, first) {
-			t.Fatalf("second GetOrCreateUser = %+v, want the first user %+v", second, first)
+		if got, err := s.UserByHandle("shop", []byte("handle-1")); err != nil || !reflect.DeepEqual(got, u) {
+			t.Fatalf("UserByHandle(handle-1) = %+v, %v; want %+v", got, err, u)
 		}
-		if got, err := s.UserByHandle("shop", []byte("handle-1")); err != nil || !reflect.DeepEqual(got, first) {
-			t.Fatalf("UserByHandle(handle-1) = %+v, %v; want %+v", got, err, first)
+		if list, err := s.CredentialsOf("shop", "alice"); err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], asRead(c)) {
+			t.Fatalf("CredentialsOf(alice) = %+v, %v", list, err)
 		}
-		_, err := s.UserByHandle("shop", []byte("handle-2"))
-		wantNotFound(t, "UserByHandle(handle-2) of the refused second handle", err)
+	})
+	t.Run("an existing user with the same handle: the passkey only", func(t *testing.T) {
+		s := mustOpen(t)
+		seedCommunity(t, s, "shop")
+		mustApply(t, s, persistence.AddCredential{Credential: credential("c1", newUser("shop", "alice", "h")), DisplayName: "Alice"})
+		mustApply(t, s, persistence.AddCredential{Credential: credential("c2", newUser("shop", "alice", "h")), DisplayName: "Ignored"})
+		if u, err := s.User("shop", "alice"); err != nil || u.DisplayName != "Alice" {
+			t.Fatalf("User(alice) = %+v, %v; want the first registration's", u, err)
+		}
+		if list, err := s.CredentialsOf("shop", "alice"); err != nil || len(list) != 2 {
+			t.Fatalf("CredentialsOf(alice) = %+v, %v; want two", list, err)
+		}
+	})
+	t.Run("an existing user with another handle: 409 and nothing written", func(t *testing.T) {
+		s := mustOpen(t)
+		seedCommunity(t, s, "shop")
+		mustApply(t, s, persistence.AddCredential{Credential: credential("c1", newUser("shop", "alice", "won"))})
+		before, err := s.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = applyErr(t, s, persistence.AddCredential{Credential: credential("c2", newUser("shop", "alice", "lost"))})
+		wantCode(t, err, messages.CodeConflict)
+		if !strings.Contains(err.Error(), "start the registration again") {
+			t.Fatalf("conflict message %q does not say to start again", err)
+		}
+		if after, err := s.Digest(); err != nil || !bytes.Equal(before, after) {
+			t.Fatalf("the refused registration changed the store (%v)", err)
+		}
 	})
 	t.Run("the same username in another community is another user", func(t *testing.T) {
 		s := mustOpen(t)
 		seedCommunity(t, s, "shop")
 		seedCommunity(t, s, "blog")
-		a := seedUser(t, s, "shop", "alice", []byte("h-shop"))
-		b := seedUser(t, s, "blog", "alice", []byte("h-blog"))
-		if !bytes.Equal(a.Handle, []byte("h-shop")) || !bytes.Equal(b.Handle, []byte("h-blog")) {
-			t.Fatalf("handles = %q, %q; want h-shop, h-blog", a.Handle, b.Handle)
-		}
+		mustApply(t, s, persistence.AddCredential{Credential: credential("c1", newUser("shop", "alice", "h-shop"))})
+		mustApply(t, s, persistence.AddCredential{Credential: credential("c2", newUser("blog", "alice", "h-blog"))})
 		if got, err := s.UserByHandle("blog", []byte("h-blog")); err != nil || got.CommunityID != "blog" {
 			t.Fatalf("UserByHandle(blog) = %+v, %v", got, err)
 		}
@@ -52,10 +80,8 @@ func TestGetOrCreateUser(t *testing.T) {
 		s := mustOpen(t)
 		seedCommunity(t, s, "shop")
 		alice := seedUser(t, s, "shop", "alice", []byte("same"))
-		err := applyErr(t, s, persistence.GetOrCreateUser{CommunityID: "shop", Username: "bob", Handle: []byte("same")})
-		if err == nil {
-			t.Fatal("handle collision accepted")
-		}
+		err := applyErr(t, s, persistence.AddCredential{Credential: credential("c1", newUser("shop", "bob", "same"))})
+		wantCode(t, err, messages.CodeConflict)
 		_, err = s.User("shop", "bob")
 		wantNotFound(t, "User(bob) after the refused collision", err)
 		if got, err := s.UserByHandle("shop", []byte("same")); err != nil || !reflect.DeepEqual(got, alice) {
@@ -64,8 +90,9 @@ func TestGetOrCreateUser(t *testing.T) {
 	})
 }
 
-// Concurrent registrations of one username, each in its own Apply, end with one user handle.
-func TestGetOrCreateUserConcurrent(t *testing.T) {
+// Concurrent first registrations of one username, each in its own Apply and each with its own
+// handle: exactly one creates the user, the others get 409 and leave nothing behind.
+func TestAddCredentialConcurrentFirstRegistrations(t *testing.T) {
 	const n = 50
 	s := mustOpen(t)
 	seedCommunity(t, s, "shop")
@@ -77,9 +104,8 @@ func TestGetOrCreateUserConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			results[i] = s.Apply([]persistence.Op{persistence.GetOrCreateUser{
-				CommunityID: "shop", Username: "alice", Handle: []byte(fmt.Sprintf("handle-%02d", i)),
-			}})[0]
+			u := persistence.User{CommunityID: "shop", Username: "alice", Handle: []byte(fmt.Sprintf("handle-%02d", i))}
+			results[i] = s.Apply([]persistence.Op{persistence.AddCredential{Credential: credential(fmt.Sprintf("c-%02d", i), u)}})[0]
 		}()
 	}
 	close(start)
@@ -89,16 +115,22 @@ func TestGetOrCreateUserConcurrent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("User: %v", err)
 	}
+	won := 0
 	for i, r := range results {
-		if r.Err != nil {
-			t.Fatalf("goroutine %d: %s", i, describe(r.Err))
+		if r.Err == nil {
+			won++
+			if c := r.Value.(persistence.Credential); !bytes.Equal(c.UserHandle, stored.Handle) {
+				t.Fatalf("goroutine %d succeeded with handle %q, stored handle is %q", i, c.UserHandle, stored.Handle)
+			}
+			continue
 		}
-		if u := r.Value.(persistence.User); !bytes.Equal(u.Handle, stored.Handle) {
-			t.Fatalf("goroutine %d got handle %q, stored handle is %q", i, u.Handle, stored.Handle)
-		}
+		wantCode(t, r.Err, messages.CodeConflict)
 	}
-	if got, err := s.UserByHandle("shop", stored.Handle); err != nil || !reflect.DeepEqual(got, stored) {
-		t.Fatalf("UserByHandle(stored handle) = %+v, %v; want %+v", got, err, stored)
+	if won != 1 {
+		t.Fatalf("%d first registrations succeeded, want exactly 1", won)
+	}
+	if list, err := s.CredentialsOf("shop", "alice"); err != nil || len(list) != 1 {
+		t.Fatalf("CredentialsOf(alice) = %d credentials, %v; want 1", len(list), err)
 	}
 	indexed := 0
 	for i := range n {
@@ -183,19 +215,16 @@ func TestAddCredential(t *testing.T) {
 		})
 	}
 
-	t.Run("a credential of a user that does not exist is refused and nothing is written", func(t *testing.T) {
+	t.Run("a credential without a user handle is refused and nothing is written", func(t *testing.T) {
 		s := mustOpen(t)
 		seedCommunity(t, s, "shop")
-		ghost := persistence.User{CommunityID: "shop", Username: "ghost", Handle: []byte("hg")}
+		ghost := persistence.User{CommunityID: "shop", Username: "ghost"}
 		err := applyErr(t, s, persistence.AddCredential{Credential: credential("ghost-cred", ghost)})
-		if err == nil {
-			t.Fatal("credential of a missing user accepted")
-		}
+		wantCode(t, err, messages.CodeInvalidRequest)
 		_, err = s.Credential([]byte("ghost-cred"))
 		wantNotFound(t, "Credential(ghost-cred)", err)
-		if list, err := s.CredentialsOf("shop", "ghost"); err != nil || len(list) != 0 {
-			t.Fatalf("CredentialsOf(ghost) = %+v, %v; want none", list, err)
-		}
+		_, err = s.User("shop", "ghost")
+		wantNotFound(t, "User(ghost)", err)
 		// The id is still free for a real user.
 		alice := seedUser(t, s, "shop", "alice", []byte("ha"))
 		mustApply(t, s, persistence.AddCredential{Credential: credential("ghost-cred", alice)})
@@ -419,7 +448,7 @@ func TestApply(t *testing.T) {
 			persistence.PutSecretIfAbsent{Name: "signing", Value: []byte("k")},
 			persistence.PutTenant{Tenant: persistence.Tenant{ID: "acme", Name: "ACME"}},
 			persistence.PutCommunity{Community: community("shop"), Create: true},
-			persistence.GetOrCreateUser{CommunityID: "shop", Username: "alice", Handle: []byte("ha")},
+			persistence.AddCredential{Credential: credential("c1", persistence.User{CommunityID: "shop", Username: "alice", Handle: []byte("ha")})},
 		})
 		if len(res) != 4 {
 			t.Fatalf("%d results, want 4", len(res))
@@ -438,8 +467,8 @@ func TestApply(t *testing.T) {
 		if v, ok := res[2].Value.(persistence.Community); !ok || v.ID != "shop" {
 			t.Fatalf("result 2 = %#v, want community shop", res[2].Value)
 		}
-		if v, ok := res[3].Value.(persistence.User); !ok || v.Username != "alice" {
-			t.Fatalf("result 3 = %#v, want user alice", res[3].Value)
+		if v, ok := res[3].Value.(persistence.Credential); !ok || v.Username != "alice" {
+			t.Fatalf("result 3 = %#v, want a credential of alice", res[3].Value)
 		}
 		// The tenant put first keeps its name: the community's PutTenant found it.
 		if tn, err := s.Tenant("acme"); err != nil || tn.Name != "ACME" {
@@ -477,26 +506,25 @@ func TestApply(t *testing.T) {
 	t.Run("ops see the writes of earlier ops in the batch", func(t *testing.T) {
 		s := mustOpen(t)
 		u := persistence.User{CommunityID: "shop", Username: "alice", Handle: []byte("ha")}
+		other := u
+		other.Handle = []byte("other")
 		res := s.Apply([]persistence.Op{
 			persistence.PutCommunity{Community: community("shop"), Create: true},
-			persistence.GetOrCreateUser{CommunityID: "shop", Username: "alice", Handle: []byte("ha")},
 			persistence.AddCredential{Credential: credential("c1", u)},
 			persistence.AddCredential{Credential: credential("c1", u)},
 			persistence.RecordSignIn{ID: []byte("c1"), Counter: 4, At: t1},
-			persistence.GetOrCreateUser{CommunityID: "shop", Username: "alice", Handle: []byte("other")},
+			persistence.AddCredential{Credential: credential("c2", other)},
 		})
-		for _, i := range []int{0, 1, 2, 4, 5} {
+		for _, i := range []int{0, 1, 3} {
 			if res[i].Err != nil {
 				t.Fatalf("result %d: %v", i, res[i].Err)
 			}
 		}
-		wantCode(t, res[3].Err, messages.CodeCredentialExists)
-		if v := res[4].Value.(persistence.Credential); v.SignCount != 4 {
+		wantCode(t, res[2].Err, messages.CodeCredentialExists)
+		if v := res[3].Value.(persistence.Credential); v.SignCount != 4 {
 			t.Fatalf("RecordSignIn in the batch: SignCount %d, want 4", v.SignCount)
 		}
-		if v := res[5].Value.(persistence.User); !bytes.Equal(v.Handle, []byte("ha")) {
-			t.Fatalf("second GetOrCreateUser in the batch: handle %q, want ha", v.Handle)
-		}
+		wantCode(t, res[4].Err, messages.CodeConflict)
 		list, err := s.CredentialsOf("shop", "alice")
 		if err != nil || len(list) != 1 || list[0].SignCount != 4 {
 			t.Fatalf("CredentialsOf = %+v, %v; want [c1 with SignCount 4]", list, err)
@@ -696,16 +724,13 @@ func TestUsernameWithNULDoesNotReachAnotherUsersIndex(t *testing.T) {
 	seedCommunity(t, s, "shop")
 	seedUser(t, s, "shop", "alice", []byte("ha"))
 	res := s.Apply([]persistence.Op{
-		persistence.GetOrCreateUser{CommunityID: "shop", Username: "alice\x00x", Handle: []byte("hx")},
-		persistence.AddCredential{Credential: credential("c1", persistence.User{CommunityID: "shop", Username: "alice\x00x"})},
+		persistence.AddCredential{Credential: credential("c1", persistence.User{CommunityID: "shop", Username: "alice\x00x", Handle: []byte("hx")})},
 	})
 	if res[0].Err == nil {
-		t.Errorf("GetOrCreateUser accepted a username with a NUL byte")
+		t.Errorf("AddCredential accepted a username with a NUL byte")
 	}
-	if res[1].Err == nil {
-		if list, err := s.CredentialsOf("shop", "alice"); err != nil || len(list) != 0 {
-			t.Errorf("CredentialsOf(alice) = %+v, %v; want none, nil", list, err)
-		}
+	if list, err := s.CredentialsOf("shop", "alice"); err != nil || len(list) != 0 {
+		t.Errorf("CredentialsOf(alice) = %+v, %v; want none, nil", list, err)
 	}
 }
 

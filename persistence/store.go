@@ -38,6 +38,8 @@ type Store struct {
 	// vendorGen counts the committed batches that wrote vendor metadata records (see
 	// [Store.VendorGeneration]).
 	vendorGen atomic.Uint64
+	// space refuses writes while the filesystem's free space is below the reserve.
+	space *spaceGuard
 }
 
 // Communities reads tenants and communities.
@@ -85,11 +87,47 @@ var (
 )
 
 // memTableSize is the size of Badger's memtables; a transaction may hold 15 % of it.
-const memTableSize = 16 << 20
+// baseTableSize is the size of the tables that compactions write, at every level.
+const (
+	memTableSize  = 16 << 20
+	baseTableSize = 1 << 20
+)
+
+// Option changes how Open opens a store.
+type Option func(*openOptions)
+
+type openOptions struct{ reserve Reserve }
+
+// WithReserve sets the free space the store keeps on its filesystem (see [Reserve]); without
+// it, the default reserve.
+func WithReserve(r Reserve) Option { return func(o *openOptions) { o.reserve = r } }
 
 // Open opens (creating if needed) the Badger database in dir with synced writes. It fails
-// with a clear error when another process holds the directory.
-func Open(dir string, log *zap.Logger) (*Store, error) {
+// with a clear error when another process holds the directory. Writes are refused while the
+// free space of dir's filesystem is below the reserve (see space.go). A store written by an
+// earlier version gets what this one keeps besides (the credential shape tally, the fidoKeyHash
+// index) before Open returns.
+func Open(dir string, log *zap.Logger, with ...Option) (*Store, error) {
+	var o openOptions
+	for _, opt := range with {
+		opt(&o)
+	}
+	s, err := open(dir, log, o)
+	if err != nil {
+		return nil, err
+	}
+	for _, upgrade := range []func() error{s.tallyShapes, s.indexFidoKeyHashes} {
+		if err := upgrade(); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// open opens the database without bringing it up to date, for [Restore], whose backup may
+// come from an earlier version: the next Open brings it up to date.
+func open(dir string, log *zap.Logger, o openOptions) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir %s: %w", dir, err)
 	}
@@ -120,7 +158,7 @@ func Open(dir string, log *zap.Logger) (*Store, error) {
 		WithBlockCacheSize(0).
 		WithIndexCacheSize(16 << 20).
 		WithNumCompactors(2).
-		WithBaseTableSize(1 << 20).
+		WithBaseTableSize(baseTableSize).
 		WithMemTableSize(memTableSize).
 		WithNumMemtables(3).
 		WithValueLogFileSize(64 << 20).
@@ -130,7 +168,17 @@ func Open(dir string, log *zap.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", dir, err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db, space: newSpaceGuard(filepath.Clean(dir), o.reserve, log)}
+	if r := s.space.read(); r.err == nil {
+		log.Info("free-space reserve", zap.String("reserve", approxBytes(r.reserve)), zap.String("setting", o.reserve.String()),
+			zap.String("free", approxBytes(r.avail)), zap.String("size", approxBytes(r.total)))
+		if r.reserve < MinReserve {
+			log.Warn("the free-space reserve is below "+approxBytes(MinReserve)+": a quarter of it, what is left when every write "+
+				"stops, may not hold what Badger writes on its own (a memtable flush and a compaction's table), so a full disk may still crash the process",
+				zap.String("reserve", approxBytes(r.reserve)))
+		}
+	}
+	return s, nil
 }
 
 // Close flushes and closes the database.
@@ -340,23 +388,28 @@ func (s *Store) AttestationObjectOf(id []byte) (att []byte, err error) {
 
 // CredentialsOf returns a user's credentials in the order of their ids, each without its
 // AttestationObject (see [Store.AttestationObjectOf]).
-func (s *Store) CredentialsOf(communityID, username string) ([]Credential, error) {
-	var out []Credential
-	err := s.db.View(func(txn *badger.Txn) error {
-		prefix := userCredPrefix(communityID, username)
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			id := bytes.TrimPrefix(it.Item().Key(), prefix)
-			c, err := getCredential(txn, id)
-			if err != nil {
-				return fmt.Errorf("credential index points at a missing credential: %w", err)
-			}
-			out = append(out, c)
-		}
-		return nil
+func (s *Store) CredentialsOf(communityID, username string) (out []Credential, err error) {
+	err = s.db.View(func(txn *badger.Txn) error {
+		out, err = credentialsOf(txn, communityID, username)
+		return err
 	})
 	return out, err
+}
+
+func credentialsOf(txn *badger.Txn, communityID, username string) ([]Credential, error) {
+	var out []Credential
+	prefix := userCredPrefix(communityID, username)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		id := bytes.TrimPrefix(it.Item().Key(), prefix)
+		c, err := getCredential(txn, id)
+		if err != nil {
+			return nil, fmt.Errorf("credential index points at a missing credential: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // HashLicenseKey is the SHA-256 under which a license key is stored.

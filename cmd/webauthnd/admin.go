@@ -99,32 +99,53 @@ func peerUID(c net.Conn) (int, error) {
 }
 
 // adminDo runs a management action through a running server's admin socket (method, path
-// and body), or, when no server runs, directly on the store.
-func adminDo(ctx context.Context, dataDir, method, path string, body any, direct func(*persistence.Store) (any, error)) (any, error) {
+// and body), or, when no server runs, directly on the store. What it has to say about the data
+// dir (secureDataDir) goes to stderr.
+func adminDo(ctx context.Context, dataDir string, stderr io.Writer, method, path string, body any, direct func(*persistence.Store) (any, error)) (any, error) {
 	sock := socketPath(dataDir)
-	if conn, err := net.DialTimeout("unix", sock, time.Second); err == nil {
-		conn.Close()
+	if up, err := probeAdmin(ctx, sock); err != nil {
+		return nil, err
+	} else if up {
 		return viaSocket(ctx, sock, method, path, body)
 	}
-	store, err := persistence.Open(filepath.Join(dataDir, "badger"), zap.NewNop())
+	store, err := openStoreDirect(dataDir, stderr)
 	if err != nil {
-		return nil, fmt.Errorf("%w (if a server runs on this data dir, its admin socket %s is unreachable)", err, sock)
+		return nil, err
 	}
 	defer store.Close()
 	return direct(store)
 }
 
+// openStoreDirect opens dataDir's store for a management command when no server runs.
+func openStoreDirect(dataDir string, stderr io.Writer) (*persistence.Store, error) {
+	log, _ := newLogger("info", stderr)
+	if err := secureDataDir(dataDir, log); err != nil {
+		return nil, err
+	}
+	store, err := persistence.Open(filepath.Join(dataDir, "badger"), zap.NewNop())
+	if err != nil {
+		return nil, fmt.Errorf("%w (if a server runs on this data dir, its admin socket %s is unreachable)", err, socketPath(dataDir))
+	}
+	return store, nil
+}
+
 // adminWrite applies op through a running server, or directly on the store.
-func adminWrite(ctx context.Context, dataDir, path string, method string, op persistence.Op) (any, error) {
-	return adminDo(ctx, dataDir, method, path, op, func(s *persistence.Store) (any, error) { return s.ApplyOne(op) })
+func adminWrite(ctx context.Context, dataDir string, stderr io.Writer, path string, method string, op persistence.Op) (any, error) {
+	return adminDo(ctx, dataDir, stderr, method, path, op, func(s *persistence.Store) (any, error) { return s.ApplyOne(op) })
+}
+
+// adminClient is an HTTP client of the admin socket sock; every connection it makes is
+// checked by dialAdmin.
+func adminClient(sock string, timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dialAdmin(ctx, sock, nil)
+		},
+	}}
 }
 
 func viaSocket(ctx context.Context, sock, method, path string, op any) (any, error) {
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		},
-	}}
+	client := adminClient(sock, 30*time.Second)
 	var body io.Reader
 	if op != nil {
 		raw, err := json.Marshal(op)
@@ -190,7 +211,7 @@ func communityCommand(ctx context.Context, verb string, args []string, getenv fu
 		}
 		c := persistence.Community{ID: id, TenantID: tenant, Name: name, RPIDs: rpIDs, Origins: origins,
 			TopOrigins: topOrigins, UserVerification: uv, BlockClones: blockClones}
-		v, err = adminWrite(ctx, dataDir, "/admin/communities", http.MethodPost, persistence.PutCommunity{Community: c, Create: true, TenantDNS: tenantDNS})
+		v, err = adminWrite(ctx, dataDir, stderr, "/admin/communities", http.MethodPost, persistence.PutCommunity{Community: c, Create: true, TenantDNS: tenantDNS})
 	} else {
 		patch := persistence.PatchCommunity{ID: id, TenantID: tenant, Name: name, RPIDs: rpIDs, Origins: origins,
 			TopOrigins: topOrigins, UserVerification: uv, TenantDNS: tenantDNS}
@@ -199,7 +220,7 @@ func communityCommand(ctx context.Context, verb string, args []string, getenv fu
 				patch.BlockClones = &blockClones
 			}
 		})
-		v, err = adminWrite(ctx, dataDir, "/admin/communities", http.MethodPatch, patch)
+		v, err = adminWrite(ctx, dataDir, stderr, "/admin/communities", http.MethodPatch, patch)
 	}
 	if err != nil {
 		return err
@@ -230,7 +251,7 @@ func licenseCommand(ctx context.Context, verb string, args []string, getenv func
 	}
 	switch verb {
 	case "list":
-		v, err := adminDo(ctx, dataDir, http.MethodGet, "/admin/licenses", nil, func(s *persistence.Store) (any, error) {
+		v, err := adminDo(ctx, dataDir, stderr, http.MethodGet, "/admin/licenses", nil, func(s *persistence.Store) (any, error) {
 			l, err := s.AllLicenses()
 			return map[string]any{"licenses": l}, err
 		})
@@ -261,7 +282,7 @@ func licenseCommand(ctx context.Context, verb string, args []string, getenv func
 		if id == "" {
 			return errors.New("--id is required")
 		}
-		if _, err := adminWrite(ctx, dataDir, "/admin/licenses/revoke", http.MethodPost, persistence.RevokeLicense{ID: id}); err != nil {
+		if _, err := adminWrite(ctx, dataDir, stderr, "/admin/licenses/revoke", http.MethodPost, persistence.RevokeLicense{ID: id}); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "license %s revoked\n", id)
@@ -271,7 +292,7 @@ func licenseCommand(ctx context.Context, verb string, args []string, getenv func
 	if err != nil {
 		return err
 	}
-	if _, err := adminWrite(ctx, dataDir, "/admin/licenses", http.MethodPost, persistence.PutLicense{License: lic}); err != nil {
+	if _, err := adminWrite(ctx, dataDir, stderr, "/admin/licenses", http.MethodPost, persistence.PutLicense{License: lic}); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, key)
@@ -308,7 +329,7 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 	if req.Curve != "" && !req.Envelope {
 		return errors.New("--ec-curve goes with --envelope")
 	}
-	v, err := adminDo(ctx, dataDir, http.MethodPost, "/admin/keys/rotate", req, func(s *persistence.Store) (any, error) {
+	v, err := adminDo(ctx, dataDir, stderr, http.MethodPost, "/admin/keys/rotate", req, func(s *persistence.Store) (any, error) {
 		return (&keyManager{store: s, write: s.ApplyOne, tokenTTL: ttl}).rotate(req)
 	})
 	if err != nil {

@@ -8,11 +8,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -34,7 +32,7 @@ func backupCommand(ctx context.Context, args []string, getenv func(string) strin
 	if out == "" {
 		return errors.New("--out is required")
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*.tmp") // mode 0600
+	tmp, err := createTemp(filepath.Dir(out), "."+filepath.Base(out)+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
@@ -42,7 +40,7 @@ func backupCommand(ctx context.Context, args []string, getenv func(string) strin
 		tmp.Close()
 		_ = os.Remove(tmp.Name()) // gone already when renamed
 	}()
-	via, err := backupTo(ctx, dataDir, tmp)
+	via, err := backupTo(ctx, dataDir, tmp, stderr)
 	if err != nil {
 		return err
 	}
@@ -59,9 +57,6 @@ func backupCommand(ctx context.Context, args []string, getenv func(string) strin
 	if err := persistence.CheckBackup(tmp); err != nil {
 		return fmt.Errorf("backup: the written file fails its check, %s not written: %w", out, err)
 	}
-	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
-		return err
-	}
 	if err := os.Rename(tmp.Name(), out); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
@@ -72,30 +67,27 @@ func backupCommand(ctx context.Context, args []string, getenv func(string) strin
 
 // backupTo writes a backup of dataDir's store to w, through a running server's admin socket
 // when one answers, otherwise from the store itself. It says which way it went.
-func backupTo(ctx context.Context, dataDir string, w io.Writer) (string, error) {
+func backupTo(ctx context.Context, dataDir string, w, stderr io.Writer) (string, error) {
 	sock := socketPath(dataDir)
-	if conn, err := net.DialTimeout("unix", sock, time.Second); err == nil {
-		conn.Close()
+	if up, err := probeAdmin(ctx, sock); err != nil {
+		return "", fmt.Errorf("backup: %w", err)
+	} else if up {
 		return "through the running server", backupViaSocket(ctx, sock, w)
 	}
 	dir := filepath.Join(dataDir, "badger")
 	if _, err := os.Stat(dir); err != nil {
 		return "", fmt.Errorf("backup: no store in %s: %w", dir, err)
 	}
-	store, err := persistence.Open(dir, zap.NewNop())
+	store, err := openStoreDirect(dataDir, stderr)
 	if err != nil {
-		return "", fmt.Errorf("backup: %w (if a server runs on this data dir, its admin socket %s is unreachable)", err, sock)
+		return "", fmt.Errorf("backup: %w", err)
 	}
 	defer store.Close()
 	return "from the store, no server running", store.Backup(w)
 }
 
 func backupViaSocket(ctx context.Context, sock string, w io.Writer) error {
-	client := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		},
-	}}
+	client := adminClient(sock, 0) // a backup takes as long as it takes; ctx ends it
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://admin/admin/backup", nil)
 	if err != nil {
 		return err
@@ -137,7 +129,8 @@ func restoreCommand(args []string, getenv func(string) string, stdout, stderr io
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer f.Close()
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+	log, _ := newLogger("info", stderr)
+	if err := secureDataDir(dataDir, log); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	if err := persistence.Restore(filepath.Join(dataDir, "badger"), f, zap.NewNop()); err != nil {

@@ -164,7 +164,7 @@ func TestBrowserPasskeyRegistrationAndSignIn(t *testing.T) {
 			if jsonField(st.Body, "data", "sub") != browserUser || jsonField(st.Body, "status") != "success" {
 				t.Fatalf("sign-in answer: %s", st)
 			}
-			claims := verifyBrowserToken(t, keys, jsonField(st.Body, "signature_token"), publicURL+"/webauthn")
+			claims := verifyBrowserToken(t, keys, jsonField(st.Body, "signature_token"), publicURL+"/webauthn/tenants/default")
 			for k, want := range map[string]any{"sub": browserUser, "aud": "default", "rpId": "localhost",
 				"fidoKeyHash": hex.EncodeToString(keyHash[:]), "uv": true} {
 				if claims[k] != want {

@@ -186,7 +186,8 @@ func (s *testServer) admin(t *testing.T, args ...string) string {
 	return strings.TrimSpace(out.String())
 }
 
-// verifyToken checks a signature_token against the keys of /publickeys and returns its claims.
+// verifyToken checks a signature_token as a relying party of the default tenant should (the
+// signature by the kid of /publickeys, iss, exp) and returns its claims.
 func (s *testServer) verifyToken(t *testing.T, token string) jwt.MapClaims {
 	t.Helper()
 	_, keys, _ := s.call(t, "GET", "/webauthn/publickeys", nil, nil)
@@ -203,9 +204,16 @@ func (s *testServer) verifyToken(t *testing.T, token string) jwt.MapClaims {
 			}
 		}
 		return nil, fmt.Errorf("no key %v", tok.Header["kid"])
-	}, jwt.WithValidMethods([]string{"ES256"}), jwt.WithIssuer("http://localhost:8080/webauthn"), jwt.WithExpirationRequired())
+	}, jwt.WithValidMethods([]string{"ES256"}), jwt.WithIssuer("http://localhost:8080/webauthn/tenants/default"), jwt.WithExpirationRequired())
 	if err != nil {
 		t.Fatalf("signature_token does not verify: %v", err)
+	}
+	openAPI.once.Do(loadOpenAPI)
+	if openAPI.err != nil {
+		t.Fatal(openAPI.err)
+	}
+	if err := openAPI.spec.Components.Schemas["SignatureTokenClaims"].Value.VisitJSON(map[string]any(claims)); err != nil {
+		t.Fatalf("the token's claims %v do not match SignatureTokenClaims: %v", claims, err)
 	}
 	return claims
 }
@@ -239,7 +247,7 @@ func TestRegistrationAndSignIn(t *testing.T) {
 				t.Fatalf("assertion/result = %v", res)
 			}
 			claims := s.verifyToken(t, res["signature_token"].(string))
-			for k, want := range map[string]any{"sub": "alice", "aud": "default", "fidoKeyHash": wantHash, "rpId": "localhost", "uv": true} {
+			for k, want := range map[string]any{"sub": "alice", "aud": "default", "tid": "default", "fidoKeyHash": wantHash, "rpId": "localhost", "uv": true} {
 				if claims[k] != want {
 					t.Errorf("token claim %s = %v, want %v", k, claims[k], want)
 				}
@@ -261,44 +269,57 @@ func TestRegistrationAndSignIn(t *testing.T) {
 		}
 	})
 
-	t.Run("unknown usernames get stable options that look like a known user's", func(t *testing.T) {
-		_, a := s.signInOptions(t, s.License, "default", "localhost", "nobody")
-		_, b := s.signInOptions(t, s.License, "default", "localhost", "nobody")
-		_, known := s.signInOptions(t, s.License, "default", "localhost", "alice")
-		if fmt.Sprint(a["allowCredentials"]) != fmt.Sprint(b["allowCredentials"]) || len(a["allowCredentials"].([]any)) != 1 {
-			t.Fatalf("decoy allowCredentials not stable: %v vs %v", a["allowCredentials"], b["allowCredentials"])
-		}
-		if len(known["allowCredentials"].([]any)) != 1 {
-			t.Fatalf("alice's allowCredentials = %v", known["allowCredentials"])
-		}
-		for _, k := range []string{"challenge", "rpId", "timeout", "userVerification", "status"} {
-			if (a[k] == nil) != (known[k] == nil) {
-				t.Errorf("field %s present for one and not the other", k)
-			}
-		}
-	})
 }
 
-func TestUserHandleIsSharedByConcurrentRegistrations(t *testing.T) {
+// TestConcurrentFirstRegistrations: options for a new username write nothing and each gets a
+// fresh handle; of two first registrations of one username, the first result creates the user
+// and the second gets 409 conflict (start again), leaving the winner's passkey alone.
+func TestConcurrentFirstRegistrations(t *testing.T) {
 	s := startServer(t, "")
 	var wg sync.WaitGroup
-	handles := make([]string, 8)
-	for i := range handles {
+	passkeys := make([]*passkey, 8)
+	opts := make([]*virtualwebauthn.AttestationOptions, len(passkeys))
+	for i := range passkeys {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			opts, _ := s.registrationOptions(t, s.License, "default", newPasskey(localRP, "carol"))
-			handles[i] = opts.UserID
+			passkeys[i] = newPasskey(localRP, "carol")
+			opts[i], _ = s.registrationOptions(t, s.License, "default", passkeys[i])
 		}()
 	}
 	wg.Wait()
-	for _, h := range handles {
-		if h != handles[0] || len(h) != 32 {
-			t.Fatalf("user handles differ or are not 32 bytes: %q", handles)
+	seen := map[string]bool{}
+	for _, o := range opts {
+		if len(o.UserID) != 32 || seen[o.UserID] || o.UserID == "carol" || len(o.ExcludeCredentials) != 0 {
+			t.Fatalf("first registrations' options: handle %q (want fresh 32 random bytes each), exclude %v", o.UserID, o.ExcludeCredentials)
 		}
+		seen[o.UserID] = true
 	}
-	if handles[0] == "carol" {
-		t.Fatal("the user handle is the username")
+	finish := func(i int) (int, map[string]any) {
+		status, body, _ := s.call(t, "POST", "/webauthn/u1/attestation/result", lic(s.License),
+			ceremonyBody(t, virtualwebauthn.CreateAttestationResponse(localRP, passkeys[i].auth, passkeys[i].cred, *opts[i]), "localhost", "default"))
+		return status, body
+	}
+	if status, body := finish(3); status != 200 {
+		t.Fatalf("the first result: %d %v", status, body)
+	}
+	status, body := finish(5)
+	if status != 409 || body["code"] != "conflict" || !strings.Contains(fmt.Sprint(body["message"]), "start the registration again") {
+		t.Fatalf("the overtaken registration: %d %v, want 409 conflict saying to start again", status, body)
+	}
+	// The winner signs in; its options list its passkey alone.
+	winner := passkeys[3]
+	winner.auth.Options.UserHandle = []byte(opts[3].UserID)
+	winner.auth.AddCredential(winner.cred)
+	_, sign := s.signInOptions(t, s.License, "default", "localhost", "carol")
+	if allowed, _ := sign["allowCredentials"].([]any); len(allowed) != 1 {
+		t.Fatalf("carol's allowCredentials = %v, want the winner's passkey alone", sign["allowCredentials"])
+	}
+	s.signIn(t, s.License, "default", winner, true)
+	// A later registration of carol is an existing user's: her handle, her passkey excluded.
+	again, _ := s.registrationOptions(t, s.License, "default", newPasskey(localRP, "carol"))
+	if again.UserID != opts[3].UserID || len(again.ExcludeCredentials) != 1 {
+		t.Fatalf("carol's next registration: handle %q, exclude %v; want the winner's handle and passkey", again.UserID, again.ExcludeCredentials)
 	}
 }
 
@@ -396,10 +417,20 @@ func TestAdminCommandsWhileServing(t *testing.T) {
 	shopRP := virtualwebauthn.RelyingParty{ID: "shop.localhost", Name: "Shop", Origin: "https://shop.localhost"}
 	p := newPasskey(shopRP, "hank")
 	s.register(t, key, "shop", p)
-	s.signIn(t, key, "shop", p, true)
+	res := s.signIn(t, key, "shop", p, true)
+	// The token names the community's tenant: it does not pass as the default tenant's.
+	token := res["signature_token"].(string)
+	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil || claims["iss"] != "http://localhost:8080/webauthn/tenants/acme" || claims["tid"] != "acme" {
+		t.Fatalf("shop's token claims %s (%v), want iss .../webauthn/tenants/acme and tid acme", payload, err)
+	}
 	s.admin(t, "community", "update", "--id", "shop", "--user-verification", "required")
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), []string{"community", "create", "--id", "x", "--tenant", "acme", "--rp-id", "10.0.0.1",
+	err = run(context.Background(), []string{"community", "create", "--id", "x", "--tenant", "acme", "--rp-id", "10.0.0.1",
 		"--origin", "https://10.0.0.1", "--data-dir", s.DataDir}, func(string) string { return "" }, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "IP address") {
 		t.Fatalf("an IP RP ID was not refused clearly: %v", err)

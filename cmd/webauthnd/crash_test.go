@@ -147,30 +147,36 @@ func credentialBody(credentialJSON, rpID, community string) map[string]any {
 // tryRegister runs a whole registration of p. It returns nil only when the result answered
 // 200, which is the acknowledgement; then p holds its credential.
 func tryRegister(c *http.Client, base, key, community string, p *passkey) error {
-	status, body, err := post(c, base+"/webauthn/u1/attestation/options", key,
-		map[string]any{"dns": p.rp.ID, "username": p.username, "displayName": p.username, "communityId": community})
-	if err != nil {
-		return err
+	step, status, body, err := registerSteps(c, base, key, community, p)
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("%s: %d %v", step, status, body)
 	}
-	if status != http.StatusOK {
-		return fmt.Errorf("attestation/options: %d %v", status, body)
+	return err
+}
+
+// registerSteps runs a whole registration of p and returns the last step it ran
+// (attestation/options, or attestation/result when the options answered 200) with that step's
+// answer; a 200 of the result is the acknowledgement, and then p holds its credential.
+func registerSteps(c *http.Client, base, key, community string, p *passkey) (step string, status int, body map[string]any, err error) {
+	step = "attestation/options"
+	status, body, err = post(c, base+"/webauthn/u1/attestation/options", key,
+		map[string]any{"dns": p.rp.ID, "username": p.username, "displayName": p.username, "communityId": community})
+	if err != nil || status != http.StatusOK {
+		return step, status, body, err
 	}
 	raw, _ := json.Marshal(body["data"])
 	opts, err := virtualwebauthn.ParseAttestationOptions(string(raw))
 	if err != nil {
-		return err
+		return step, status, body, err
 	}
+	step = "attestation/result"
 	status, body, err = post(c, base+"/webauthn/u1/attestation/result", key,
 		credentialBody(virtualwebauthn.CreateAttestationResponse(p.rp, p.auth, p.cred, *opts), p.rp.ID, community))
-	if err != nil {
-		return err
+	if err == nil && status == http.StatusOK {
+		p.auth.Options.UserHandle = []byte(opts.UserID)
+		p.auth.AddCredential(p.cred)
 	}
-	if status != http.StatusOK {
-		return fmt.Errorf("attestation/result: %d %v", status, body)
-	}
-	p.auth.Options.UserHandle = []byte(opts.UserID)
-	p.auth.AddCredential(p.cred)
-	return nil
+	return step, status, body, err
 }
 
 // trySignIn runs a whole sign-in by username with the passkey's next counter; nil means 200.

@@ -141,6 +141,28 @@ func TestHostileRequestsChangeNothing(t *testing.T) {
 		add("privateKey header on a public route", "GET", path, map[string]string{"privateKey": "c2VjcmV0"}, nil)
 		add("a method the route does not have", "DELETE", path, nil, nil)
 	}
+	hash := strings.Repeat("ab", 32)
+	for _, prefix := range []string{"/webauthn/u1", "/webauthn"} {
+		headers := withLicense()
+		if prefix == "/webauthn" {
+			headers = c.headers(t, s.License)
+		}
+		status := prefix + "/link/community/default/user/alice/status"
+		link := prefix + "/link/community/default/did/did:example:a/user/alice/fidokey/" + hash
+		add("link: no license", "GET", status, nil, nil)
+		add("link: a body on GET", "GET", status, headers, `{"username":"bob"}`)
+		add("link: a .. user", "GET", prefix+"/link/community/default/user/../status", headers, nil)
+		add("link: an encoded .. user", "GET", prefix+"/link/community/default/user/%2E%2E/status", headers, nil)
+		add("link: a community nobody has", "GET", prefix+"/link/community/nowhere/user/alice/status", headers, nil)
+		add("link: a DID without did:", "PUT", prefix+"/link/community/default/did/example/user/alice/fidokey/"+hash, headers, nil)
+		add("link: a DID with a NUL", "PUT", prefix+"/link/community/default/did/did:a%00b/user/alice/fidokey/"+hash, headers, nil)
+		add("link: a fidoKeyHash in upper case", "PUT", prefix+"/link/community/default/did/did:example:a/user/alice/fidokey/"+strings.ToUpper(hash), headers, nil)
+		add("link: a passkey nobody has", "PUT", link, headers, nil)
+		add("link: unlink a passkey nobody has", "DELETE", link, headers, nil)
+		add("unregister: an identifier that is neither", "DELETE", prefix+"/unregister/community/default/did_or_fidokey/alice", headers, nil)
+		add("unregister: a passkey nobody has", "DELETE", prefix+"/unregister/community/default/user/alice/did_or_fidokey/"+hash, headers, nil)
+		add("unregister: a . identifier", "DELETE", prefix+"/unregister/community/default/did_or_fidokey/.", headers, nil)
+	}
 	vendorPut, vendorPatch, vendorFetch := "/webauthn/vendormetadata/default", "/webauthn/vendormetadata/default/aaguid/"+aaguidYubikey, "/webauthn/vendormetadata/default/fetch"
 	statement := statementOf(aaguidYubikey, 0)
 	record := map[string]any{"aaguid": aaguidYubikey, "metadata": statement, "name": "YubiKey", "updatedBy": "mallory"}

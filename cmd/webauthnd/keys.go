@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -57,25 +56,44 @@ func newSigningRecord() (persistence.KeyRecord, error) {
 }
 
 // ensure creates both keyrings when absent and checks the envelope curve against the flag.
+// It writes only a keyring that is absent, so that a server restarts on a store whose disk is
+// too full for writes (see persistence's reserve).
 func (m *keyManager) ensure(curve string) error {
-	env, err := newEnvelopeRecord(curve)
+	want, err := httpapi.CanonicalCurve(curve)
 	if err != nil {
 		return err
 	}
-	sig, err := newSigningRecord()
+	env, err := m.ensureRing(envelopeRing, func() (persistence.KeyRecord, error) { return newEnvelopeRecord(curve) })
 	if err != nil {
 		return err
 	}
-	v, err := m.write(persistence.RotateKey{Name: envelopeRing, New: env, OnlyIfAbsent: true})
-	if err != nil {
-		return err
-	}
-	if stored := v.(persistence.Keyring).Keys[0].Kind; stored != env.Kind {
+	if stored := env.Keys[0].Kind; stored != want {
 		return fmt.Errorf("the stored envelope key is on %s, not %s; change curves with `webauthnd keys rotate --envelope --ec-curve %s`",
-			stored, env.Kind, curve)
+			stored, want, curve)
 	}
-	_, err = m.write(persistence.RotateKey{Name: signingRing, New: sig, OnlyIfAbsent: true})
+	_, err = m.ensureRing(signingRing, newSigningRecord)
 	return err
+}
+
+// ensureRing returns the keyring name, creating it with a key from generate when absent.
+func (m *keyManager) ensureRing(name string, generate func() (persistence.KeyRecord, error)) (persistence.Keyring, error) {
+	ring, err := m.store.Keyring(name)
+	if err == nil && len(ring.Keys) > 0 {
+		return ring, nil
+	}
+	if err != nil && !errors.Is(err, persistence.ErrNotFound) {
+		return ring, fmt.Errorf("%s keyring: %w", name, err)
+	}
+	rec, err := generate()
+	if err != nil {
+		return ring, err
+	}
+	// OnlyIfAbsent: two first starts that race agree on one key.
+	v, err := m.write(persistence.RotateKey{Name: name, New: rec, OnlyIfAbsent: true})
+	if err != nil {
+		return ring, err
+	}
+	return v.(persistence.Keyring), nil
 }
 
 // load reads both keyrings and installs them.
@@ -226,7 +244,7 @@ func bootstrap(store *persistence.Store, community persistence.Community, dataDi
 	path := filepath.Join(dataDir, "default-license.key")
 	// The file first: a crash before the store commit leaves an empty store, which the next
 	// start bootstraps again, overwriting the file.
-	if err := writeFileSynced(path, []byte(key+"\n"), 0o600); err != nil {
+	if err := writeFileSynced(path, []byte(key+"\n")); err != nil {
 		return fmt.Errorf("write the default license key: %w", err)
 	}
 	results := store.Apply([]persistence.Op{
@@ -245,29 +263,6 @@ func bootstrap(store *persistence.Store, community persistence.Community, dataDi
 		fmt.Fprintf(stdout, "created community %q; its license key is in %s\n", community.ID, path)
 	}
 	return nil
-}
-
-func writeFileSynced(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 func hostOf(rawURL string) string {

@@ -32,7 +32,8 @@ var version = "dev"
 const usage = `usage:
   webauthnd serve [--addr A] [--data-dir D] [--public-url U] [--tls-cert FILE --tls-key FILE]
                   [--ec-curve secp256k1|P-256] [--allowed-time-span 60s]
-                  [--ceremony-timeout T] [--max-ceremonies N] [--token-ttl T] [--sd KEY=URL ...]
+                  [--ceremony-timeout T] [--max-ceremonies N] [--max-ceremonies-per-license N]
+                  [--token-ttl T] [--sd KEY=URL ...] [--min-free-disk 256MiB|5%]
   webauthnd community create --id ID --tenant TENANT --name NAME --rp-id RPID --origin ORIGIN [--origin ...]
                              [--user-verification required|preferred|discouraged] [--top-origin ORIGIN ...] [--block-clones]
                              [--tenant-dns HOST ...]
@@ -49,7 +50,10 @@ Every flag has an environment equivalent, e.g. WEBAUTHND_DATA_DIR for --data-dir
 
 // run is the whole program; main only supplies the process's context, arguments, environment
 // and streams, so tests can run it as it is.
+//
+// It first sets the process's umask to 077: every command may write a secret.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	setPrivateUmask()
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("no command given")

@@ -31,8 +31,29 @@ type testServer struct {
 }
 
 // startServer runs `webauthnd serve` on 127.0.0.1:0 with dataDir (a new temporary directory
-// when empty) and extra flags, and waits until /healthz answers.
+// when empty) and extra flags, and waits until /healthz answers 200.
 func startServer(t *testing.T, dataDir string, args ...string) *testServer {
+	t.Helper()
+	s := launchServer(t, dataDir, args...)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		res, err := s.client.Get(s.URL + "/webauthn/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("healthz never answered 200: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return s
+}
+
+// launchServer is startServer without waiting for /healthz: it returns once the server
+// listens, healthy or not.
+func launchServer(t *testing.T, dataDir string, args ...string) *testServer {
 	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
@@ -57,19 +78,6 @@ func startServer(t *testing.T, dataDir string, args ...string) *testServer {
 	}
 	s.License = strings.TrimSpace(string(key))
 	t.Cleanup(func() { s.stop(t) })
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		res, err := s.client.Get(s.URL + "/webauthn/healthz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("healthz never answered 200: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	return s
 }
 

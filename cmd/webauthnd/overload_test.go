@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -82,7 +84,7 @@ func TestHeaderOverTheCapIs431(t *testing.T) {
 // options calls beyond the cap answers 429 busy with Retry-After at once, never a 5xx or a
 // hang; the cap is per community; and a ceremony that ends frees its place.
 func TestBeyondMaxCeremoniesIs429(t *testing.T) {
-	s := startServer(t, "", "--max-ceremonies", "5")
+	s := startServer(t, "", "--max-ceremonies", "5", "--max-ceremonies-per-license", "5")
 	// The flood leaves connections the client opened and never used; net/http's Shutdown
 	// waits 5 s for such connections unless the client closes them.
 	t.Cleanup(http.DefaultClient.CloseIdleConnections)
@@ -153,5 +155,35 @@ func TestBeyondMaxCeremoniesIs429(t *testing.T) {
 		if status != http.StatusTooManyRequests || time.Now().After(deadline) {
 			t.Fatalf("options after a ceremony ended: %d %v", status, body)
 		}
+	}
+}
+
+// TestCeremonyCapPerLicense: one license holds at most --max-ceremonies-per-license of a
+// community's ceremonies (a quarter of --max-ceremonies by default); beyond it, 429 busy with
+// Retry-After, while another license of the same community still starts ceremonies.
+func TestCeremonyCapPerLicense(t *testing.T) {
+	s := startServer(t, "", "--max-ceremonies", "8")
+	other := s.admin(t, "license", "create", "--level", "community", "--community", "default")
+	for i := range 2 {
+		s.signInOptions(t, s.License, "default", "localhost", fmt.Sprintf("user%d", i))
+	}
+	for _, path := range []string{"/webauthn/u1/assertion/options", "/webauthn/u1/attestation/options"} {
+		status, body, hdr := s.call(t, "POST", path, lic(s.License), map[string]any{"dns": "localhost", "username": "one-more", "communityId": "default"})
+		if status != http.StatusTooManyRequests || body["code"] != "busy" {
+			t.Fatalf("%s beyond the license's share: %d %v, want 429 busy", path, status, body)
+		}
+		if secs, err := strconv.Atoi(hdr.Get("Retry-After")); err != nil || secs < 1 {
+			t.Fatalf("Retry-After %q, want whole seconds >= 1", hdr.Get("Retry-After"))
+		}
+	}
+	for i := range 2 {
+		s.signInOptions(t, other, "default", "localhost", fmt.Sprintf("user%d", i))
+	}
+
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"serve", "--data-dir", t.TempDir(), "--max-ceremonies", "8", "--max-ceremonies-per-license", "9"},
+		func(string) string { return "" }, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "--max-ceremonies-per-license 9") {
+		t.Fatalf("a share above the community's cap: %v, want it refused naming the flag", err)
 	}
 }

@@ -29,6 +29,7 @@ type serveConfig struct {
 	publicURL       string
 	ceremonyTimeout time.Duration
 	maxCeremonies   int
+	maxPerLicense   int
 	tokenTTL        time.Duration
 	drainTimeout    time.Duration
 	logLevel        string
@@ -40,9 +41,10 @@ type serveConfig struct {
 	failuresPerMin  float64
 	failureBurst    float64
 	licenseFactor   float64
+	minFreeDisk     persistence.Reserve
 }
 
-func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	var cfg serveConfig
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "address to listen on")
@@ -50,6 +52,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&cfg.publicURL, "public-url", "http://localhost:8080", "the service's external URL; the default community's RP ID and origin")
 	fs.DurationVar(&cfg.ceremonyTimeout, "ceremony-timeout", 300*time.Second, "how long a ceremony waits for its result")
 	fs.IntVar(&cfg.maxCeremonies, "max-ceremonies", 100_000, "live ceremonies per community; beyond it options answer 429")
+	fs.IntVar(&cfg.maxPerLicense, "max-ceremonies-per-license", 0, "live ceremonies one license may hold in one community (0: a quarter of --max-ceremonies, at least 1); beyond it options answer 429")
 	fs.DurationVar(&cfg.tokenTTL, "token-ttl", 5*time.Minute, "lifetime of signature tokens")
 	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for requests in flight")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -60,6 +63,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.Float64Var(&cfg.failuresPerMin, "failed-signins-per-minute", 20, "failed sign-ins a credential regains per minute (0: no limit)")
 	fs.Float64Var(&cfg.failureBurst, "failed-signins-burst", 10, "failed sign-ins a credential may make at once before 429")
 	fs.Float64Var(&cfg.licenseFactor, "license-failures-factor", 100, "a license's failed sign-in limit, as a multiple of a credential's")
+	fs.Var(&cfg.minFreeDisk, "min-free-disk", "free space to keep on the data directory's filesystem: a size (256MiB, 1GiB, bytes) or a share (5%); "+
+		"below it registrations, imports and admin writes answer 507, below a quarter of it every write does (default 256MiB or 5%, whichever is smaller, at least 68MiB)")
 	fs.Var(&cfg.directory, "sd", "service directory entry KEY=URL for /sd (repeatable); unset keys are <public-url>/KEY")
 	if err := parseFlags(fs, args, getenv, stderr); err != nil {
 		return err
@@ -69,6 +74,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("--ceremony-timeout %s: give at least 1s", cfg.ceremonyTimeout)
 	case cfg.maxCeremonies < 1:
 		return fmt.Errorf("--max-ceremonies %d: give at least 1", cfg.maxCeremonies)
+	case cfg.maxPerLicense < 0 || cfg.maxPerLicense > cfg.maxCeremonies:
+		return fmt.Errorf("--max-ceremonies-per-license %d: give 1 to --max-ceremonies (%d), or 0 for a quarter of it", cfg.maxPerLicense, cfg.maxCeremonies)
 	case cfg.tokenTTL < time.Second:
 		return fmt.Errorf("--token-ttl %s: give at least 1s", cfg.tokenTTL)
 	case cfg.failuresPerMin < 0 || cfg.failureBurst < 1 || cfg.licenseFactor < 1:
@@ -106,13 +113,25 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 
-	store, err := persistence.Open(filepath.Join(cfg.dataDir, "badger"), log)
+	if err := secureDataDir(cfg.dataDir, log); err != nil {
+		return err
+	}
+	store, err := persistence.Open(filepath.Join(cfg.dataDir, "badger"), log, persistence.WithReserve(cfg.minFreeDisk))
 	if err != nil {
 		return err
 	}
+	// engine is set once it runs; the engine stops before the store closes, both within
+	// closeTimeout (a store that cannot write never finishes closing), and a failure to close
+	// makes run fail.
+	var engine *actors.Engine
 	defer func() {
-		if err := store.Close(); err != nil {
-			log.Error("close store", zap.Error(err))
+		stop := func() error { return nil }
+		if engine != nil {
+			stop = func() error { engine.Stop(); return nil }
+		}
+		if cerr := closeWithin(closeTimeout, stop, store.Close); cerr != nil {
+			log.Error("close store", zap.Error(cerr))
+			err = errors.Join(err, cerr)
 		}
 	}()
 	if err := bootstrap(store, defaultCommunity, cfg.dataDir, stdout, cfg.publicURL); err != nil {
@@ -133,13 +152,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	engine, err := actors.NewEngine(actors.Config{
-		CeremonyTimeout: cfg.ceremonyTimeout,
-		MaxCeremonies:   cfg.maxCeremonies,
-		Issuer:          trimSlash(cfg.publicURL) + "/webauthn",
-		TokenTTL:        cfg.tokenTTL,
-		SigningKey:      signing,
-		DecoySecret:     decoy,
+	engine, err = actors.NewEngine(actors.Config{
+		CeremonyTimeout:         cfg.ceremonyTimeout,
+		MaxCeremonies:           cfg.maxCeremonies,
+		MaxCeremoniesPerLicense: cfg.maxPerLicense,
+		Issuer:                  trimSlash(cfg.publicURL) + "/webauthn",
+		TokenTTL:                cfg.tokenTTL,
+		SigningKey:              signing,
+		DecoySecret:             decoy,
 
 		FailedSignInsPerMinute: cfg.failuresPerMin,
 		FailedSignInBurst:      cfg.failureBurst,
@@ -148,7 +168,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	defer engine.Stop()
 	// From here on keys change through the engine's writer, and rotations reach the signer.
 	keys.write, keys.signer = engine.Write, engine.Signer()
 	if err := keys.load(); err != nil {
@@ -168,12 +187,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			if err := store.Ping(); err != nil {
 				return err
 			}
-			return engine.Ping()
+			if err := engine.Ping(); err != nil {
+				return err
+			}
+			return store.CheckSpace()
 		},
 		Draining:  draining.Load,
 		TokenKeys: func() any { return engine.Signer().JWKS() },
 		Envelope:  keys.envelope,
 		Replays:   replays{engine},
+		Passkeys:  engine,
 		Vendor:    httpapi.VendorDeps{Records: store, Write: engine.Write, Statements: actors.Statements{}},
 		Log:       log,
 	})
@@ -227,7 +250,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// Drain: /healthz answers 503 at once, so a load balancer stops sending. The listener
 	// stays open while requests are in flight (those that still arrive are served), until none
 	// is or --drain-timeout has passed; then it closes, and the requests in flight get a short
-	// grace to finish. Then the engine and the store close (deferred above, in that order).
+	// grace to finish. Then the engine and the store close (deferred above, in that order,
+	// within closeTimeout).
 	draining.Store(true)
 	deadline := time.Now().Add(cfg.drainTimeout)
 	for inflight.Load() > 0 && time.Now().Before(deadline) {
@@ -248,6 +272,35 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 // drainGrace is how long requests in flight may still take once the listener has closed.
 const drainGrace = time.Second
+
+// closeTimeout bounds the engine's stop and the store's close at shutdown. Closing flushes
+// Badger's memtable into a table; when the store cannot write (its directory removed, its disk
+// gone or full), Badger retries that flush forever, and shutdown would never end. Every
+// acknowledged write is already synced to the write-ahead log, which the next start on the same
+// directory replays, so giving up loses nothing that a client was told is stored.
+const closeTimeout = 5 * time.Second
+
+// closeWithin runs steps in order in a goroutine and returns their first error, or an error
+// saying that they did not finish within d (they are left running: the process is exiting).
+func closeWithin(d time.Duration, steps ...func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		var first error
+		for _, step := range steps {
+			if err := step(); err != nil && first == nil {
+				first = err
+			}
+		}
+		done <- first
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		return fmt.Errorf("the store did not close within %s (can its data directory still be written? a removed directory, "+
+			"a lost or full disk): stopped waiting; the writes it acknowledged are synced in its write-ahead log, which the next start on that directory replays", d)
+	}
+}
 
 // defaultCommunityFor builds the default community of a public URL and refuses one that would
 // make an invalid community.

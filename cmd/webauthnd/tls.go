@@ -95,7 +95,8 @@ func (r *certReloader) tlsConfig() *tls.Config {
 	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.getCertificate}
 }
 
-// certCommand implements `webauthnd cert self-signed`.
+// certCommand implements `webauthnd cert self-signed`: a self-signed leaf certificate (CA:FALSE,
+// digitalSignature, serverAuth) for the hosts given, which clients are told to trust directly.
 func certCommand(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "self-signed" {
 		return errors.New("cert: want self-signed")
@@ -124,14 +125,18 @@ func certCommand(args []string, getenv func(string) string, stdout, stderr io.Wr
 		return err
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: hosts[0], Organization: []string{"webauthnd self-signed"}},
-		NotBefore:             time.Now().Add(-time.Minute),
-		NotAfter:              time.Now().Add(valid),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: hosts[0], Organization: []string{"webauthnd self-signed"}},
+		NotBefore:    time.Now().Add(-time.Minute),
+		NotAfter:     time.Now().Add(valid),
+		// A leaf, not a CA: clients that trust this file (NODE_EXTRA_CA_CERTS, a RootCAs
+		// pool, curl --cacert) accept it as its own anchor all the same, and its key, which
+		// sits next to the server, cannot issue certificates for other names that they would
+		// then trust too.
+		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
-		IsCA:                  true, // so that clients can trust it as its own root
+		IsCA:                  false,
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
@@ -152,10 +157,10 @@ func certCommand(args []string, getenv func(string) string, stdout, stderr io.Wr
 		return err
 	}
 	certPath, keyPath := filepath.Join(out, "cert.pem"), filepath.Join(out, "key.pem")
-	if err := writeFileSynced(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := writeFileSynced(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})); err != nil {
 		return err
 	}
-	if err := writeFileSynced(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	if err := writeFileSynced(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s and %s (for %v, valid until %s)\n", certPath, keyPath, []string(hosts), tmpl.NotAfter.Format(time.DateOnly))

@@ -1,0 +1,138 @@
+package persistence
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"go.uber.org/zap"
+)
+
+// shapeCred is a credential of user name in community "shop" with an id of idLen bytes (made
+// unique by n) and transports.
+func shapeCred(name string, n, idLen int, transports ...string) Credential {
+	id := fmt.Appendf(nil, "%s-%d-", name, n)
+	for len(id) < idLen {
+		id = append(id, 'x')
+	}
+	return Credential{ID: id[:idLen], CommunityID: "shop", Username: name, UserHandle: []byte("h-" + name),
+		PublicKey: []byte{1}, Transports: transports}
+}
+
+// TestCommonShape: the shape tally follows registrations and imports, survives a restart, and
+// is rebuilt whole by Open for a store that has none (one written by an earlier version).
+func TestCommonShape(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Close() }()
+	if _, err := s.ApplyOne(PutCommunity{Create: true, Community: Community{ID: "shop", TenantID: "acme", Name: "shop",
+		RPIDs: []string{"example.com"}, Origins: []string{"https://example.com"}, UserVerification: VerificationPreferred}}); err != nil {
+		t.Fatal(err)
+	}
+	phone := CredentialShape{IDLength: 16, Transports: []string{"hybrid", "internal"}}
+	key := CredentialShape{IDLength: 64, Transports: []string{"usb"}}
+	add := func(c Credential) {
+		t.Helper()
+		if _, err := s.ApplyOne(AddCredential{Credential: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := func(step string, shape ...CredentialShape) {
+		t.Helper()
+		got, err := s.CommonShape("shop")
+		if len(shape) == 0 {
+			if !errors.Is(err, ErrNotFound) {
+				t.Fatalf("%s: CommonShape = %v, %v; want ErrNotFound", step, got, err)
+			}
+			return
+		}
+		if err != nil || !reflect.DeepEqual(got, shape) {
+			t.Fatalf("%s: CommonShape = %+v, %v; want %+v", step, got, err, shape)
+		}
+	}
+
+	want("no passkey yet")
+	add(shapeCred("a", 0, 64, "usb"))
+	want("one user with a security key", key)
+	add(shapeCred("b", 0, 16, "hybrid", "internal"))
+	add(shapeCred("c", 0, 16, "hybrid", "internal"))
+	want("two users with a phone passkey overtake one with a key", phone)
+	add(shapeCred("b", 1, 64, "usb"))
+	add(shapeCred("c", 1, 64, "usb"))
+	add(shapeCred("d", 0, 64, "usb"))
+	// a: key; b, c: phone and key; d: key. The shape's passkeys come in a canonical order.
+	want("users with a phone and a key", phone, key)
+	add(shapeCred("e", 0, 64, "usb"))
+	want("three users with a key", key)
+
+	if err := s.Import([]User{{CommunityID: "shop", Username: "f", Handle: []byte("h-f")}, {CommunityID: "shop", Username: "g", Handle: []byte("h-g")},
+		{CommunityID: "shop", Username: "h", Handle: []byte("h-h")}, {CommunityID: "shop", Username: "i", Handle: []byte("h-i")}},
+		[]Credential{shapeCred("f", 0, 16, "hybrid", "internal"), shapeCred("g", 0, 16, "hybrid", "internal"),
+			shapeCred("h", 0, 16, "hybrid", "internal"), shapeCred("h", 1, 64, "usb"), shapeCred("i", 0, 16, "hybrid", "internal")}); err != nil {
+		t.Fatal(err)
+	}
+	// a, d, e: key; f, g, i: phone; b, c, h: phone and key. Three of each: the first to reach
+	// three stays.
+	want("after an import", key)
+	add(shapeCred("j", 0, 16, "hybrid", "internal"))
+	want("the import counted", phone)
+
+	reopen := func() {
+		t.Helper()
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if s, err = Open(dir, zap.NewNop()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reopen()
+	want("after a restart", phone)
+
+	// A store of an earlier version has no tally: Open builds it from the passkeys.
+	for _, prefix := range []string{"ds/", "dm/", "m/"} {
+		if err := s.db.DropPrefix([]byte(prefix)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want("tally dropped")
+	reopen()
+	want("rebuilt by Open", phone)
+	add(shapeCred("a", 1, 16, "hybrid", "internal"))
+	add(shapeCred("d", 1, 16, "hybrid", "internal"))
+	// a, d: phone and key (5); f, g, i, j: phone (4); e: key.
+	want("the rebuilt tally counts on", phone, key)
+}
+
+func TestUserShapeRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		creds []Credential
+	}{
+		{"one passkey without transports", []Credential{{ID: make([]byte, 32)}}},
+		{"two passkeys, any order", []Credential{{ID: make([]byte, 1023), Transports: []string{"usb", "nfc"}}, {ID: make([]byte, 16), Transports: []string{"internal"}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := decodeUserShape(userShape(tc.creds))
+			if err != nil || len(got) != len(tc.creds) {
+				t.Fatalf("decode = %+v, %v", got, err)
+			}
+			for _, c := range tc.creds {
+				found := false
+				for _, s := range got {
+					found = found || (s.IDLength == len(c.ID) && reflect.DeepEqual(s.Transports, c.Transports))
+				}
+				if !found {
+					t.Fatalf("shape of %d-byte id %v missing from %+v", len(c.ID), c.Transports, got)
+				}
+			}
+		})
+	}
+	if _, err := decodeUserShape([]byte{0x10, 0x05, 0x02}); err == nil {
+		t.Fatal("a truncated shape decoded")
+	}
+}

@@ -1,0 +1,417 @@
+package persistence
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"go.uber.org/zap"
+
+	"github.com/webauthnd/webauthnd/messages"
+)
+
+// TestParseReserve is the syntax of --min-free-disk: a size with or without a unit, or a share
+// of the filesystem; anything else is refused with a message that shows what to write.
+func TestParseReserve(t *testing.T) {
+	cases := []struct {
+		in   string
+		want Reserve
+		err  string // a part of the error; "" when in is valid
+	}{
+		{in: "256MiB", want: Reserve{Bytes: 256 << 20}},
+		{in: "1GiB", want: Reserve{Bytes: 1 << 30}},
+		{in: "1.5GiB", want: Reserve{Bytes: 3 << 29}},
+		{in: "64KiB", want: Reserve{Bytes: 64 << 10}},
+		{in: "2TiB", want: Reserve{Bytes: 2 << 40}},
+		{in: "500MB", want: Reserve{Bytes: 500_000_000}},
+		{in: "1GB", want: Reserve{Bytes: 1_000_000_000}},
+		{in: "1048576", want: Reserve{Bytes: 1 << 20}},
+		{in: "4096B", want: Reserve{Bytes: 4096}},
+		{in: "units in any case: 256mib", want: Reserve{Bytes: 256 << 20}},
+		{in: " 8 MiB ", want: Reserve{Bytes: 8 << 20}},
+		{in: "5%", want: Reserve{Percent: 5}},
+		{in: "0.5%", want: Reserve{Percent: 0.5}},
+		{in: "12.5 %", want: Reserve{Percent: 12.5}},
+
+		{in: "", err: "give a size such as 256MiB"},
+		{in: "0", err: "at least one byte"},
+		{in: "0.4", err: "at least one byte"},
+		{in: "0MiB", err: "at least one byte"},
+		{in: "MiB", err: "give a size"},
+		{in: "-1MiB", err: "give a size"},
+		{in: ".5GiB", err: "give a size"},
+		{in: "1e9", err: "give a size"},
+		{in: "Inf", err: "give a size"},
+		{in: "NaN", err: "give a size"},
+		{in: "256M", err: "give a size"},
+		{in: "1.2.3MiB", err: "give a size"},
+		{in: "10000000TiB", err: "below 8 EiB"},
+		{in: "0%", err: "above 0% and below 100%"},
+		{in: "100%", err: "above 0% and below 100%"},
+		{in: "-5%", err: "above 0% and below 100%"},
+		{in: "%", err: "above 0% and below 100%"},
+		{in: "NaN%", err: "above 0% and below 100%"},
+		{in: "5MiB%", err: "above 0% and below 100%"},
+	}
+	for _, tc := range cases {
+		in := tc.in
+		if name, value, ok := strings.Cut(in, ": "); ok && strings.Contains(name, " ") {
+			in = value // "a description: the input"
+		}
+		t.Run(tc.in, func(t *testing.T) {
+			var got Reserve
+			err := got.Set(in)
+			switch {
+			case tc.err == "" && err != nil:
+				t.Fatalf("Set(%q): %v", in, err)
+			case tc.err == "" && got != tc.want:
+				t.Fatalf("Set(%q) = %+v, want %+v", in, got, tc.want)
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+				t.Fatalf("Set(%q) = %+v, %v; want an error saying %q", in, got, err, tc.err)
+			case tc.err == "":
+				// What String writes, Set reads back.
+				var again Reserve
+				if err := again.Set(got.String()); err != nil || again != got {
+					t.Errorf("Set(String() = %q) = %+v, %v; want %+v", got.String(), again, err, got)
+				}
+			}
+		})
+	}
+}
+
+// TestReserveOf is the reserve in bytes on filesystems of several sizes: the default is 256 MiB
+// or 5 %, whichever is smaller, but never below MinReserve; an explicit size is kept whatever
+// the filesystem; a share follows the filesystem's size.
+func TestReserveOf(t *testing.T) {
+	const (
+		MiB = 1 << 20
+		GiB = 1 << 30
+	)
+	if MinReserve != 68*MiB {
+		t.Fatalf("MinReserve = %d MiB, want 68 (4 × (16 MiB memtable + 1 MiB table))", MinReserve/MiB)
+	}
+	cases := []struct {
+		name    string
+		reserve Reserve
+		total   uint64
+		want    uint64
+	}{
+		{"default on 1 TiB: 256 MiB", Reserve{}, 1024 * GiB, 256 * MiB},
+		{"default on 2 GiB: 5 %", Reserve{}, 2 * GiB, 2 * GiB / 100 * 5},
+		{"default on 1 GiB: 5 % is below the floor", Reserve{}, GiB, MinReserve},
+		{"default on a filesystem smaller than the floor", Reserve{}, 32 * MiB, MinReserve},
+		{"a size on 1 TiB", Reserve{Bytes: 8 * MiB}, 1024 * GiB, 8 * MiB},
+		{"a size below the floor is kept", Reserve{Bytes: MiB}, GiB, MiB},
+		{"a share of 1 GiB", Reserve{Percent: 10}, GiB, GiB / 10},
+		{"a share grows with the filesystem", Reserve{Percent: 10}, 4 * GiB, 4 * GiB / 10},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.reserve.Of(tc.total); got != tc.want {
+				t.Errorf("%v.Of(%d) = %d, want %d", tc.reserve, tc.total, got, tc.want)
+			}
+		})
+	}
+}
+
+// fakeDisk is a filesystem whose free space a test sets.
+type fakeDisk struct{ avail, total atomic.Uint64 }
+
+func (d *fakeDisk) statfs(string) (uint64, uint64, error) { return d.avail.Load(), d.total.Load(), nil }
+
+const (
+	testReserve = 4 << 20
+	ample       = 8 << 20           // at or above the reserve
+	low         = 2 << 20           // below the reserve, above a quarter of it
+	exhausted   = testReserve/4 - 1 // below a quarter of the reserve
+)
+
+// openOnFakeDisk opens a store with a 4 MiB reserve on a fake disk with ample space.
+func openOnFakeDisk(t *testing.T) (*Store, *fakeDisk) {
+	t.Helper()
+	s, err := Open(t.TempDir(), zap.NewNop(), WithReserve(Reserve{Bytes: testReserve}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	disk := &fakeDisk{}
+	disk.total.Store(1 << 30)
+	disk.avail.Store(ample)
+	s.space.statfs = disk.statfs
+	return s, disk
+}
+
+// laterOp stands for an op that another change adds without thinking of the disk: having no
+// essential mark, it is refused below the reserve.
+type laterOp struct{ n int }
+
+func (o laterOp) apply(txn *badger.Txn) (any, error) {
+	return nil, txn.Set([]byte(fmt.Sprintf("s/later-%d", o.n)), []byte("x"))
+}
+
+// TestSpaceAdmitsOps is the classification of writes by free space: at or above the reserve
+// every op runs; below it only the essential ones (a sign-in's counter, a sealed request's
+// replay record, a license revocation), and every other op, including one added later, is
+// refused with storage_full and writes nothing; below a quarter of the reserve no op runs.
+// Service resumes by itself when space returns.
+func TestSpaceAdmitsOps(t *testing.T) {
+	s, disk := openOnFakeDisk(t)
+	c := Community{ID: "c1", TenantID: "t1", Name: "c1", RPIDs: []string{"example.com"},
+		Origins: []string{"https://example.com"}, UserVerification: VerificationPreferred}
+	lic, _, err := NewLicense(LevelCommunity, "c1", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revocable := make([]License, 4) // one per level below
+	for i := range revocable {
+		revocable[i], _, _ = NewLicense(LevelCommunity, "c1", "", 0)
+	}
+	for _, op := range []Op{
+		PutCommunity{Community: c, Create: true},
+		PutLicense{License: lic},
+		PutLicense{License: revocable[0]}, PutLicense{License: revocable[1]},
+		PutLicense{License: revocable[2]}, PutLicense{License: revocable[3]},
+		AddCredential{Credential: Credential{ID: []byte("cred-alice"), CommunityID: "c1", Username: "alice", UserHandle: []byte("h-alice")}},
+	} {
+		if r := s.Apply([]Op{op}); r[0].Err != nil {
+			t.Fatalf("seed %T: %v", op, r[0].Err)
+		}
+	}
+
+	// Each op writes something new at every level it runs at (n makes its keys unique).
+	other, _, _ := NewLicense(LevelCommunity, "c1", "", 0)
+	levelIndex := 0
+	ops := []struct {
+		name      string
+		op        func(n int) Op
+		essential bool
+	}{
+		{"PutTenant", func(n int) Op { return PutTenant{Tenant: Tenant{ID: fmt.Sprintf("t-%d", n)}} }, false},
+		{"PutCommunity", func(n int) Op {
+			c := c
+			c.ID = fmt.Sprintf("c-%d", n)
+			return PutCommunity{Community: c, Create: true}
+		}, false},
+		{"PatchCommunity", func(n int) Op { return PatchCommunity{ID: "c1", Name: fmt.Sprintf("name %d", n)} }, false},
+		{"PutLicense", func(n int) Op {
+			l := other
+			l.ID, l.KeyHash = fmt.Sprintf("lic-%d", n), HashLicenseKey(fmt.Sprint(n))
+			return PutLicense{License: l}
+		}, false},
+		{"RevokeLicense", func(int) Op { return RevokeLicense{ID: revocable[levelIndex].ID} }, true},
+		{"PutSecretIfAbsent", func(n int) Op { return PutSecretIfAbsent{Name: fmt.Sprintf("s-%d", n), Value: []byte("v")} }, false},
+		{"RotateKey", func(n int) Op {
+			return RotateKey{Name: "signing", New: KeyRecord{Kind: "ES256", Private: []byte{byte(n)}, Created: time.Now()}}
+		}, false},
+		{"AddCredential of a new user", func(n int) Op {
+			return AddCredential{Credential: Credential{ID: []byte(fmt.Sprintf("new-%d", n)), CommunityID: "c1",
+				Username: fmt.Sprintf("u-%d", n), UserHandle: []byte(fmt.Sprintf("h-%d", n))}}
+		}, false},
+		{"RecordSignIn", func(n int) Op { return RecordSignIn{ID: []byte("cred-alice"), Counter: uint32(n), At: time.Now()} }, true},
+		{"RememberRequest", func(n int) Op {
+			return RememberRequest{Caller: []byte("caller"), UUID: fmt.Sprint(n), Until: time.Now().Add(time.Minute)}
+		}, true},
+		{"an op added later, unmarked", func(n int) Op { return laterOp{n: n} }, false},
+	}
+	levels := []struct {
+		name    string
+		avail   uint64
+		admit   func(essential bool) bool
+		healthy bool
+	}{
+		{"at or above the reserve", ample, func(bool) bool { return true }, true},
+		{"below the reserve", low, func(essential bool) bool { return essential }, false},
+		{"below a quarter of the reserve", exhausted, func(bool) bool { return false }, false},
+		{"when space returns", testReserve, func(bool) bool { return true }, true},
+	}
+	n := 0
+	for i, level := range levels {
+		levelIndex = i
+		disk.avail.Store(level.avail)
+		if err := s.CheckSpace(); (err == nil) != level.healthy || (err != nil && messages.ErrorCode(err) != messages.CodeStorageFull) {
+			t.Errorf("%s: CheckSpace() = %v, want healthy %v (else storage_full)", level.name, err, level.healthy)
+		}
+		for _, tc := range ops {
+			t.Run(level.name+"/"+tc.name, func(t *testing.T) {
+				n++
+				before, err := s.Digest()
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := s.Apply([]Op{tc.op(n)})
+				after, _ := s.Digest()
+				written := string(before) != string(after)
+				if level.admit(tc.essential) {
+					if r[0].Err != nil || !written {
+						t.Errorf("refused or wrote nothing: %v", r[0].Err)
+					}
+					return
+				}
+				if messages.ErrorCode(r[0].Err) != messages.CodeStorageFull || r[0].Value != nil {
+					t.Errorf("answered %v, %v; want storage_full", r[0].Value, r[0].Err)
+				}
+				if written {
+					t.Errorf("a refused op changed the store")
+				}
+			})
+		}
+	}
+}
+
+// TestApplyBelowTheReserveRunsTheEssentialOpsOfABatch: one batch of the writer mixes the
+// writes of many ceremonies; below the reserve its essential ops commit and the others are
+// refused, each result in its op's place.
+func TestApplyBelowTheReserveRunsTheEssentialOpsOfABatch(t *testing.T) {
+	s, disk := openOnFakeDisk(t)
+	disk.avail.Store(low)
+	until := time.Now().Add(time.Minute)
+	res := s.Apply([]Op{
+		RememberRequest{Caller: []byte("a"), UUID: "1", Until: until},
+		PutSecretIfAbsent{Name: "refused", Value: []byte("x")},
+		RememberRequest{Caller: []byte("a"), UUID: "2", Until: until},
+		RememberRequest{Caller: []byte("a"), UUID: "1", Until: until}, // sees the first one's write
+	})
+	codes := make([]messages.Code, len(res))
+	for i, r := range res {
+		codes[i] = ""
+		if r.Err != nil {
+			codes[i] = messages.ErrorCode(r.Err)
+		}
+	}
+	want := []messages.Code{"", messages.CodeStorageFull, "", messages.CodeRequestReplayed}
+	if fmt.Sprint(codes) != fmt.Sprint(want) {
+		t.Errorf("results %v, want %v", codes, want)
+	}
+	if _, err := s.Secret("refused"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the refused op was written: %v", err)
+	}
+}
+
+// TestImportStopsBelowTheReserve: an Import is no essential write. Below the reserve it is
+// refused before its first transaction and writes nothing; when space runs out during an
+// import, it stops before the next transaction and says how many users it wrote.
+func TestImportStopsBelowTheReserve(t *testing.T) {
+	s, disk := openOnFakeDisk(t)
+	c := Community{ID: "c1", TenantID: "t1", Name: "c1", RPIDs: []string{"example.com"},
+		Origins: []string{"https://example.com"}, UserVerification: VerificationPreferred}
+	if _, err := s.ApplyOne(PutCommunity{Community: c, Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	users := func(prefix string, n int) []User {
+		out := make([]User, n)
+		for i := range out {
+			out[i] = User{CommunityID: "c1", Username: fmt.Sprintf("%s-%d", prefix, i), Handle: []byte(fmt.Sprintf("%s-%d", prefix, i))}
+		}
+		return out
+	}
+
+	disk.avail.Store(low)
+	before, _ := s.Digest()
+	err := s.Import(users("a", 10), nil)
+	if messages.ErrorCode(err) != messages.CodeStorageFull || !strings.Contains(err.Error(), "wrote nothing") {
+		t.Fatalf("Import below the reserve: %v, want storage_full saying it wrote nothing", err)
+	}
+	if after, _ := s.Digest(); string(before) != string(after) {
+		t.Errorf("a refused Import changed the store")
+	}
+
+	// 3,000 users take two transactions (5,000 entries at most each); space runs out after
+	// the first.
+	disk.avail.Store(ample)
+	calls := 0
+	s.space.statfs = func(string) (uint64, uint64, error) {
+		calls++
+		if calls > 1 {
+			return low, 1 << 30, nil
+		}
+		return ample, 1 << 30, nil
+	}
+	err = s.Import(users("b", 3000), nil)
+	if messages.ErrorCode(err) != messages.CodeStorageFull || !strings.Contains(err.Error(), "wrote its first 2500 users") {
+		t.Fatalf("Import that runs out of space: %v, want storage_full saying it wrote its first 2500 users", err)
+	}
+	if _, err := s.User("c1", "b-2499"); err != nil {
+		t.Errorf("a user of the first transaction is missing: %v", err)
+	}
+	if _, err := s.User("c1", "b-2500"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a user of the refused transaction was written: %v", err)
+	}
+}
+
+// TestSpaceWhenStatfsFails: a filesystem whose free space cannot be read limits nothing (the
+// store's own errors say more than a guess would).
+func TestSpaceWhenStatfsFails(t *testing.T) {
+	s, _ := openOnFakeDisk(t)
+	s.space.statfs = func(string) (uint64, uint64, error) { return 0, 0, errors.New("statfs failed") }
+	if _, err := s.ApplyOne(PutSecretIfAbsent{Name: "k", Value: []byte("v")}); err != nil {
+		t.Errorf("a write when statfs fails: %v", err)
+	}
+	if err := s.CheckSpace(); err != nil {
+		t.Errorf("CheckSpace when statfs fails: %v", err)
+	}
+}
+
+// TestStatfsReadsTheFilesystem checks the real statfs on the test's temporary directory.
+func TestStatfsReadsTheFilesystem(t *testing.T) {
+	avail, total, err := statfs(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total == 0 || avail > total {
+		t.Errorf("statfs: %d available of %d", avail, total)
+	}
+}
+
+// BenchmarkSpaceRead is what each batch pays for its free-space check: one statfs of the
+// store's directory and the level's arithmetic (compare a synced commit, BenchmarkApply*).
+func BenchmarkSpaceRead(b *testing.B) {
+	g := newSpaceGuard(b.TempDir(), Reserve{}, zap.NewNop())
+	for b.Loop() {
+		if r := g.read(); r.err != nil {
+			b.Fatal(r.err)
+		}
+	}
+}
+
+// TestSpaceAdmitsPasskeyOps: below the reserve a passkey can still be removed (a stolen one must
+// stop signing in), but not linked or unlinked; below a quarter of it nothing is written.
+func TestSpaceAdmitsPasskeyOps(t *testing.T) {
+	s, disk := openOnFakeDisk(t)
+	c := Community{ID: "c1", TenantID: "t1", Name: "c1", RPIDs: []string{"example.com"},
+		Origins: []string{"https://example.com"}, UserVerification: VerificationPreferred}
+	hash := func(id string) []byte { return FidoKeyHash([]byte(id)) }
+	for _, op := range []Op{
+		PutCommunity{Community: c, Create: true},
+		AddCredential{Credential: Credential{ID: []byte("k1"), CommunityID: "c1", Username: "alice", UserHandle: []byte("h")}},
+		AddCredential{Credential: Credential{ID: []byte("k2"), CommunityID: "c1", Username: "alice", UserHandle: []byte("h")}},
+		LinkCredential{CommunityID: "c1", Username: "alice", FidoKeyHash: hash("k1"), DID: "did:example:a"},
+	} {
+		if r := s.Apply([]Op{op}); r[0].Err != nil {
+			t.Fatalf("seed %T: %v", op, r[0].Err)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		avail uint64
+		op    Op
+		code  messages.Code
+	}{
+		{"link below the reserve", low, LinkCredential{CommunityID: "c1", Username: "alice", FidoKeyHash: hash("k2"), DID: "did:example:a"}, messages.CodeStorageFull},
+		{"unlink below the reserve", low, UnlinkCredential{CommunityID: "c1", Username: "alice", FidoKeyHash: hash("k1"), DID: "did:example:a"}, messages.CodeStorageFull},
+		{"remove below a quarter of the reserve", exhausted, RemoveCredentials{CommunityID: "c1", FidoKeyHash: hash("k2")}, messages.CodeStorageFull},
+		{"remove below the reserve", low, RemoveCredentials{CommunityID: "c1", FidoKeyHash: hash("k2")}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			disk.avail.Store(tc.avail)
+			if code := messages.ErrorCode(s.Apply([]Op{tc.op})[0].Err); tc.code != "" && code != tc.code {
+				t.Fatalf("got %s, want %s", code, tc.code)
+			} else if err := s.Apply([]Op{tc.op})[0].Err; tc.code == "" && messages.ErrorCode(err) != messages.CodeNotFound {
+				t.Fatalf("the second removal got %v, want not_found (the first removed it)", err)
+			}
+		})
+	}
+}
