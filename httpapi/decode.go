@@ -15,11 +15,13 @@ import (
 	"github.com/webauthnd/webauthnd/messages"
 )
 
-// bodyLimit is the largest request body accepted.
+// bodyLimit is the largest request body a route accepts, unless routes.go gives it another
+// limit with bodyUpTo.
 const bodyLimit = 64 << 10
 
 // decode reads a JSON object from the request body into v with unmarshalStrict's rules. A body
-// over the limit is 413; one that cannot be read or fails those rules is 400.
+// over the route's limit is 413, with a message that gives the limit; one that cannot be read or
+// fails those rules is 400.
 func decode(r *http.Request, v any) error {
 	raw, err := readBody(r)
 	if err != nil {
@@ -28,17 +30,28 @@ func decode(r *http.Request, v any) error {
 	return unmarshalStrict(raw, v)
 }
 
-// readBody reads a request body: over the limit is 413, a body that cannot be read 400.
+// readBody reads the request body, up to the route's limit (413 beyond it).
 func readBody(r *http.Request) ([]byte, error) {
 	raw, err := io.ReadAll(r.Body)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return nil, messages.Errorf(messages.CodeBodyTooLarge, "the request body is larger than 64 KiB")
+			return nil, messages.Errorf(messages.CodeBodyTooLarge, "the request body is larger than "+sizeName(tooLarge.Limit))
 		}
 		return nil, messages.Wrap(messages.CodeInvalidRequest, "the request body could not be read", err)
 	}
 	return raw, nil
+}
+
+// sizeName writes a byte count as people read limits: 64 KiB, 1 MiB.
+func sizeName(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // readNoBody reads the body of a route that takes none: an empty body (or only white space) is

@@ -56,6 +56,12 @@ func routes(d Deps) http.Handler {
 	r.Handler(http.MethodDelete, "/webauthn/unregister/community/:communityId/did_or_fidokey/:identifier", seal(handleUnregister(lc, d.Passkeys, false, log)))
 	r.Handler(http.MethodDelete, "/webauthn/unregister/community/:communityId/user/:userId/did_or_fidokey/:identifier", seal(handleUnregister(lc, d.Passkeys, true, log)))
 
+	// Vendor metadata records (vendor.go): bodies of up to 1 MiB, for statements of 256 KiB.
+	vendor := func(h http.Handler) http.Handler { return bodyUpTo(vendorBodyLimit, h) }
+	r.Handler(http.MethodPut, "/webauthn/vendormetadata/:communityId", vendor(handlePutVendorMetadata(lc, d.Vendor, log)))
+	r.Handler(http.MethodPatch, "/webauthn/vendormetadata/:communityId/aaguid/:aaguid", vendor(handlePatchVendorMetadata(lc, d.Vendor, log)))
+	r.Handler(http.MethodPost, "/webauthn/vendormetadata/:communityId/fetch", vendor(handleFetchVendorMetadata(lc, d.Vendor, log)))
+
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, log, messages.Errorf(messages.CodeNotFound, "no such route"))
 	})

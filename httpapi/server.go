@@ -3,6 +3,7 @@ package httpapi
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -57,7 +58,9 @@ type Deps struct {
 	Replays Replays
 	// Passkeys lists, links and removes users' passkeys.
 	Passkeys Passkeys
-	Log      *zap.Logger
+	// Vendor reads and writes the communities' vendor metadata records.
+	Vendor VendorDeps
+	Log    *zap.Logger
 }
 
 // NewServer returns the service's HTTP handler.
@@ -78,11 +81,32 @@ func refusePrivateKey(log *zap.Logger, next http.Handler) http.Handler {
 	})
 }
 
+// limitBody caps every request body at bodyLimit (64 KiB). A route that takes more says so
+// in routes.go with bodyUpTo; nothing else can raise it.
 func limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, bodyLimit)
+		r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, bodyLimit), raw: r.Body}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bodyUpTo lets the route of next take bodies of up to limit bytes instead of bodyLimit: it
+// replaces the limit that limitBody set, before anything has read the body. A request whose
+// body limitBody did not wrap is left as it is.
+func bodyUpTo(limit int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if b, ok := r.Body.(*limitedBody); ok {
+			r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, b.raw, limit), raw: b.raw}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitedBody is a request body under limitBody's cap, with the body it caps, so that bodyUpTo
+// can set another cap.
+type limitedBody struct {
+	io.ReadCloser
+	raw io.ReadCloser
 }
 
 // requestIDPattern accepts what BlockID SDKs send in requestid on the u1 routes: a bare UUID.

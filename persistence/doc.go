@@ -1,5 +1,5 @@
 // Package persistence keeps webauthnd's durable state in an embedded Badger database: tenants,
-// communities, users, credentials, licenses and the service's own keys.
+// communities, users, credentials, licenses, vendor metadata records and the service's own keys.
 //
 // It is the only package that imports Badger. Reads run in their own read-only transactions;
 // every write goes through [Store.Apply], which runs a batch of operations in one synced
@@ -35,4 +35,6 @@
 //	ds/<community>\x00<user shape>      users of that shape: how many passkeys, their id lengths and transports (shapes.go)
 //	dm/<community>                      the community's most common user shape, with its count
 //	m/<name>                            marks a change of the store's contents done once on Open (m/shapes, m/index/kh)
+//	vm/<community>\x00<aaguid>          VendorRecord (a community's metadata for an authenticator model;
+//	                                    the AAGUID in canonical form, 36 lower-case characters)
 package persistence

@@ -67,19 +67,32 @@ func (s *Store) Apply(ops []Op) []Result {
 		if errors.Is(err, badger.ErrConflict) && attempt < 10 {
 			continue
 		}
-		for _, i := range run {
-			if _, ok := ops[i].(configOp); ok {
-				s.configGen.Add(1)
-				s.config.Clear()
-				break
-			}
-		}
+		s.afterCommit(ops, run)
 		if err != nil {
 			for _, i := range run {
 				results[i] = Result{Err: errStoreInternal(fmt.Errorf("commit: %w", err))}
 			}
 		}
 		return results
+	}
+}
+
+// afterCommit invalidates what the store caches, or lets readers cache, of the records a batch
+// ran (ops[i] for i in run): the config cache (communities, licenses) and the vendor metadata generation. It runs
+// whether or not the commit succeeded: a needless invalidation costs one re-read.
+func (s *Store) afterCommit(ops []Op, run []int) {
+	var config, vendor bool
+	for _, i := range run {
+		_, c := ops[i].(configOp)
+		_, v := ops[i].(vendorOp)
+		config, vendor = config || c, vendor || v
+	}
+	if config {
+		s.configGen.Add(1)
+		s.config.Clear()
+	}
+	if vendor {
+		s.vendorGen.Add(1)
 	}
 }
 
@@ -159,6 +172,10 @@ func (o PutCommunity) apply(txn *badger.Txn) (any, error) {
 	c := o.Community
 	if err := ValidateCommunity(c); err != nil {
 		return nil, err
+	}
+	if o.Create && strings.EqualFold(c.ID, AnyCommunity) {
+		// Only at creation: a community of that name made before it was reserved keeps working.
+		return nil, invalid("community id %q is reserved: the vendor metadata routes read %q as every community of the license", c.ID, AnyCommunity)
 	}
 	var old Community
 	err := getJSON(txn, communityKey(c.ID), &old)

@@ -3,6 +3,7 @@ package persistence
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -413,5 +414,34 @@ func TestSpaceAdmitsPasskeyOps(t *testing.T) {
 				t.Fatalf("the second removal got %v, want not_found (the first removed it)", err)
 			}
 		})
+	}
+}
+
+// TestSpaceRefusesVendorWrites: a vendor record's put or patch is no essential write; below the
+// reserve it is refused with storage_full and leaves the record as it was.
+func TestSpaceRefusesVendorWrites(t *testing.T) {
+	s, disk := openOnFakeDisk(t)
+	c := Community{ID: "c1", TenantID: "t1", Name: "c1", RPIDs: []string{"example.com"},
+		Origins: []string{"https://example.com"}, UserVerification: VerificationPreferred}
+	aaguid := "cb69481e-8ff7-4039-93ec-0a2729a154a8"
+	record := VendorRecord{CommunityID: "c1", AAGUID: aaguid, Metadata: "{}", Name: "m", UpdatedBy: "x"}
+	for _, op := range []Op{PutCommunity{Community: c, Create: true}, PutVendorMetadata{Record: record}} {
+		if r := s.Apply([]Op{op}); r[0].Err != nil {
+			t.Fatalf("seed %T: %v", op, r[0].Err)
+		}
+	}
+	before, _ := s.VendorRecord("c1", aaguid)
+	on := true
+	disk.avail.Store(low)
+	for _, op := range []Op{
+		PutVendorMetadata{Record: VendorRecord{CommunityID: "c1", AAGUID: "6028b017-b1d4-4c02-b4b3-afcdafc96bb2", Metadata: "{}", Name: "m", UpdatedBy: "x"}},
+		PatchVendorMetadata{CommunityID: "c1", AAGUID: aaguid, Disabled: &on, UpdatedBy: "y"},
+	} {
+		if code := messages.ErrorCode(s.Apply([]Op{op})[0].Err); code != messages.CodeStorageFull {
+			t.Fatalf("%T below the reserve: got %s, want storage_full", op, code)
+		}
+	}
+	if all, _ := s.AllVendorRecords(nil); len(all) != 1 || !reflect.DeepEqual(all[0], before) {
+		t.Fatalf("records after refused writes = %+v, want only %+v", all, before)
 	}
 }

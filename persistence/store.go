@@ -35,6 +35,9 @@ type Store struct {
 	config sync.Map
 	// configGen counts the clears, so that a read that raced one is not cached.
 	configGen atomic.Uint64
+	// vendorGen counts the committed batches that wrote vendor metadata records (see
+	// [Store.VendorGeneration]).
+	vendorGen atomic.Uint64
 	// space refuses writes while the filesystem's free space is below the reserve.
 	space *spaceGuard
 }

@@ -163,6 +163,42 @@ func TestHostileRequestsChangeNothing(t *testing.T) {
 		add("unregister: a passkey nobody has", "DELETE", prefix+"/unregister/community/default/user/alice/did_or_fidokey/"+hash, headers, nil)
 		add("unregister: a . identifier", "DELETE", prefix+"/unregister/community/default/did_or_fidokey/.", headers, nil)
 	}
+	vendorPut, vendorPatch, vendorFetch := "/webauthn/vendormetadata/default", "/webauthn/vendormetadata/default/aaguid/"+aaguidYubikey, "/webauthn/vendormetadata/default/fetch"
+	statement := statementOf(aaguidYubikey, 0)
+	record := map[string]any{"aaguid": aaguidYubikey, "metadata": statement, "name": "YubiKey", "updatedBy": "mallory"}
+	for _, v := range []struct{ method, path string }{{"PUT", vendorPut}, {"PATCH", vendorPatch}, {"POST", vendorFetch}} {
+		add("vendor: no license", v.method, v.path, nil, record)
+		add("vendor: unknown license", v.method, v.path, map[string]string{"licensekey": "x"}, record)
+		add("vendor: privateKey header", v.method, v.path, withLicense("privateKey", "c2VjcmV0"), record)
+		add("vendor: truncated JSON", v.method, v.path, withLicense(), `{"aaguid":"`+aaguidYubikey)
+		add("vendor: a JSON array", v.method, v.path, withLicense(), `[`+statement+`]`)
+		if v.method != "POST" { // fetch reads null as no body: every record
+			add("vendor: JSON null", v.method, v.path, withLicense(), `null`)
+		}
+		add("vendor: nesting 20000 deep", v.method, v.path, withLicense(), `{"metadata":`+deep+`}`)
+		add("vendor: a body over 1 MiB", v.method, v.path, withLicense(), `{"metadata":"`+strings.Repeat("m", 1<<20)+`"}`)
+		add("vendor: two JSON objects", v.method, v.path, withLicense(), `{} {}`)
+		add("vendor: a name in another case", v.method, v.path, withLicense(), `{"aaguid":"`+aaguidYubikey+`","AAGUID":"`+aaguidHello+`","aaguids":["x"]}`)
+		add("vendor: a name twice", v.method, v.path, withLicense(), `{"updatedBy":"a","updatedBy":"b","aaguids":[],"aaguids":["x"]}`)
+		add("vendor: invalid UTF-8", v.method, v.path, withLicense(), "{\"name\":\"\xff\xfe\",\"aaguids\":[\"\xff\"]}")
+		add("vendor: another community", v.method, strings.Replace(v.path, "/default", "/elsewhere", 1), withLicense(), record)
+		add("vendor: a community id with a NUL", v.method, strings.Replace(v.path, "/default", "/de%00fault", 1), withLicense(), record)
+	}
+	add("vendor: PUT on any", "PUT", "/webauthn/vendormetadata/any", withLicense(), record)
+	add("vendor: PATCH on any", "PATCH", "/webauthn/vendormetadata/any/aaguid/"+aaguidYubikey, withLicense(), record)
+	add("vendor: fetch any with a community license", "POST", "/webauthn/vendormetadata/any/fetch", withLicense(), map[string]any{})
+	add("vendor: a statement for another AAGUID", "PUT", vendorPut, withLicense(), map[string]any{"aaguid": aaguidHello, "metadata": statement, "name": "x", "updatedBy": "mallory"})
+	add("vendor: the all-zero AAGUID", "PUT", vendorPut, withLicense(), map[string]any{"aaguid": aaguidZero, "metadata": statementOf(aaguidZero, 0), "name": "x", "updatedBy": "mallory"})
+	add("vendor: a statement that is not JSON", "PUT", vendorPut, withLicense(), map[string]any{"aaguid": aaguidYubikey, "metadata": "{", "name": "x", "updatedBy": "mallory"})
+	add("vendor: a statement nested 20000 deep", "PUT", vendorPut, withLicense(), map[string]any{"aaguid": aaguidYubikey, "metadata": `{"upv":` + deep + `}`, "name": "x", "updatedBy": "mallory"})
+	add("vendor: a statement naming aaguid twice", "PUT", vendorPut, withLicense(), map[string]any{"aaguid": aaguidHello,
+		"metadata": strings.TrimSuffix(statement, "}") + `,"aaguid":"` + aaguidHello + `"}`, "name": "x", "updatedBy": "mallory"})
+	add("vendor: a statement over 256 KiB", "PUT", vendorPut, withLicense(), map[string]any{"aaguid": aaguidYubikey, "metadata": statementOf(aaguidYubikey, 300<<10), "name": "x", "updatedBy": "mallory"})
+	add("vendor: a name of 300 bytes", "PUT", vendorPut, withLicense(), map[string]any{"aaguid": aaguidYubikey, "metadata": statement, "name": strings.Repeat("n", 300), "updatedBy": "mallory"})
+	add("vendor: PATCH of a record that does not exist", "PATCH", vendorPatch, withLicense(), map[string]any{"disabled": true, "updatedBy": "mallory"})
+	add("vendor: PATCH with a path aaguid of dots", "PATCH", "/webauthn/vendormetadata/default/aaguid/..", withLicense(), map[string]any{"disabled": true, "updatedBy": "mallory"})
+	add("vendor: fetch of 1025 AAGUIDs", "POST", vendorFetch, withLicense(), map[string]any{"aaguids": make1025()})
+	add("vendor: GET", "GET", vendorFetch, withLicense(), nil)
 	info := "/api/r1/system/community_info/fetch"
 	add("community_info: truncated JSON", "POST", info, nil, `{"dns":`)
 	add("community_info: unknown tenant", "POST", info, nil, map[string]string{"dns": "evil.example", "communityName": "default"})

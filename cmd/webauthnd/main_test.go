@@ -124,6 +124,20 @@ func clientTrusting(t *testing.T, certFile string) *http.Client {
 // call sends a JSON request (to path on the server, or to an absolute URL) and returns the status, the decoded JSON object and the headers.
 func (s *testServer) call(t *testing.T, method, path string, headers map[string]string, body any) (int, map[string]any, http.Header) {
 	t.Helper()
+	status, raw, header := s.callRaw(t, method, path, headers, body)
+	var out map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			t.Fatalf("%s %s answered %d with non-JSON %q", method, path, status, raw)
+		}
+	}
+	return status, out, header
+}
+
+// callRaw is call for answers that are not JSON objects: it returns the body as it came, after
+// checking the answer against the OpenAPI document.
+func (s *testServer) callRaw(t *testing.T, method, path string, headers map[string]string, body any) (int, []byte, http.Header) {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -160,13 +174,7 @@ func (s *testServer) call(t *testing.T, method, path string, headers map[string]
 		t.Fatal(err)
 	}
 	checkOpenAPI(t, req, res, raw)
-	var out map[string]any
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &out); err != nil {
-			t.Fatalf("%s %s answered %d with non-JSON %q", method, path, res.StatusCode, raw)
-		}
-	}
-	return res.StatusCode, out, res.Header
+	return res.StatusCode, raw, res.Header
 }
 
 // lineBuffer collects what the server writes, line by line.

@@ -197,6 +197,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Envelope:  keys.envelope,
 		Replays:   replays{engine},
 		Passkeys:  engine,
+		Vendor:    httpapi.VendorDeps{Records: store, Write: engine.Write, Statements: actors.Statements{}},
 		Log:       log,
 	})
 	// inflight counts requests in their handlers; while draining, responses close their
