@@ -26,4 +26,12 @@
 //	s/<name>                            service secret (the decoy secret)
 //	kr/<name>                           Keyring (envelope and token signing keys)
 //	rq/<caller key digest>\x00<uuid>    empty, with a TTL (replay records of sealed requests)
+//	mds/blob                            MDSBlob (the imported FIDO MDS BLOB and its generation)
+//	mds/e/<generation>\x00<index>       MDSEntry (index: 8 hex digits, the BLOB's order)
+//	mds/a/<generation>\x00<aaguid>      index of the MDSEntry of an AAGUID (canonical form)
+//	mds/k/<generation>\x00<key id>      index of the MDSEntry of an attestation key identifier (U2F)
+//
+// The global MDS entries are written under a new generation (16 hex digits) at each import and
+// switched to by one small write of mds/blob, so that readers, who resolve the generation and
+// read the entries in one snapshot, see one BLOB's entries and never a mix (see [Store.ReplaceMDS]).
 package persistence
