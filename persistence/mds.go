@@ -110,7 +110,9 @@ func mdsEntryKey(gen uint64, i int) []byte {
 func mdsAAGUIDKey(gen uint64, aaguid string) []byte {
 	return join(mdsAAGUIDPrefix, mdsGenPart(gen), []byte(aaguid))
 }
-func mdsKeyIDKey(gen uint64, id string) []byte { return join(mdsKeyIDPrefix, mdsGenPart(gen), []byte(id)) }
+func mdsKeyIDKey(gen uint64, id string) []byte {
+	return join(mdsKeyIDPrefix, mdsGenPart(gen), []byte(id))
+}
 
 // canonicalMDSAAGUID is s in lower case when it is an AAGUID's canonical text.
 func canonicalMDSAAGUID(s string) (string, bool) {
