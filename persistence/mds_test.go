@@ -91,9 +91,13 @@ func TestMDSLookUps(t *testing.T) {
 		{"U2F by its second key identifier in upper case", func() (persistence.MDSEntry, error) {
 			return s.MDSEntryByKeyIdentifier(strings.ToUpper(set[0].KeyIdentifiers[1]))
 		}, 0},
-		{"an unknown AAGUID", func() (persistence.MDSEntry, error) { return s.MDSEntryByAAGUID("ffffffff-0000-4000-8000-000000000000") }, -1},
+		{"an unknown AAGUID", func() (persistence.MDSEntry, error) {
+			return s.MDSEntryByAAGUID("ffffffff-0000-4000-8000-000000000000")
+		}, -1},
 		{"not an AAGUID", func() (persistence.MDSEntry, error) { return s.MDSEntryByAAGUID("../mds/blob") }, -1},
-		{"the zero AAGUID of U2F", func() (persistence.MDSEntry, error) { return s.MDSEntryByAAGUID("00000000-0000-0000-0000-000000000000") }, -1},
+		{"the zero AAGUID of U2F", func() (persistence.MDSEntry, error) {
+			return s.MDSEntryByAAGUID("00000000-0000-0000-0000-000000000000")
+		}, -1},
 		{"an unknown key identifier", func() (persistence.MDSEntry, error) { return s.MDSEntryByKeyIdentifier("abcdef") }, -1},
 		{"a UAF AAID is no key identifier", func() (persistence.MDSEntry, error) { return s.MDSEntryByKeyIdentifier(set[2].AAID) }, -1},
 	} {
