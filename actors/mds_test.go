@@ -354,3 +354,46 @@ func TestStoredMDSEntryParses(t *testing.T) {
 		t.Fatalf("entries by AAGUID: %v, by key identifier: %v, refused by go-webauthn: %d (want true, true, 5)", byAAGUID, byKeyID, refused)
 	}
 }
+
+// TestLatestStatusReport: a listing shows the last status by effective date, a revocation that
+// takes effect later included, but not a report sunset at the clock; ties go to the later in
+// the list, and a report without a date to the later too.
+func TestLatestStatusReport(t *testing.T) {
+	day := func(s string) *time.Time {
+		d, _ := time.Parse(time.DateOnly, s)
+		return &d
+	}
+	report := func(status, effective, sunset string) metadata.StatusReport {
+		r := metadata.StatusReport{Status: metadata.AuthenticatorStatus(status)}
+		if effective != "" {
+			r.EffectiveDate = day(effective)
+		}
+		if sunset != "" {
+			r.SunsetDate = day(sunset)
+		}
+		return r
+	}
+	at := time.Date(2021, 11, 15, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		reports []metadata.StatusReport
+		want    string
+	}{
+		{"none", nil, ""},
+		{"the last by date, whatever the order", []metadata.StatusReport{report("REVOKED", "2021-10-01", ""), report("FIDO_CERTIFIED", "2020-01-01", "")}, "REVOKED"},
+		{"a revocation to come", []metadata.StatusReport{report("FIDO_CERTIFIED", "2020-01-01", ""), report("REVOKED", "2022-01-01", "")}, "REVOKED"},
+		{"a report sunset at the clock", []metadata.StatusReport{report("FIDO_CERTIFIED", "2020-01-01", ""), report("USER_VERIFICATION_BYPASS", "2021-01-01", "2021-11-15")}, "FIDO_CERTIFIED"},
+		{"a tie goes to the later", []metadata.StatusReport{report("FIDO_CERTIFIED", "2020-01-01", ""), report("FIDO_CERTIFIED_L1", "2020-01-01", "")}, "FIDO_CERTIFIED_L1"},
+		{"a report without a date", []metadata.StatusReport{report("FIDO_CERTIFIED", "2020-01-01", ""), report("NOT_FIDO_CERTIFIED", "", "")}, "NOT_FIDO_CERTIFIED"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ""
+			if r := latestStatusReport(tc.reports, at); r != nil {
+				got = string(r.Status)
+			}
+			if got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
