@@ -239,7 +239,7 @@ func TestReplaceMDSIsAtomic(t *testing.T) {
 				// Entry 4 is in both sets: it must always come with the BLOB it names.
 				e, err := s.MDSEntryByAAGUID(sets[1][4].AAGUID)
 				if err != nil || "mds "+e.Description != e.Source {
-					t.Errorf("look-up: %+v, %v", e, err)
+					t.Errorf("look-up: an entry of %q from %q, %v", e.Description, e.Source, err)
 					return
 				}
 				lookups.Add(1)
