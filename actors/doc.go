@@ -9,6 +9,9 @@
 // The supervisor only routes: it never verifies, reads the store or waits. A result for an
 // unknown, finished or expired ceremony is answered by the supervisor at once.
 //
+// It also verifies the BLOBs of the FIDO Metadata Service and reads their entries (mds.go), for
+// `webauthnd metadata import`.
+//
 // This package is the only importer of go-webauthn and of the actor runtime's supervision;
 // callers (httpapi) speak to it through [Engine] with the values of package messages.
 package actors

@@ -150,6 +150,9 @@ func limitAdminBody(next http.Handler) http.Handler {
 
 func handleImportMetadata(a AdminDeps) http.Handler {
 	return handle(a.Log, func(w http.ResponseWriter, r *http.Request) error {
+		if a.ImportMetadata == nil {
+			return messages.Errorf(messages.CodeNotFound, "MDS imports are not available here")
+		}
 		raw, err := io.ReadAll(r.Body)
 		if err != nil {
 			var tooLarge *http.MaxBytesError
@@ -173,6 +176,9 @@ func handleImportMetadata(a AdminDeps) http.Handler {
 
 func handleListMetadata(a AdminDeps) http.Handler {
 	return handle(a.Log, func(w http.ResponseWriter, r *http.Request) error {
+		if a.MDS == nil {
+			return messages.Errorf(messages.CodeNotFound, "MDS entries are not available here")
+		}
 		q := r.URL.Query()
 		list, err := ListMetadata(a.MDS, q.Get("aaguid"), q.Get("keyId"))
 		if err != nil {

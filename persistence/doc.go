@@ -4,7 +4,8 @@
 // It is the only package that imports Badger. Reads run in their own read-only transactions;
 // every write goes through [Store.Apply], which runs a batch of operations in one synced
 // transaction, so a write that a caller is told succeeded survives a crash, and so one writer can
-// group the writes of many concurrent ceremonies into one commit.
+// group the writes of many concurrent ceremonies into one commit. Two bulk writes have methods of
+// their own, as they span many transactions: [Store.Import] and [Store.ReplaceMDS].
 //
 // Values are JSON, but for users and credentials, which every ceremony reads: those are CBOR
 // with small integer keys (see codec.go), and JSON records of earlier versions (a value

@@ -58,7 +58,8 @@ func metadataCommand(ctx context.Context, verb string, args []string, getenv fun
 	}
 	req.Blob = string(blob)
 	if rootFile != "" {
-		if req.Root, err = readLimited(rootFile, 1<<20); err != nil {
+		// A certificate is a few kilobytes; 64 KiB keeps BLOB and root within the socket's limit.
+		if req.Root, err = readLimited(rootFile, 64<<10); err != nil {
 			return fmt.Errorf("--root: %w", err)
 		}
 	}
@@ -175,7 +176,7 @@ func readLimited(name string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(raw)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d MiB", name, limit>>20)
+		return nil, fmt.Errorf("%s is larger than %d KiB", name, limit>>10)
 	}
 	return raw, nil
 }
