@@ -11,6 +11,8 @@
 //
 // It also checks the FIDO metadata statements of communities' vendor records ([Statements],
 // [ParseStatement]), so that go-webauthn's metadata types stay here too.
+// It also verifies the BLOBs of the FIDO Metadata Service and reads their entries (mds.go), for
+// `webauthnd metadata import`.
 //
 // This package is the only importer of go-webauthn and of the actor runtime's supervision;
 // callers (httpapi) speak to it through [Engine] with the values of package messages.

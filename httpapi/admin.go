@@ -26,6 +26,10 @@ type AdminDeps struct {
 	Backup func(w io.Writer) error
 	// LiveCeremonies counts the ceremony actors alive in every community.
 	LiveCeremonies func() (int, error)
+	// ImportMetadata verifies an MDS BLOB and makes its entries the global metadata
+	// (`webauthnd metadata import`); MDS reads them back (`webauthnd metadata list`).
+	ImportMetadata func(MetadataImport) (MetadataImported, error)
+	MDS            persistence.MDS
 	Log            *zap.Logger
 }
 
@@ -33,7 +37,7 @@ type AdminDeps struct {
 // use while a server holds the store. Serve it only on the data directory's Unix socket (mode
 // 0600, peer uid checked): it has no other authentication.
 func NewAdminServer(a AdminDeps) http.Handler {
-	return withRequestLog(a.Log, limitBody(adminRoutes(a)))
+	return withRequestLog(a.Log, limitAdminBody(adminRoutes(a)))
 }
 
 // handleWrite decodes an operation of type T from the body and applies it.

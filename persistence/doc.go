@@ -4,7 +4,8 @@
 // It is the only package that imports Badger. Reads run in their own read-only transactions;
 // every write goes through [Store.Apply], which runs a batch of operations in one synced
 // transaction, so a write that a caller is told succeeded survives a crash, and so one writer can
-// group the writes of many concurrent ceremonies into one commit.
+// group the writes of many concurrent ceremonies into one commit. Two bulk writes have methods of
+// their own, as they span many transactions: [Store.Import] and [Store.ReplaceMDS].
 //
 // Writes stop before the disk is full (a full disk makes Badger fault on its memory-mapped
 // files): below a reserve of free space only a sign-in's writes and license revocation run,
@@ -37,4 +38,12 @@
 //	m/<name>                            marks a change of the store's contents done once on Open (m/shapes, m/index/kh)
 //	vm/<community>\x00<aaguid>          VendorRecord (a community's metadata for an authenticator model;
 //	                                    the AAGUID in canonical form, 36 lower-case characters)
+//	mds/blob                            MDSBlob (the imported FIDO MDS BLOB and its generation)
+//	mds/e/<generation>\x00<index>       MDSEntry (index: 8 hex digits, the BLOB's order)
+//	mds/a/<generation>\x00<aaguid>      index of the MDSEntry of an AAGUID (canonical form)
+//	mds/k/<generation>\x00<key id>      index of the MDSEntry of an attestation key identifier (U2F)
+//
+// The global MDS entries are written under a new generation (16 hex digits) at each import and
+// switched to by one small write of mds/blob, so that readers, who resolve the generation and
+// read the entries in one snapshot, see one BLOB's entries and never a mix (see [Store.ReplaceMDS]).
 package persistence

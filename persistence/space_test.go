@@ -445,3 +445,20 @@ func TestSpaceRefusesVendorWrites(t *testing.T) {
 		t.Fatalf("records after refused writes = %+v, want only %+v", all, before)
 	}
 }
+
+// TestSpaceRefusesMDSImports: an MDS import is no essential write; below the reserve it is
+// refused and the stored BLOB stays as it was.
+func TestSpaceRefusesMDSImports(t *testing.T) {
+	s, disk := openOnFakeDisk(t)
+	disk.avail.Store(low)
+	if _, err := s.ReplaceMDS(MDSBlob{Number: 1}, nil, false); messages.ErrorCode(err) != messages.CodeStorageFull {
+		t.Fatalf("an import below the reserve: %v, want storage_full", err)
+	}
+	if _, err := s.CurrentMDSBlob(); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a refused import left a BLOB: %v", err)
+	}
+	disk.avail.Store(ample)
+	if _, err := s.ReplaceMDS(MDSBlob{Number: 1}, nil, false); err != nil {
+		t.Fatalf("an import with space: %v", err)
+	}
+}

@@ -29,6 +29,10 @@ type Store struct {
 	// actor already sends one at a time, and other callers (start-up, offline commands) then
 	// never conflict with it.
 	applyMu sync.Mutex
+	// mdsMu makes imports of MDS BLOBs run one at a time; mdsGen is the imported BLOB's
+	// generation (see [Store.MDSGeneration]).
+	mdsMu  sync.Mutex
+	mdsGen atomic.Uint64
 	// config caches communities and licenses, which every request reads and operators rarely
 	// change: only this process writes the store (Badger's directory lock), and Apply clears the
 	// cache whenever a batch touched either.
@@ -177,6 +181,10 @@ func open(dir string, log *zap.Logger, o openOptions) (*Store, error) {
 				"stops, may not hold what Badger writes on its own (a memtable flush and a compaction's table), so a full disk may still crash the process",
 				zap.String("reserve", approxBytes(r.reserve)))
 		}
+	}
+	if err := s.loadMDSGeneration(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store in %s: %w", dir, err)
 	}
 	return s, nil
 }

@@ -46,6 +46,8 @@ func listenAdmin(dataDir string, engine *actors.Engine, store *persistence.Store
 			},
 			Backup:         store.Backup,
 			LiveCeremonies: engine.LiveTotal,
+			ImportMetadata: func(req httpapi.MetadataImport) (httpapi.MetadataImported, error) { return importMetadata(store, req) },
+			MDS:            store,
 			Log:            log.Named("admin"),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,

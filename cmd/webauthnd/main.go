@@ -3,6 +3,7 @@
 //	webauthnd serve [flags]                 run the service
 //	webauthnd community create|update ...  manage communities (relying parties)
 //	webauthnd license create ...            issue a license key
+//	webauthnd metadata import|list ...      the FIDO Metadata Service's entries
 //	webauthnd cert self-signed ...          a certificate for trying HTTPS locally
 //
 // Every flag has an environment equivalent: --data-dir is WEBAUTHND_DATA_DIR.
@@ -41,6 +42,9 @@ const usage = `usage:
   webauthnd license create --level community|service|system [--community ID] [--tenant ID] [--expires DURATION]
   webauthnd license list | license revoke --id ID
   webauthnd keys rotate [--envelope [--ec-curve NAME]] [--signing]
+  webauthnd metadata import --blob FILE [--root CERT_FILE] [--at RFC3339] [--force]
+                                     verify a FIDO MDS3 BLOB and make its entries the global metadata
+  webauthnd metadata list [--aaguid X | --key-id HEX]
   webauthnd cert self-signed --host NAME [--host NAME ...] --out DIR
   webauthnd backup --out FILE        a consistent snapshot, while the server runs or not; FILE (mode 0600)
                                      holds the service's private keys: keep it like one
@@ -73,6 +77,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return licenseCommand(ctx, args[1], args[2:], getenv, stdout, stderr)
 	case "keys":
 		return keysCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "metadata":
+		if len(args) < 2 || (args[1] != "import" && args[1] != "list") {
+			return fmt.Errorf("metadata: want import or list\n%s", usage)
+		}
+		return metadataCommand(ctx, args[1], args[2:], getenv, stdout, stderr)
 	case "backup":
 		return backupCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "restore":
