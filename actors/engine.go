@@ -22,6 +22,7 @@ type Store interface {
 	persistence.Credentials
 	persistence.Shapes
 	persistence.Writer
+	MetadataStore
 }
 
 // Config sets the engine's limits and identity.
@@ -77,6 +78,7 @@ type deps struct {
 	signer     *Signer
 	writer     *actor.PID
 	dispatcher *workerDispatcher // runs the ceremonies' mailboxes
+	models     *models           // vendor metadata and MDS entries, cached
 	log        *zap.Logger
 }
 
@@ -110,7 +112,7 @@ func NewEngine(cfg Config, store Store, log *zap.Logger) (*Engine, error) {
 	}
 	e.writer = w
 	e.deps = &deps{cfg: cfg, store: store, signer: signer, writer: w, log: log,
-		dispatcher: newWorkerDispatcher(ceremonyWorkers(), 300)}
+		dispatcher: newWorkerDispatcher(ceremonyWorkers(), 300), models: newModels(store)}
 	return e, nil
 }
 

@@ -24,7 +24,12 @@ func (e *Engine) Passkeys(m messages.ListPasskeys) (messages.UserPasskeys, error
 	}
 	out := messages.UserPasskeys{Found: true, UserHandle: u.Handle, DisplayName: u.DisplayName}
 	for _, c := range creds {
+		model, err := e.deps.models.of(m.CommunityID, c.AAGUID)
+		if err != nil {
+			return messages.UserPasskeys{}, messages.Wrap(messages.CodeInternal, "internal error", err)
+		}
 		out.Passkeys = append(out.Passkeys, messages.Passkey{
+			AuthenticatorName:  model.name,
 			CredentialID:       c.ID,
 			FidoKeyHash:        hex.EncodeToString(persistence.FidoKeyHash(c.ID)),
 			DID:                c.DID,

@@ -25,7 +25,7 @@ import (
 // mdsTestdata is the directory of the shared MDS test BLOBs (see its README one level up):
 // blob.jwt (number 9, 98 entries, signed through GlobalSign Root CA R3) and test-blob.jwt
 // (number 42, 200 entries, chaining to go-webauthn's ConformanceMDSRoot).
-const mdsTestdata = "../../shared/testdata/mds"
+const mdsTestdata = "testdata/mds"
 
 // Clocks at which the shared BLOBs verify (their signing certificates have expired since).
 var (

@@ -123,6 +123,11 @@ func (c *ceremony) finishRegistration(ctx actor.Context, m messages.FinishRegist
 		c.fail(ctx, messages.Wrap(messages.CodeInvalidCredential, "the credential public key cannot be read", err))
 		return
 	}
+	trusted, name, err := c.judgeAttestation(cred, parsed)
+	if err != nil {
+		c.fail(ctx, err)
+		return
+	}
 	record := persistence.Credential{
 		ID:                 cred.ID,
 		CommunityID:        c.scope.CommunityID,
@@ -135,7 +140,7 @@ func (c *ceremony) finishRegistration(ctx actor.Context, m messages.FinishRegist
 		AttestationFormat:  cred.AttestationFormat,
 		AttestationType:    cred.AttestationType,
 		AttestationObject:  cred.Attestation.Object,
-		AttestationTrusted: attestationTrusted(c.wa.Config, cred),
+		AttestationTrusted: trusted,
 		Attachment:         string(cred.Authenticator.Attachment),
 		UserPresent:        cred.Flags.UserPresent,
 		UserVerified:       cred.Flags.UserVerified,
@@ -161,24 +166,37 @@ func (c *ceremony) finishRegistration(ctx actor.Context, m messages.FinishRegist
 			AAGUID:             formatAAGUID(record.AAGUID),
 			AttestationFormat:  record.AttestationFormat,
 			AttestationTrusted: record.AttestationTrusted,
+			AuthenticatorName:  name,
 		})
 		c.log.Debug("ceremony succeeded", zap.String("community", c.scope.CommunityID), zap.String("code", "registered"))
 		c.stop(ctx)
 	})
 }
 
-// attestationTrusted is true only when a metadata provider verified the attestation chain to
-// a trust anchor; without one (the default until vendor metadata is configured) no chain is
-// trusted, whatever its format.
-func attestationTrusted(cfg *webauthn.Config, cred *webauthn.Credential) bool {
-	if cfg.MDS == nil {
-		return false
+// judgeAttestation applies vendor metadata and the FIDO Metadata Service to a verified
+// registration: a refused model (a disabled record, an undesired status) is 403; the attestation
+// is trusted when its x5c chain leads to a root of the model's statement; a community that
+// requires trust refuses an untrusted one. It returns the trust and the model's name.
+func (c *ceremony) judgeAttestation(cred *webauthn.Credential, parsed *protocol.ParsedCredentialCreationData) (bool, string, error) {
+	now := time.Now()
+	m, err := c.deps.models.of(c.scope.CommunityID, cred.Authenticator.AAGUID)
+	if err != nil {
+		return false, "", messages.Wrap(messages.CodeInternal, "internal error", err)
 	}
-	switch cred.AttestationType {
-	case "basic_full", "attca", "anonca":
-		return true
+	if why := m.refusal(now); why != "" {
+		return false, m.name, refused(m, cred.Authenticator.AAGUID, why)
 	}
-	return false
+	aaguid, _ := uuid.FromBytes(cred.Authenticator.AAGUID)
+	x5cs, _ := parsed.Response.AttestationObject.AttStatement["x5c"].([]any)
+	trusted, why := c.deps.models.attestationVerdict(m, aaguid, cred.AttestationType, cred.AttestationFormat, x5cs, now)
+	if why != "" {
+		return false, m.name, refused(m, cred.Authenticator.AAGUID, why)
+	}
+	if !trusted && c.community.AttestationTrust == persistence.AttestationTrustRequired {
+		return false, m.name, refused(m, cred.Authenticator.AAGUID,
+			"this community requires an attestation that chains to a root of the authenticator's metadata, and this one does not")
+	}
+	return trusted, m.name, nil
 }
 
 // publicKeyInfo returns a COSE key as SubjectPublicKeyInfo DER, and its algorithm.

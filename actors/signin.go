@@ -120,6 +120,10 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn, pars
 		c.fail(ctx, messages.Errorf(messages.CodeCounterRegression, "this credential is blocked: its signature counter once went backwards"))
 		return
 	}
+	if err := c.modelAllowed(user, parsed.RawID); err != nil {
+		c.fail(ctx, err)
+		return
+	}
 	flags := parsed.Response.AuthenticatorData.Flags
 	op := persistence.RecordSignIn{
 		ID:           parsed.RawID,
@@ -185,4 +189,24 @@ func (c *ceremony) signInUser(rawID, userHandle []byte) (*waUser, bool, error) {
 	// passkeys stay unread.
 	owner := persistence.User{CommunityID: stored.CommunityID, Username: stored.Username, Handle: stored.UserHandle}
 	return &waUser{u: owner, creds: []webauthn.Credential{webauthnCredential(stored)}}, stored.CloneWarning, nil
+}
+
+// modelAllowed refuses a sign-in with a passkey whose authenticator model vendor metadata
+// refuses (a disabled record, an undesired MDS status), read from memory. It runs after the
+// signature verified, so only the passkey's holder learns of it; re-enabling the model lets
+// its passkeys in again at once.
+func (c *ceremony) modelAllowed(user *waUser, rawID []byte) error {
+	for _, cred := range user.creds {
+		if !bytes.Equal(cred.ID, rawID) {
+			continue
+		}
+		m, err := c.deps.models.of(c.scope.CommunityID, cred.Authenticator.AAGUID)
+		if err != nil {
+			return messages.Wrap(messages.CodeInternal, "internal error", err)
+		}
+		if why := m.refusal(time.Now()); why != "" {
+			return refused(m, cred.Authenticator.AAGUID, why)
+		}
+	}
+	return nil
 }

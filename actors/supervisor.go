@@ -16,6 +16,14 @@ import (
 // challengeSize is the number of random bytes in a challenge (the spec asks for at least 16).
 const challengeSize = 32
 
+// newChallenge makes a ceremony's challenge. Tests that replay the W3C test vectors, whose
+// challenges are fixed, replace it (a test-only hook: no API can choose a challenge).
+var newChallenge = func() []byte {
+	challenge := make([]byte, challengeSize)
+	_, _ = rand.Read(challenge) // crypto/rand.Read never fails (Go 1.24+)
+	return challenge
+}
+
 // supervisor owns one community's live ceremonies. It routes and counts; it never verifies,
 // reads the store or waits.
 type supervisor struct {
@@ -92,8 +100,7 @@ func (s *supervisor) begin(ctx actor.Context, m begin) {
 			Message: "too many ceremonies in progress for this license in this community; retry shortly"}})
 		return
 	}
-	challenge := make([]byte, challengeSize)
-	_, _ = rand.Read(challenge) // crypto/rand.Read never fails (Go 1.24+)
+	challenge := newChallenge()
 	sessionInfo := m.sessionInfo
 	if sessionInfo == "" {
 		handle := make([]byte, 24)

@@ -285,6 +285,7 @@ func handleAttestationResult(lc licenseChecker, engine Ceremonies, log *zap.Logg
 			"aaguid":             res.AAGUID,
 			"attestationFormat":  res.AttestationFormat,
 			"attestationTrusted": res.AttestationTrusted,
+			"authenticatorName":  optional(res.AuthenticatorName),
 			"status":             "success",
 			"errorMessage":       "",
 		})

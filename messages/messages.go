@@ -99,8 +99,12 @@ type Registered struct {
 	AAGUID string
 	// AttestationFormat is the attestation statement format (none, packed, tpm, ...).
 	AttestationFormat string
-	// AttestationTrusted says whether the attestation chained to a trusted root.
+	// AttestationTrusted says whether the attestation chained to a root of the authenticator
+	// model's metadata statement.
 	AttestationTrusted bool
+	// AuthenticatorName is the model's name from vendor metadata (the community's record, else
+	// the MDS statement's description), or empty.
+	AuthenticatorName string
 }
 
 // BeginSignIn starts a sign-in ceremony. With an empty Username it is a discoverable

@@ -13,7 +13,7 @@ import (
 // mdsTestdata is the shared MDS test data (README one level up): blob.jwt, BLOB number 9 with
 // 98 entries, signed through GlobalSign Root CA R3 (root-r3.crt, DER), verifiable at
 // 2021-11-15; test-blob.jwt, the conformance tool's BLOB number 42 with 200 entries.
-const mdsTestdata = "../../../shared/testdata/mds"
+const mdsTestdata = "../../actors/testdata/mds"
 
 // conformanceMDSRoot is go-webauthn's metadata.ConformanceMDSRoot (the FIDO conformance
 // tool's MDS3 root, to which test-blob.jwt chains), copied because only actors imports
