@@ -290,3 +290,48 @@ func TestUnregisterRacesSignIn(t *testing.T) {
 	wg.Wait()
 	t.Logf("%d sign-ins finished before the removal, %d failed", ok, fails)
 }
+
+// TestLinkRacesSignIn: links and unlinks of a passkey run while it signs in. No write is lost:
+// every sign-in succeeds, the stored counter is the last one, and the passkey ends linked as
+// the last link call left it.
+func TestLinkRacesSignIn(t *testing.T) {
+	s := startServer(t, "")
+	p := newPasskey(localRP, "linker")
+	s.register(t, s.License, "default", p)
+	const n = 12
+	bodies := make([]map[string]any, n)
+	for i := range bodies {
+		opts, _ := s.signInOptions(t, s.License, "default", "localhost", "linker")
+		p.cred.Counter++
+		bodies[i] = ceremonyBody(t, virtualwebauthn.CreateAssertionResponse(p.rp, p.auth, p.cred, *opts), "localhost", "default")
+	}
+	path := linkPath("/webauthn/u1", "default", "did:example:linker", "linker", fidoKeyHashOf(p))
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // sign-ins in counter order
+		defer wg.Done()
+		for i, b := range bodies {
+			if st, body, _ := s.call(t, "POST", "/webauthn/u1/assertion/result", lic(s.License), b); st != 200 {
+				t.Errorf("sign-in %d: %d %v", i, st, body)
+			}
+		}
+	}()
+	go func() { // link, unlink, ..., link
+		defer wg.Done()
+		for i := range 2*n + 1 {
+			method := "PUT"
+			if i%2 == 1 {
+				method = "DELETE"
+			}
+			if st, body, _ := s.call(t, method, path, lic(s.License), nil); st != 200 {
+				t.Errorf("%s %d: %d %v", method, i, st, body)
+			}
+		}
+	}()
+	wg.Wait()
+	_, status, _ := s.call(t, "GET", statusPath("/webauthn/u1", "default", "linker"), lic(s.License), nil)
+	key := status["fidoKeys"].([]any)[0].(map[string]any)
+	if key["did"] != "did:example:linker" || key["signCount"] != float64(p.cred.Counter) {
+		t.Fatalf("after the race: %v; want linked, signCount %d", key, p.cred.Counter)
+	}
+}
