@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -174,20 +175,49 @@ func (o RemoveCredentials) apply(txn *badger.Txn) (any, error) {
 	default:
 		return nil, invalid("name the passkeys by a fidoKeyHash or a DID")
 	}
-	n := 0
+	var (
+		owners []string            // the owners of the passkeys to remove, in the order found
+		gone   = map[string]bool{} // the ids of the passkeys to remove
+	)
 	for _, c := range found {
 		if c.CommunityID != o.CommunityID || (o.Username != "" && c.Username != o.Username) {
 			continue
 		}
-		if err := deleteCredential(txn, c); err != nil {
-			return nil, errStoreInternal(err)
+		if !slices.Contains(owners, c.Username) {
+			owners = append(owners, c.Username)
 		}
-		n++
+		gone[string(c.ID)] = true
 	}
-	if n == 0 {
+	if len(gone) == 0 {
 		return nil, errNothingToRemove
 	}
-	return n, nil
+	// The shape tally follows a removal in its transaction, as it follows a registration, so
+	// that decoys keep the shape of the users who still have passkeys.
+	for _, username := range owners {
+		before, err := credentialsOf(txn, o.CommunityID, username)
+		if err != nil {
+			return nil, errStoreInternal(err)
+		}
+		after := slices.DeleteFunc(slices.Clone(before), func(c Credential) bool { return gone[string(c.ID)] })
+		if len(before) == 0 || len(after) == len(before) {
+			continue
+		}
+		var to []byte
+		if len(after) > 0 {
+			to = userShape(after)
+		}
+		if err := shrinkUserShape(txn, o.CommunityID, userShape(before), to); err != nil {
+			return nil, errStoreInternal(err)
+		}
+	}
+	for _, c := range found {
+		if gone[string(c.ID)] {
+			if err := deleteCredential(txn, c); err != nil {
+				return nil, errStoreInternal(err)
+			}
+		}
+	}
+	return len(gone), nil
 }
 
 // deleteCredential deletes every key of a stored credential.

@@ -30,8 +30,8 @@ var _ Shapes = (*Store)(nil)
 
 // The shape tally. A user's shape is the multiset of its passkeys' shapes, encoded canonically
 // (each passkey's shape encoded, the encodings sorted and concatenated). The tally counts the
-// users of each shape, per community, and is changed in the transaction that adds a passkey, so
-// it is exactly as durable as the passkeys:
+// users of each shape, per community, and is changed in the transaction that adds or removes a
+// passkey, so it is exactly as durable as the passkeys:
 //
 //	ds/<community>\x00<user shape>   uint64 (big endian): users of that shape
 //	dm/<community>                   uint64 count, then the user shape: the most common shape
@@ -40,7 +40,8 @@ var _ Shapes = (*Store)(nil)
 // The most common shape is kept up to date as users change shape: a shape that overtakes it
 // replaces it. When the most common shape loses a user it stays the most common, possibly one
 // user behind a shape that tied with it, until the next registration settles the tie; a decoy
-// shape one registration stale is as good as an exact one.
+// shape one registration stale is as good as an exact one. A removal, which can take many users
+// from one shape, finds the most common shape again from the counts.
 func shapeKey(community string, shape []byte) []byte {
 	return join("ds/", []byte(community), shape)
 }
@@ -164,6 +165,57 @@ func moveUserShape(txn *badger.Txn, community string, from, to []byte) error {
 		return setMode(txn, community, fromCount, from)
 	}
 	return nil
+}
+
+// shrinkUserShape records in the tally that a user of community went from shape from to shape
+// to (nil: no passkey left) because passkeys were removed. A removal can leave the most common
+// shape behind another by more than one user, so the most common shape is found again from the
+// community's counts (one key per distinct shape: a short scan).
+func shrinkUserShape(txn *badger.Txn, community string, from, to []byte) error {
+	n, _, err := readCount(txn, shapeKey(community, from))
+	if err != nil {
+		return err
+	}
+	if n <= 1 {
+		err = txn.Delete(shapeKey(community, from))
+	} else {
+		err = txn.Set(shapeKey(community, from), binary.BigEndian.AppendUint64(nil, n-1))
+	}
+	if err != nil {
+		return err
+	}
+	if to != nil {
+		n, _, err := readCount(txn, shapeKey(community, to))
+		if err != nil {
+			return err
+		}
+		if err := txn.Set(shapeKey(community, to), binary.BigEndian.AppendUint64(nil, n+1)); err != nil {
+			return err
+		}
+	}
+	prefix := shapeKey(community, nil) // ds/<community>\x00
+	var (
+		mode      []byte
+		modeCount uint64
+	)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if len(v) < 8 {
+			return fmt.Errorf("tally value of %q is %d bytes", it.Item().Key(), len(v))
+		}
+		if c := binary.BigEndian.Uint64(v); c > modeCount {
+			mode, modeCount = bytes.Clone(it.Item().Key()[len(prefix):]), c
+		}
+	}
+	if mode == nil {
+		return txn.Delete(modeKey(community))
+	}
+	return setMode(txn, community, modeCount, mode)
 }
 
 func setMode(txn *badger.Txn, community string, count uint64, shape []byte) error {

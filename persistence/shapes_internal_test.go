@@ -136,3 +136,64 @@ func TestUserShapeRoundTrip(t *testing.T) {
 		t.Fatal("a truncated shape decoded")
 	}
 }
+
+// TestCommonShapeFollowsRemovals: removing passkeys moves their users' shapes in the tally, in
+// the removal's transaction, and the most common shape is found again, so that decoys look
+// like the users who still have passkeys.
+func TestCommonShapeFollowsRemovals(t *testing.T) {
+	s, err := Open(t.TempDir(), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.ApplyOne(PutCommunity{Create: true, Community: Community{ID: "shop", TenantID: "acme", Name: "shop",
+		RPIDs: []string{"example.com"}, Origins: []string{"https://example.com"}, UserVerification: VerificationPreferred}}); err != nil {
+		t.Fatal(err)
+	}
+	phone := CredentialShape{IDLength: 16, Transports: []string{"hybrid", "internal"}}
+	key := CredentialShape{IDLength: 64, Transports: []string{"usb"}}
+	apply := func(op Op) {
+		t.Helper()
+		if _, err := s.ApplyOne(op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := func(step string, shape ...CredentialShape) {
+		t.Helper()
+		got, err := s.CommonShape("shop")
+		if len(shape) == 0 {
+			if !errors.Is(err, ErrNotFound) {
+				t.Fatalf("%s: CommonShape = %v, %v; want ErrNotFound", step, got, err)
+			}
+			return
+		}
+		if err != nil || !reflect.DeepEqual(got, shape) {
+			t.Fatalf("%s: CommonShape = %+v, %v; want %+v", step, got, err, shape)
+		}
+	}
+	remove := func(c Credential) RemoveCredentials {
+		return RemoveCredentials{CommunityID: "shop", FidoKeyHash: FidoKeyHash(c.ID)}
+	}
+	a, b, c := shapeCred("a", 0, 64, "usb"), shapeCred("b", 0, 64, "usb"), shapeCred("c", 0, 64, "usb")
+	d, e := shapeCred("d", 0, 16, "hybrid", "internal"), shapeCred("e", 0, 16, "hybrid", "internal")
+	for _, cred := range []Credential{a, b, c, d, e} {
+		apply(AddCredential{Credential: cred})
+	}
+	want("three users with a key, two with a phone", key)
+	apply(remove(a))
+	apply(remove(b))
+	want("two keys removed: one user with a key, two with a phone", phone)
+
+	// c gets a phone passkey too, then loses its key: the tally moves c from (phone, key) to
+	// phone, not some other user's shape.
+	c1 := shapeCred("c", 1, 16, "hybrid", "internal")
+	apply(AddCredential{Credential: c1})
+	apply(remove(c))
+	want("c now has a phone passkey only", phone)
+	for _, cred := range []Credential{c1, d, e} {
+		apply(remove(cred))
+	}
+	want("nobody has a passkey")
+	apply(AddCredential{Credential: shapeCred("f", 0, 64, "usb")})
+	want("a new user with a key", key)
+}
