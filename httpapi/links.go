@@ -133,7 +133,7 @@ type fidoKeyJSON struct {
 	BackupEligible     bool    `json:"backupEligible"`
 	BackupState        bool    `json:"backupState"`
 	SignCount          uint32  `json:"signCount"`
-	CreatedAt          string  `json:"createdAt"`
+	CreatedAt          *string `json:"createdAt"` // null when unknown (an import may store none)
 	LastUsedAt         *string `json:"lastUsedAt"`
 }
 
@@ -185,7 +185,7 @@ func handleLinkStatus(lc licenseChecker, engine Passkeys, log *zap.Logger) http.
 				AAGUID: p.AAGUID, AuthenticatorName: optional(p.AuthenticatorName),
 				AttestationFormat: p.AttestationFormat, AttestationTrusted: p.AttestationTrusted,
 				BackupEligible: p.BackupEligible, BackupState: p.BackupState, SignCount: p.SignCount,
-				CreatedAt: *rfc3339(p.Created), LastUsedAt: rfc3339(p.LastUsed),
+				CreatedAt: rfc3339(p.Created), LastUsedAt: rfc3339(p.LastUsed),
 			})
 		}
 		if out.Linked {
