@@ -40,9 +40,13 @@ func (id sealedRequestID) boundTo(r *http.Request) error {
 	if id.Method != "" && !strings.EqualFold(id.Method, r.Method) {
 		return messages.Errorf(messages.CodeRequestInvalid, "the requestid was sealed for another method")
 	}
-	if id.Path != "" {
+	if id.Path != "" && id.Path != r.URL.Path {
+		// The path as sent (r.URL.Path is percent-encoded here: see routeOnEscapedPath), or
+		// that path unescaped once. Not when the request encodes a '%' (%25): unescaping it once
+		// would turn a parameter a%252Fb, which the handler reads as a%2Fb, into a%2Fb, so
+		// that a requestid sealed for the path of user a/b would pass for user a%2Fb.
 		unescaped, err := url.PathUnescape(r.URL.Path)
-		if id.Path != r.URL.Path && (err != nil || id.Path != unescaped) {
+		if err != nil || id.Path != unescaped || strings.Contains(r.URL.Path, "%25") {
 			return messages.Errorf(messages.CodeRequestInvalid, "the requestid was sealed for another path")
 		}
 	}

@@ -220,6 +220,8 @@ func TestLinkRoutesBadInput(t *testing.T) {
 			sealedWith(map[string]any{"method": "GET", "path": statusPath("/webauthn", "default", "alice")}), nil}, 200, ""},
 		{"sealed: a requestid naming the path unescaped", request{"GET", statusPath("/webauthn", "default", "a/b"),
 			sealedWith(map[string]any{"method": "get", "path": "/webauthn/link/community/default/user/a/b/status"}), nil}, 200, ""},
+		{"sealed: a requestid for a path whose parameter the request encodes twice", request{"GET", statusPath("/webauthn", "default", "a%2Fb"),
+			sealedWith(map[string]any{"method": "GET", "path": statusPath("/webauthn", "default", "a/b")}), nil}, 401, "request_invalid"},
 		{"sealed: a community license on another community", request{"GET", statusPath("/webauthn", "shop", "alice"), c.headers(t, s.License), nil}, 403, "license_scope"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
