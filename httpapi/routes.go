@@ -17,6 +17,11 @@ func routes(d Deps) http.Handler {
 	r := httprouter.New()
 	r.HandleMethodNotAllowed = true
 	r.HandleOPTIONS = false // no CORS: relying parties call webauthnd from their backends
+	// No redirect to a "fixed" path: httprouter would clean /user/bob/../../did_or_fidokey/X
+	// into the community-wide route and send the client there (308, method and headers kept),
+	// so a request that named a user would remove another's passkey. A path that matches no
+	// route is 404.
+	r.RedirectFixedPath = false
 
 	r.Handler(http.MethodGet, "/webauthn/healthz", handleHealthz(d.Health, d.Draining, d.Config.Version, log))
 	r.Handler(http.MethodGet, "/webauthn/environment", handleEnvironment(d.Config, d.Envelope))

@@ -205,6 +205,8 @@ func TestLinkRoutesBadInput(t *testing.T) {
 		{"a fidoKeyHash too short", request{"PUT", linkPath("/webauthn/u1", "default", "did:example:a", "alice", hash[:62]), def, nil}, 400, "invalid_request"},
 		{"an identifier that is neither", request{"DELETE", unregisterPath("/webauthn/u1", "default", "", "alice"), def, nil}, 400, "invalid_request"},
 		{"a .. segment as the user", request{"DELETE", "/webauthn/u1/unregister/community/default/user/../did_or_fidokey/" + hash, def, nil}, 400, "invalid_request"},
+		{"a .. segment that takes the user out of the path (no redirect to the community-wide route)",
+			request{"DELETE", "/webauthn/u1/unregister/community/default/user/bob/../../did_or_fidokey/" + hash, def, nil}, 404, "not_found"},
 		{"an encoded .. segment as the user", request{"GET", "/webauthn/u1/link/community/default/user/%2e%2e/status", def, nil}, 400, "invalid_request"},
 		{"a . segment as the identifier", request{"DELETE", "/webauthn/u1/unregister/community/default/did_or_fidokey/.", def, nil}, 400, "invalid_request"},
 		{"a username with a control character", request{"GET", statusPath("/webauthn/u1", "default", "al\x00ice"), def, nil}, 400, "invalid_request"},
