@@ -20,19 +20,42 @@ func shapeCred(name string, n, idLen int, transports ...string) Credential {
 		PublicKey: []byte{1}, Transports: transports}
 }
 
-// TestCommonShape: the shape tally follows registrations and imports, survives a restart, and
-// is rebuilt whole by Open for a store that has none (one written by an earlier version).
-func TestCommonShape(t *testing.T) {
-	dir := t.TempDir()
+// openShop opens a store in dir with the community "shop".
+func openShop(t *testing.T, dir string) *Store {
+	t.Helper()
 	s, err := Open(dir, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { s.Close() }()
 	if _, err := s.ApplyOne(PutCommunity{Create: true, Community: Community{ID: "shop", TenantID: "acme", Name: "shop",
 		RPIDs: []string{"example.com"}, Origins: []string{"https://example.com"}, UserVerification: VerificationPreferred}}); err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// wantCommonShape checks shop's most common shape after step (none: ErrNotFound).
+func wantCommonShape(t *testing.T, s *Store, step string, shape ...CredentialShape) {
+	t.Helper()
+	got, err := s.CommonShape("shop")
+	if len(shape) == 0 {
+		if !errors.Is(err, ErrNotFound) {
+			t.Fatalf("%s: CommonShape = %v, %v; want ErrNotFound", step, got, err)
+		}
+		return
+	}
+	if err != nil || !reflect.DeepEqual(got, shape) {
+		t.Fatalf("%s: CommonShape = %+v, %v; want %+v", step, got, err, shape)
+	}
+}
+
+// TestCommonShape: the shape tally follows registrations and imports, survives a restart, and
+// is rebuilt whole by Open for a store that has none (one written by an earlier version).
+func TestCommonShape(t *testing.T) {
+	dir := t.TempDir()
+	s := openShop(t, dir)
+	defer func() { s.Close() }()
+	var err error
 	phone := CredentialShape{IDLength: 16, Transports: []string{"hybrid", "internal"}}
 	key := CredentialShape{IDLength: 64, Transports: []string{"usb"}}
 	add := func(c Credential) {
@@ -43,16 +66,7 @@ func TestCommonShape(t *testing.T) {
 	}
 	want := func(step string, shape ...CredentialShape) {
 		t.Helper()
-		got, err := s.CommonShape("shop")
-		if len(shape) == 0 {
-			if !errors.Is(err, ErrNotFound) {
-				t.Fatalf("%s: CommonShape = %v, %v; want ErrNotFound", step, got, err)
-			}
-			return
-		}
-		if err != nil || !reflect.DeepEqual(got, shape) {
-			t.Fatalf("%s: CommonShape = %+v, %v; want %+v", step, got, err, shape)
-		}
+		wantCommonShape(t, s, step, shape...)
 	}
 
 	want("no passkey yet")
@@ -141,15 +155,8 @@ func TestUserShapeRoundTrip(t *testing.T) {
 // the removal's transaction, and the most common shape is found again, so that decoys look
 // like the users who still have passkeys.
 func TestCommonShapeFollowsRemovals(t *testing.T) {
-	s, err := Open(t.TempDir(), zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openShop(t, t.TempDir())
 	defer s.Close()
-	if _, err := s.ApplyOne(PutCommunity{Create: true, Community: Community{ID: "shop", TenantID: "acme", Name: "shop",
-		RPIDs: []string{"example.com"}, Origins: []string{"https://example.com"}, UserVerification: VerificationPreferred}}); err != nil {
-		t.Fatal(err)
-	}
 	phone := CredentialShape{IDLength: 16, Transports: []string{"hybrid", "internal"}}
 	key := CredentialShape{IDLength: 64, Transports: []string{"usb"}}
 	apply := func(op Op) {
@@ -160,16 +167,7 @@ func TestCommonShapeFollowsRemovals(t *testing.T) {
 	}
 	want := func(step string, shape ...CredentialShape) {
 		t.Helper()
-		got, err := s.CommonShape("shop")
-		if len(shape) == 0 {
-			if !errors.Is(err, ErrNotFound) {
-				t.Fatalf("%s: CommonShape = %v, %v; want ErrNotFound", step, got, err)
-			}
-			return
-		}
-		if err != nil || !reflect.DeepEqual(got, shape) {
-			t.Fatalf("%s: CommonShape = %+v, %v; want %+v", step, got, err, shape)
-		}
+		wantCommonShape(t, s, step, shape...)
 	}
 	remove := func(c Credential) RemoveCredentials {
 		return RemoveCredentials{CommunityID: "shop", FidoKeyHash: FidoKeyHash(c.ID)}
