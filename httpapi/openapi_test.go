@@ -247,6 +247,14 @@ func (f openAPIFakeEngine) FinishSignIn(messages.FinishSignIn) (messages.SignedI
 	return f.signedIn, f.err
 }
 
+// The link and de-registration routes: alice has no passkey; writes answer err.
+func (f openAPIFakeEngine) Passkeys(messages.ListPasskeys) (messages.UserPasskeys, error) {
+	return messages.UserPasskeys{}, f.err
+}
+func (f openAPIFakeEngine) Link(messages.Link) error                    { return f.err }
+func (f openAPIFakeEngine) Unlink(messages.Link) error                  { return f.err }
+func (f openAPIFakeEngine) Unregister(messages.Unregister) (int, error) { return 1, f.err }
+
 // openAPIFakeStore knows one community license, "good-key", of the community "default".
 type openAPIFakeStore struct{}
 
@@ -317,7 +325,9 @@ func openAPITestServer(t *testing.T, engine Ceremonies, health func() error, dra
 	if err != nil {
 		t.Fatal(err)
 	}
+	passkeys, _ := engine.(Passkeys)
 	return NewServer(Deps{
+		Passkeys: passkeys,
 		Config: Config{PublicURL: "http://localhost:8080", Version: "test", CeremonyTimeout: 5 * time.Minute,
 			TokenTTL: 5 * time.Minute, AllowedTimeSpan: time.Minute},
 		Ceremonies:  engine,
@@ -487,6 +497,18 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 		{name: "assertion result below a quarter of the free-space reserve", engine: withEngine(func(e *openAPIFakeEngine) {
 			e.err = messages.Errorf(messages.CodeStorageFull, "the service's storage is almost full")
 		}), method: "POST", path: "/webauthn/u1/assertion/result", headers: good, body: signBody, status: 507},
+		{name: "link below the free-space reserve", engine: withEngine(func(e *openAPIFakeEngine) {
+			e.err = messages.Errorf(messages.CodeStorageFull, "the service's storage is almost full")
+		}), method: "PUT", path: "/webauthn/u1/link/community/default/did/did:example:a/user/alice/fidokey/" + strings.Repeat("ab", 32), headers: good, status: 507},
+		{name: "unlink below the free-space reserve", engine: withEngine(func(e *openAPIFakeEngine) {
+			e.err = messages.Errorf(messages.CodeStorageFull, "the service's storage is almost full")
+		}), method: "DELETE", path: "/webauthn/u1/link/community/default/did/did:example:a/user/alice/fidokey/" + strings.Repeat("ab", 32), headers: good, status: 507},
+		{name: "unregister below a quarter of the free-space reserve", engine: withEngine(func(e *openAPIFakeEngine) {
+			e.err = messages.Errorf(messages.CodeStorageFull, "the service's storage is almost full")
+		}), method: "DELETE", path: "/webauthn/u1/unregister/community/default/did_or_fidokey/" + strings.Repeat("ab", 32), headers: good, status: 507},
+		{name: "unregister within a user below a quarter of the free-space reserve", engine: withEngine(func(e *openAPIFakeEngine) {
+			e.err = messages.Errorf(messages.CodeStorageFull, "the service's storage is almost full")
+		}), method: "DELETE", path: "/webauthn/u1/unregister/community/default/user/alice/did_or_fidokey/" + strings.Repeat("ab", 32), headers: good, status: 507},
 		{name: "assertion result of an unknown ceremony", engine: withEngine(func(e *openAPIFakeEngine) {
 			e.err = messages.Errorf(messages.CodeCeremonyNotFound, "no live ceremony")
 		}), method: "POST", path: "/webauthn/u1/assertion/result", headers: good, body: signBody, status: 400},
