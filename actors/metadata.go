@@ -67,7 +67,15 @@ type models struct {
 type modelCache struct {
 	vendorGen, mdsGen uint64
 	byKey             sync.Map // community + "\x00" + AAGUID -> model
+	size              atomic.Int64
 }
+
+// maxCachedModels bounds a cache's entries. The AAGUID of a registration is whatever the
+// authenticator claims (under none attestation, any 16 bytes), and a registration looks its
+// model up even when it is then refused and stores nothing, so without a bound a licensed
+// caller could fill memory with made-up models until the next vendor write or import. Beyond
+// the bound a look-up reads the store (two reads) and caches nothing.
+const maxCachedModels = 1 << 16
 
 func newModels(store MetadataStore) *models {
 	m := &models{store: store}
@@ -101,8 +109,10 @@ func (ms *models) of(communityID string, aaguid []byte) (model, error) {
 	if err != nil {
 		return model{}, err
 	}
-	if cache.vendorGen == vendorGen && cache.mdsGen == mdsGen {
-		cache.byKey.Store(key, m)
+	if cache.vendorGen == vendorGen && cache.mdsGen == mdsGen && cache.size.Load() < maxCachedModels {
+		if _, loaded := cache.byKey.LoadOrStore(key, m); !loaded {
+			cache.size.Add(1)
+		}
 	}
 	return m, nil
 }

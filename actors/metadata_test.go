@@ -153,3 +153,26 @@ func TestMetadataGovernsRegistration(t *testing.T) {
 		})
 	}
 }
+
+// TestModelCacheIsBounded: made-up AAGUIDs (what an authenticator under none attestation may
+// claim) fill the models cache up to its bound and no further; look-ups beyond it still answer.
+func TestModelCacheIsBounded(t *testing.T) {
+	store, err := persistence.Open(t.TempDir(), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ms := newModels(store)
+	aaguid := make([]byte, 16)
+	for i := range maxCachedModels + 100 {
+		aaguid[0], aaguid[1], aaguid[2], aaguid[15] = byte(i), byte(i>>8), byte(i>>16), 1
+		if _, err := ms.of("default", aaguid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	ms.cache.Load().byKey.Range(func(_, _ any) bool { n++; return true })
+	if n != maxCachedModels {
+		t.Fatalf("the cache holds %d models after %d made-up AAGUIDs, want its bound %d", n, maxCachedModels+100, maxCachedModels)
+	}
+}
