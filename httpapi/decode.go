@@ -167,8 +167,13 @@ func (sc *nameScanner) value(sh *shape, depth int) error {
 // object reads an object, checking its names against sh when sh knows its fields.
 func (sc *nameScanner) object(sh *shape, depth int) error {
 	sc.i++ // {
+	// The names seen so far, to refuse one given twice: in a small array while there are few
+	// (no allocation for the objects of real requests), in a map beyond, so that a body of
+	// many distinct names (a megabyte of them on the vendor routes) costs linear time, not
+	// quadratic.
 	var seenBuf [16][]byte
 	seen := seenBuf[:0]
+	var seenMany map[string]struct{}
 	for first := true; ; first = false {
 		sc.skipSpace()
 		if sc.i < len(sc.b) && sc.b[sc.i] == '}' && first {
@@ -185,12 +190,24 @@ func (sc *nameScanner) object(sh *shape, depth int) error {
 		sc.i++
 		var sub *shape
 		if sh != nil && sh.fields != nil {
-			for _, s := range seen {
-				if bytes.Equal(s, name) {
-					return messages.Errorf(messages.CodeInvalidRequest, fmt.Sprintf("the request body names %s twice", quoteName(string(name))))
+			twice := false
+			if seenMany != nil {
+				_, twice = seenMany[string(name)]
+				seenMany[string(name)] = struct{}{}
+			} else {
+				for _, s := range seen {
+					twice = twice || bytes.Equal(s, name)
+				}
+				if seen = append(seen, name); len(seen) > len(seenBuf) {
+					seenMany = make(map[string]struct{}, 2*len(seen))
+					for _, s := range seen {
+						seenMany[string(s)] = struct{}{}
+					}
 				}
 			}
-			seen = append(seen, name)
+			if twice {
+				return messages.Errorf(messages.CodeInvalidRequest, fmt.Sprintf("the request body names %s twice", quoteName(string(name))))
+			}
 			if sub, err = sh.field(name); err != nil {
 				return err
 			}
