@@ -71,16 +71,28 @@ func sealed(keys *Keyring, lc licenseChecker, replays Replays, span time.Duratio
 			return messages.Wrap(messages.CodeEnvelopeInvalid, "the publickey header must be 64 bytes X‖Y or 65 bytes 0x04‖X‖Y", err)
 		}
 		at := now()
-		var shared, license []byte
-		for _, k := range keys.candidates(at) {
+		var (
+			shared, license []byte
+			offCurve        error // why the point is not on a key's curve, while it is on none
+		)
+		for i, k := range keys.candidates(at) {
+			// After a change of curves, the previous key is on another curve than the current
+			// one: a point off the current curve may be a client of the previous key.
 			s, err := k.sharedKey(caller)
 			if err != nil {
-				return messages.Wrap(messages.CodeEnvelopeInvalid, "the publickey header is not a point on the service's curve ("+k.Curve()+")", err)
+				if i == 0 {
+					offCurve = messages.Wrap(messages.CodeEnvelopeInvalid, "the publickey header is not a point on the service's curve ("+k.Curve()+")", err)
+				}
+				continue
 			}
+			offCurve = nil
 			if l, err := open(s, r.Header.Get("licensekey")); err == nil {
 				shared, license = s, l
 				break
 			}
+		}
+		if offCurve != nil {
+			return offCurve
 		}
 		if shared == nil {
 			return messages.Errorf(messages.CodeLicenseInvalid, "the licensekey header does not decrypt with the key shared with your publickey")

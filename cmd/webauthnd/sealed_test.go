@@ -414,6 +414,14 @@ func TestKeyRotation(t *testing.T) {
 	if _, env, _ := s2.call(t, "GET", "/webauthn/environment", nil, nil); env["ec_curve_name"] != "prime256v1" {
 		t.Fatalf("ec_curve_name %v", env["ec_curve_name"])
 	}
+	// A client of the previous key, on the previous curve, still gets in within the grace: its
+	// point is not on the new curve, which must not stop the previous key from being tried.
+	if st, res := after.do(t, s2, "/webauthn/assertion/options", s.License, map[string]any{"dns": "localhost"}); st != 200 {
+		t.Fatalf("a client of the previous curve's key, within its grace: %d %v", st, res)
+	}
+	if st, res := newSealedClient(t, s2).do(t, s2, "/webauthn/assertion/options", s.License, map[string]any{"dns": "localhost"}); st != 200 {
+		t.Fatalf("a client of the new curve's key: %d %v", st, res)
+	}
 }
 
 func TestLicenseListAndRevoke(t *testing.T) {
