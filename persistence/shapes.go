@@ -161,6 +161,10 @@ func moveUserShape(txn *badger.Txn, community string, from, to []byte) error {
 	switch {
 	case mode == nil || toCount > modeCount || bytes.Equal(mode, to):
 		return setMode(txn, community, toCount, to)
+	case from != nil && bytes.Equal(mode, from) && toCount > fromCount:
+		// The user took the most common shape's lead with it (a community of one user, whose
+		// count would otherwise drop to 0 and its decoys to the default shape).
+		return setMode(txn, community, toCount, to)
 	case from != nil && bytes.Equal(mode, from):
 		return setMode(txn, community, fromCount, from)
 	}

@@ -195,3 +195,29 @@ func TestCommonShapeFollowsRemovals(t *testing.T) {
 	apply(AddCredential{Credential: shapeCred("f", 0, 64, "usb")})
 	want("a new user with a key", key)
 }
+
+// TestCommonShapeFollowsTheOnlyUser: when the user of the most common shape changes shape and
+// its new shape now has more users than the old one, the new shape is the most common at once;
+// in a community of one user, its decoys follow its second passkey rather than falling back to
+// the default shape.
+func TestCommonShapeFollowsTheOnlyUser(t *testing.T) {
+	s := openShop(t, t.TempDir())
+	defer s.Close()
+	phone := CredentialShape{IDLength: 16, Transports: []string{"hybrid", "internal"}}
+	key := CredentialShape{IDLength: 64, Transports: []string{"usb"}}
+	for _, step := range []struct {
+		name string
+		add  Credential
+		want []CredentialShape
+	}{
+		{"a has a key", shapeCred("a", 0, 64, "usb"), []CredentialShape{key}},
+		{"a adds a phone passkey", shapeCred("a", 1, 16, "hybrid", "internal"), []CredentialShape{phone, key}},
+		{"b has a phone passkey", shapeCred("b", 0, 16, "hybrid", "internal"), []CredentialShape{phone, key}},
+		{"b adds a key: two users of (phone, key)", shapeCred("b", 1, 64, "usb"), []CredentialShape{phone, key}},
+	} {
+		if _, err := s.ApplyOne(AddCredential{Credential: step.add}); err != nil {
+			t.Fatal(err)
+		}
+		wantCommonShape(t, s, step.name, step.want...)
+	}
+}
