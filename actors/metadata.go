@@ -152,7 +152,10 @@ func (ms *models) read(communityID, aaguid string) (model, error) {
 }
 
 // mdsStatusReports reads an MDS entry's status reports on their own: an entry whose statement
-// go-webauthn cannot parse still has a status that counts.
+// go-webauthn cannot parse still has a status that counts. So does a report that go-webauthn's
+// parser refuses for a part the status check does not need (a malformed url or certificate):
+// it counts with its status and dates (which the import checked), and no certificate, so that
+// a REVOKED model never passes as unknown.
 func mdsStatusReports(e persistence.MDSEntry) []metadata.StatusReport {
 	var j struct {
 		StatusReports []metadata.StatusReportJSON `json:"statusReports"`
@@ -162,11 +165,22 @@ func mdsStatusReports(e persistence.MDSEntry) []metadata.StatusReport {
 	}
 	out := make([]metadata.StatusReport, 0, len(j.StatusReports))
 	for _, r := range j.StatusReports {
-		if parsed, err := r.Parse(); err == nil {
-			out = append(out, parsed)
+		parsed, err := r.Parse()
+		if err != nil {
+			parsed = metadata.StatusReport{Status: r.Status, EffectiveDate: reportDate(r.EffectiveDate), SunsetDate: reportDate(r.SunsetDate)}
 		}
+		out = append(out, parsed)
 	}
 	return out
+}
+
+// reportDate reads a status report's date (YYYY-MM-DD), nil when absent or unreadable.
+func reportDate(s string) *time.Time {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return nil
+	}
+	return &t
 }
 
 // refused is the 403 of a model that may not register or sign in.

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"os"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -174,5 +175,34 @@ func TestModelCacheIsBounded(t *testing.T) {
 	ms.cache.Load().byKey.Range(func(_, _ any) bool { n++; return true })
 	if n != maxCachedModels {
 		t.Fatalf("the cache holds %d models after %d made-up AAGUIDs, want its bound %d", n, maxCachedModels+100, maxCachedModels)
+	}
+}
+
+// TestMDSStatusSurvivesFaultsElsewhereInItsReport: a status report that go-webauthn's parser
+// refuses for a part the status check does not read (a malformed url or certificate) still
+// refuses its model: the import keeps such an entry, and `metadata list` shows it REVOKED, so a
+// ceremony must not let the model pass as unknown.
+func TestMDSStatusSurvivesFaultsElsewhereInItsReport(t *testing.T) {
+	store, err := persistence.Open(t.TempDir(), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	const aaguid = "0badc0de-0000-4000-8000-000000000001"
+	for i, fault := range []string{`"url":"http://bad url"`, `"certificate":"not base64 DER"`} {
+		entry := `{"aaguid":"` + aaguid + `","statusReports":[{"status":"FIDO_CERTIFIED","effectiveDate":"2019-01-01"},` +
+			`{"status":"REVOKED","effectiveDate":"2020-01-01",` + fault + `}],"timeOfLastStatusChange":"2020-01-01"}`
+		if _, err := store.ReplaceMDS(persistence.MDSBlob{Number: i + 1, NextUpdate: time.Now().AddDate(0, 1, 0)},
+			[]persistence.MDSEntry{{AAGUID: aaguid, Description: "Broken Key", Status: "REVOKED", Entry: json.RawMessage(entry)}}, false); err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := hex.DecodeString(strings.ReplaceAll(aaguid, "-", ""))
+		m, err := newModels(store).of("default", raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if why := m.refusal(time.Now()); !strings.Contains(why, "REVOKED") {
+			t.Errorf("a REVOKED report with %s: refusal %q, want one naming REVOKED", fault, why)
+		}
 	}
 }
