@@ -436,6 +436,9 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 		edit(&e)
 		return e
 	}
+	storageFull := withEngine(func(e *openAPIFakeEngine) {
+		e.err = messages.Errorf(messages.CodeStorageFull, "the service's storage is almost full")
+	})
 	cases := []struct {
 		name     string
 		engine   Ceremonies
@@ -497,18 +500,10 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 		{name: "assertion result below a quarter of the free-space reserve", engine: withEngine(func(e *openAPIFakeEngine) {
 			e.err = messages.Errorf(messages.CodeStorageFull, "the service's storage is almost full")
 		}), method: "POST", path: "/webauthn/u1/assertion/result", headers: good, body: signBody, status: 507},
-		{name: "link below the free-space reserve", engine: withEngine(func(e *openAPIFakeEngine) {
-			e.err = messages.Errorf(messages.CodeStorageFull, "the service's storage is almost full")
-		}), method: "PUT", path: "/webauthn/u1/link/community/default/did/did:example:a/user/alice/fidokey/" + strings.Repeat("ab", 32), headers: good, status: 507},
-		{name: "unlink below the free-space reserve", engine: withEngine(func(e *openAPIFakeEngine) {
-			e.err = messages.Errorf(messages.CodeStorageFull, "the service's storage is almost full")
-		}), method: "DELETE", path: "/webauthn/u1/link/community/default/did/did:example:a/user/alice/fidokey/" + strings.Repeat("ab", 32), headers: good, status: 507},
-		{name: "unregister below a quarter of the free-space reserve", engine: withEngine(func(e *openAPIFakeEngine) {
-			e.err = messages.Errorf(messages.CodeStorageFull, "the service's storage is almost full")
-		}), method: "DELETE", path: "/webauthn/u1/unregister/community/default/did_or_fidokey/" + strings.Repeat("ab", 32), headers: good, status: 507},
-		{name: "unregister within a user below a quarter of the free-space reserve", engine: withEngine(func(e *openAPIFakeEngine) {
-			e.err = messages.Errorf(messages.CodeStorageFull, "the service's storage is almost full")
-		}), method: "DELETE", path: "/webauthn/u1/unregister/community/default/user/alice/did_or_fidokey/" + strings.Repeat("ab", 32), headers: good, status: 507},
+		{name: "link below the free-space reserve", engine: storageFull, method: "PUT", path: "/webauthn/u1/link/community/default/did/did:example:a/user/alice/fidokey/" + strings.Repeat("ab", 32), headers: good, status: 507},
+		{name: "unlink below the free-space reserve", engine: storageFull, method: "DELETE", path: "/webauthn/u1/link/community/default/did/did:example:a/user/alice/fidokey/" + strings.Repeat("ab", 32), headers: good, status: 507},
+		{name: "unregister below a quarter of the free-space reserve", engine: storageFull, method: "DELETE", path: "/webauthn/u1/unregister/community/default/did_or_fidokey/" + strings.Repeat("ab", 32), headers: good, status: 507},
+		{name: "unregister within a user below a quarter of the free-space reserve", engine: storageFull, method: "DELETE", path: "/webauthn/u1/unregister/community/default/user/alice/did_or_fidokey/" + strings.Repeat("ab", 32), headers: good, status: 507},
 		{name: "assertion result of an unknown ceremony", engine: withEngine(func(e *openAPIFakeEngine) {
 			e.err = messages.Errorf(messages.CodeCeremonyNotFound, "no live ceremony")
 		}), method: "POST", path: "/webauthn/u1/assertion/result", headers: good, body: signBody, status: 400},
