@@ -114,7 +114,9 @@ async function scenario(browser, name, fn) {
     return page;
   };
   try {
-    await fn({ context, newPage, rec });
+    // snap saves a screenshot of a step (the README shows two).
+    const snap = (page, step) => page.screenshot({ path: join(shots, `demo-${name}-${step}.png`), fullPage: true });
+    await fn({ context, newPage, rec, snap });
   } catch (e) {
     rec.error = String(e && e.stack ? e.stack : e);
   }
@@ -185,7 +187,7 @@ const demoSession = (page) => page.evaluate(async () => (await fetch('/demo/api/
 const scenarios = {
   // Sign up, sign out, sign in by username and without, conditional UI, a security key added
   // in a second tab, a passkey deleted, the deleted passkey refused, a bad signature refused.
-  async passkeys({ newPage, rec }) {
+  async passkeys({ newPage, rec, snap }) {
     const s = rec.steps;
     const phone = await newPage();
     await phone.addInitScript(() => {
@@ -228,6 +230,7 @@ const scenarios = {
     s.addSecurityKey = await act(laptop, '#add-security-key');
     s.credentialsOfKey = await credentials(laptop, key);
     s.sessionAfterAdd = await demoSession(laptop);
+    await snap(laptop, 'two-passkeys');
     s.addAgainOnPhone = await act(phone, '#add-passkey'); // the phone already has one: refused
 
     // Delete the phone's passkey from the laptop.
@@ -243,6 +246,7 @@ const scenarios = {
     // The phone still offers its passkey: refused, and the browser is told to forget it.
     await open(phone, url);
     s.signInDeleted = await act(phone, '#signin', '');
+    await snap(phone, 'deleted-refused');
 
     // The security key signs in by username.
     s.signInWithKey = await act(laptop, '#signin', 'alice');
