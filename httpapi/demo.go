@@ -45,6 +45,10 @@ type DemoConfig struct {
 	CommunityID string
 }
 
+// demoOnlyCodes are the error codes only the demo's routes answer. The OpenAPI document, which
+// describes the service's API and leaves the demo out, does not list them.
+var demoOnlyCodes = []messages.Code{messages.CodeSignedOut, messages.CodeCSRFRefused}
+
 // demoFiles are the demo's page, script, style sheet and icon.
 //
 //go:embed demo
