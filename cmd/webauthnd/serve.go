@@ -287,10 +287,23 @@ var onDemoLicense = func(dataDir, key string) {}
 
 // demoLicense turns the demo on or leaves it off. On, it gives the license "demo" (of the
 // default community) a new key at every start, in one write that retires the previous key;
-// the key stays in memory. A default community that is gone, or a write refused (a full
-// disk), leaves the demo off with a warning rather than stopping the service.
+// the key stays in memory. Off, it revokes that license if an earlier start left it active,
+// so that no key of a process gone stays valid. A default community that is gone, or a write
+// refused (a full disk), leaves the demo off with a warning rather than stopping the service.
 func demoLicense(store *persistence.Store, write func(persistence.Op) (any, error), dataDir string, community persistence.Community, on bool, log *zap.Logger) (*httpapi.DemoConfig, error) {
 	if !on {
+		licenses, err := store.AllLicenses()
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range licenses {
+			if l.ID == demoLicenseID && !l.Disabled {
+				if _, err := write(persistence.RevokeLicense{ID: demoLicenseID}); err != nil {
+					return nil, fmt.Errorf("revoke the demo's license (the demo is off): %w", err)
+				}
+				log.Info("demo off: its license revoked")
+			}
+		}
 		return nil, nil
 	}
 	if _, err := store.Community(community.ID); err != nil {

@@ -308,7 +308,9 @@ function passkeyItem(key, onlyOne) {
   const name = document.createElement("p");
   name.className = "name";
   const title = document.createElement("span");
-  title.textContent = key.authenticatorName || (key.backupEligible ? "Synced passkey" : "Passkey");
+  // The model's name where metadata knows it; otherwise what the record says of the kind.
+  title.textContent = key.authenticatorName ||
+    (key.attestationFormat === "fido-u2f" ? "Security key (U2F)" : key.backupEligible ? "Synced passkey" : "Passkey");
   name.append(title);
   if (!onlyOne) {
     const del = document.createElement("button");
