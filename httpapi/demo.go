@@ -136,11 +136,23 @@ func (s *demoSessions) load(id string) (demoSession, bool) {
 	return ses, true
 }
 
+// save stores a session that exists. A session dropped meanwhile (signed out, or given a new
+// id) stays dropped: a request still running on it cannot bring it back.
 func (s *demoSessions) save(ses demoSession) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, ok := s.m[ses.id]; ok {
+		ses.seen = s.now()
+		s.m[ses.id] = ses
+	}
+}
+
+// create stores a new session.
+func (s *demoSessions) create(ses demoSession) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	ses.seen = s.now()
-	if _, ok := s.m[ses.id]; !ok && len(s.m) >= maxDemoSessions {
+	if len(s.m) >= maxDemoSessions {
 		oldest := ""
 		for id, x := range s.m {
 			if s.now().Sub(x.seen) > demoSessionIdle {
@@ -171,7 +183,7 @@ func randomToken() string {
 // newSession makes a signed-out session and sets its cookie.
 func (d *demo) newSession(w http.ResponseWriter, r *http.Request) demoSession {
 	ses := demoSession{id: randomToken(), csrf: randomToken()}
-	d.sessions.save(ses)
+	d.sessions.create(ses)
 	d.setCookie(w, r, ses.id, 0)
 	return ses
 }
@@ -181,7 +193,7 @@ func (d *demo) newSession(w http.ResponseWriter, r *http.Request) demoSession {
 func (d *demo) rotate(w http.ResponseWriter, r *http.Request, ses demoSession) demoSession {
 	d.sessions.drop(ses.id)
 	ses.id, ses.csrf = randomToken(), randomToken()
-	d.sessions.save(ses)
+	d.sessions.create(ses)
 	d.setCookie(w, r, ses.id, 0)
 	return ses
 }
@@ -347,8 +359,8 @@ func (d *demo) finish(r *http.Request, ses *demoSession, kind, path string, out 
 	var client struct {
 		Challenge string `json:"challenge"`
 	}
-	if len(cred.Response.ClientDataJSON) == 0 || json.Unmarshal(cred.Response.ClientDataJSON, &client) != nil {
-		return messages.Errorf(messages.CodeInvalidCredential, "response.clientDataJSON is missing or not JSON")
+	if len(cred.Response.ClientDataJSON) == 0 || unmarshalStrict(cred.Response.ClientDataJSON, &client) != nil {
+		return messages.Errorf(messages.CodeInvalidCredential, "response.clientDataJSON is missing or not a JSON object with one challenge")
 	}
 	got, err := decodeLenient(client.Challenge)
 	if err != nil || subtle.ConstantTimeCompare(got, p.challenge) != 1 {

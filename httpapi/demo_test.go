@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -172,6 +173,12 @@ func TestDemoHoldsResultsToTheirSession(t *testing.T) {
 	if status != 200 || opts["challenge"] != given || opts["status"] != nil || opts["sessionInfo"] != nil || body["publickey"] != nil {
 		t.Fatalf("sign-up options: %d %v; want the creation options alone", status, body)
 	}
+	twice := `{"id":"AQIDBA","rawId":"AQIDBA","response":{"clientDataJSON":"` +
+		base64.RawURLEncoding.EncodeToString([]byte(`{"challenge":"`+other+`","challenge":"`+given+`"}`)) + `","attestationObject":"oA"}}`
+	if status, body := c.do("POST", "/demo/api/signup/result", twice, nil); status != 400 || body["code"] != "invalid_credential" {
+		t.Errorf("a clientDataJSON naming challenge twice: %d %v, want 400 invalid_credential", status, body)
+	}
+	c.do("POST", "/demo/api/signup/options", `{"username":"bob"}`, nil)
 	if status, body := c.do("POST", "/demo/api/signup/result", credential(other), nil); status != 400 || body["code"] != "challenge_mismatch" {
 		t.Errorf("a result with another challenge: %d %v, want 400 challenge_mismatch", status, body)
 	}
@@ -244,5 +251,34 @@ func TestDemoOff(t *testing.T) {
 		if status, body := c.do("GET", path, "", nil); status != 404 || body["code"] != "not_found" {
 			t.Errorf("GET %s with the demo off: %d %v", path, status, body)
 		}
+	}
+}
+
+// TestDemoSessionsAreBounded checks the session store: at most maxDemoSessions, the least
+// recently seen going first; idle sessions forgotten; a dropped session never brought back.
+func TestDemoSessionsAreBounded(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	s := &demoSessions{m: map[string]demoSession{}, now: func() time.Time { return now }}
+	for i := range maxDemoSessions + 1 {
+		s.create(demoSession{id: "s" + strconv.Itoa(i)})
+		now = now.Add(time.Millisecond)
+	}
+	if len(s.m) != maxDemoSessions {
+		t.Errorf("%d sessions, want %d", len(s.m), maxDemoSessions)
+	}
+	if _, ok := s.load("s0"); ok {
+		t.Error("the least recently seen session is still there")
+	}
+	if _, ok := s.load("s1"); !ok {
+		t.Error("a recent session is gone")
+	}
+	s.drop("s1")
+	s.save(demoSession{id: "s1", username: "mallory"})
+	if _, ok := s.load("s1"); ok {
+		t.Error("saving a dropped session brought it back")
+	}
+	now = now.Add(demoSessionIdle + time.Second)
+	if _, ok := s.load("s2"); ok {
+		t.Error("an idle session is still there")
 	}
 }
