@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -96,6 +97,9 @@ func (s demoState) lastSignal() (string, map[string]any) {
 }
 
 func TestBrowserDemo(t *testing.T) {
+	if os.Getenv("WEBAUTHND_SKIP_BROWSER") == "1" {
+		t.Skip("WEBAUTHND_SKIP_BROWSER=1")
+	}
 	if testing.Short() {
 		t.Skip("the browser test does not run in -short mode")
 	}
