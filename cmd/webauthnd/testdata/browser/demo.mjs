@@ -219,6 +219,7 @@ const scenarios = {
     await phone.evaluate(() => sessionStorage.setItem('conditional', 'real'));
     await open(phone, url);
     await phone.waitForSelector('#signed-in:not([hidden])', { timeout: stepTimeout });
+    await phone.waitForFunction(() => window.__signals.some((x) => x.name === 'signalCurrentUserDetails'), null, { timeout: stepTimeout });
     s.signInConditional = await state(phone);
     await phone.evaluate(() => sessionStorage.setItem('conditional', 'off'));
 
