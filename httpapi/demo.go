@@ -198,9 +198,11 @@ func (d *demo) rotate(w http.ResponseWriter, r *http.Request, ses demoSession) d
 	return ses
 }
 
+// setCookie sets the session cookie: Secure under TLS, and behind a TLS-terminating proxy
+// (an https public URL).
 func (d *demo) setCookie(w http.ResponseWriter, r *http.Request, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{Name: demoCookie, Value: value, Path: "/", MaxAge: maxAge,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || strings.HasPrefix(d.publicURL, "https://")})
 }
 
 // session returns the request's session. A page load (GET) without one gets a new one; a
