@@ -56,6 +56,8 @@ var statusOf = map[messages.Code]int{
 	messages.CodeUnavailable:          http.StatusServiceUnavailable,
 	messages.CodeStorageFull:          http.StatusInsufficientStorage,
 	messages.CodeInternal:             http.StatusInternalServerError,
+	messages.CodeSignedOut:            http.StatusUnauthorized,
+	messages.CodeCSRFRefused:          http.StatusForbidden,
 }
 
 // errorBody is the JSON of every error: the reference's fields plus a stable code and the

@@ -64,6 +64,12 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 // registers, with httprouter's :name and *name parameters written as OpenAPI's {name}.
 func registeredRoutes(t *testing.T) []string {
 	t.Helper()
+	return routesOf(t, "routes")
+}
+
+// routesOf is registeredRoutes for another function of routes.go.
+func routesOf(t *testing.T, funcName string) []string {
+	t.Helper()
 	fset := token.NewFileSet()
 	file, err := parser.ParseFile(fset, "routes.go", nil, 0)
 	if err != nil {
@@ -71,12 +77,12 @@ func registeredRoutes(t *testing.T) []string {
 	}
 	var fn *ast.FuncDecl
 	for _, d := range file.Decls {
-		if f, ok := d.(*ast.FuncDecl); ok && f.Recv == nil && f.Name.Name == "routes" {
+		if f, ok := d.(*ast.FuncDecl); ok && f.Recv == nil && f.Name.Name == funcName {
 			fn = f
 		}
 	}
 	if fn == nil {
-		t.Fatal("routes.go has no func routes")
+		t.Fatalf("routes.go has no func %s", funcName)
 	}
 	var out []string
 	ast.Inspect(fn.Body, func(n ast.Node) bool {
@@ -175,6 +181,38 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 }
 
+// TestDemoRoutesStayOutOfTheAPI checks the decision that keeps the passkey demo out of the
+// OpenAPI document: the demo is a relying party's page and backend (cookies, CSRF tokens,
+// answers shaped for its page), off in production, not the service's API. So its routes must
+// live at / and under /demo/ only, never among the API's paths, and the document must name
+// none of them, nor the codes only they answer.
+func TestDemoRoutesStayOutOfTheAPI(t *testing.T) {
+	doc := loadOpenAPIForTest(t)
+	demo := routesOf(t, "demoRoutes")
+	if len(demo) == 0 {
+		t.Fatal("found no routes in func demoRoutes")
+	}
+	for _, r := range demo {
+		_, path, _ := strings.Cut(r, " ")
+		if path != "/" && !strings.HasPrefix(path, "/demo/") {
+			t.Errorf("demo route %s is outside / and /demo/", r)
+		}
+		if doc.Paths.Find(path) != nil {
+			t.Errorf("demo route %s is in openapi.json", r)
+		}
+	}
+	for _, r := range registeredRoutes(t) {
+		if _, path, _ := strings.Cut(r, " "); path == "/" || strings.HasPrefix(path, "/demo/") {
+			t.Errorf("API route %s is in the demo's paths", r)
+		}
+	}
+	for _, c := range doc.Components.Schemas["ErrorCode"].Value.Enum {
+		if slices.Contains(demoOnlyCodes, messages.Code(c.(string))) {
+			t.Errorf("components/schemas/ErrorCode lists %s, which only the demo answers", c)
+		}
+	}
+}
+
 // TestOpenAPIErrorCodesMatchStatuses checks the document's error responses against statusOf:
 // every code the document allows under a status is answered with that status, and every code
 // of statusOf is documented under its status.
@@ -204,6 +242,9 @@ func TestOpenAPIErrorCodesMatchStatuses(t *testing.T) {
 		}
 	}
 	for code, status := range statusOf {
+		if slices.Contains(demoOnlyCodes, code) {
+			continue
+		}
 		if !slices.Contains(documented[code], status) {
 			t.Errorf("code %s (status %d) is in no error response of openapi.json", code, status)
 		}
@@ -213,12 +254,12 @@ func TestOpenAPIErrorCodesMatchStatuses(t *testing.T) {
 		enum = append(enum, c.(string))
 	}
 	for code := range statusOf {
-		if !slices.Contains(enum, string(code)) {
+		if !slices.Contains(enum, string(code)) && !slices.Contains(demoOnlyCodes, code) {
 			t.Errorf("code %s is missing from components/schemas/ErrorCode", code)
 		}
 	}
-	if len(enum) != len(statusOf) {
-		t.Errorf("components/schemas/ErrorCode has %d codes, statusOf %d", len(enum), len(statusOf))
+	if len(enum) != len(statusOf)-len(demoOnlyCodes) {
+		t.Errorf("components/schemas/ErrorCode has %d codes, statusOf %d of the API's", len(enum), len(statusOf)-len(demoOnlyCodes))
 	}
 }
 

@@ -11,7 +11,8 @@ import (
 )
 
 // routes lists every endpoint of the service. Public routes need no license and ignore one.
-func routes(d Deps) http.Handler {
+// api is the service's whole handler, which the demo calls in-process.
+func routes(d Deps, api http.Handler) http.Handler {
 	lc := licenseChecker{licenses: d.Licenses, communities: d.Communities, now: time.Now}
 	log := d.Log
 	r := httprouter.New()
@@ -67,6 +68,10 @@ func routes(d Deps) http.Handler {
 	r.Handler(http.MethodPatch, "/webauthn/vendormetadata/:communityId/aaguid/:aaguid", vendor(handlePatchVendorMetadata(lc, d.Vendor, log)))
 	r.Handler(http.MethodPost, "/webauthn/vendormetadata/:communityId/fetch", vendor(handleFetchVendorMetadata(lc, d.Vendor, log)))
 
+	if d.Demo != nil {
+		demoRoutes(r, newDemo(*d.Demo, api, d))
+	}
+
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, log, messages.Errorf(messages.CodeNotFound, "no such route"))
 	})
@@ -78,6 +83,26 @@ func routes(d Deps) http.Handler {
 		writeError(w, log, messages.Errorf(messages.CodeInternal, "internal error"))
 	}
 	return routeOnEscapedPath(r)
+}
+
+// demoRoutes lists the passkey demo's routes (demo.go): its page at / and its backend under
+// /demo/. They are a relying party's, not the service's API: the OpenAPI document leaves them
+// out, and none may lie under /webauthn/ or /caas/ or /api/ (openapi_test.go checks both).
+// httprouter cannot mix a catch-all at / with the API's routes, so each file has its path.
+func demoRoutes(r *httprouter.Router, dm *demo) {
+	r.Handler(http.MethodGet, "/", dm.page(false, handleDemoFile("index.html")))
+	r.Handler(http.MethodGet, "/demo/demo.js", dm.page(false, handleDemoFile("demo.js")))
+	r.Handler(http.MethodGet, "/demo/demo.css", dm.page(false, handleDemoFile("demo.css")))
+	r.Handler(http.MethodGet, "/demo/icon.svg", dm.page(false, handleDemoFile("icon.svg")))
+	r.Handler(http.MethodGet, "/demo/api/session", dm.page(false, handleDemoSession(dm)))
+	r.Handler(http.MethodPost, "/demo/api/signup/options", dm.page(true, handleDemoSignUpOptions(dm)))
+	r.Handler(http.MethodPost, "/demo/api/signup/result", dm.page(true, handleDemoSignUpResult(dm)))
+	r.Handler(http.MethodPost, "/demo/api/signin/options", dm.page(true, handleDemoSignInOptions(dm)))
+	r.Handler(http.MethodPost, "/demo/api/signin/result", dm.page(true, handleDemoSignInResult(dm)))
+	r.Handler(http.MethodPost, "/demo/api/passkeys/options", dm.page(true, handleDemoAddOptions(dm)))
+	r.Handler(http.MethodPost, "/demo/api/passkeys/result", dm.page(true, handleDemoAddResult(dm)))
+	r.Handler(http.MethodDelete, "/demo/api/passkeys/:fidoKeyHash", dm.page(true, handleDemoDeletePasskey(dm)))
+	r.Handler(http.MethodPost, "/demo/api/signout", dm.page(true, handleDemoSignOut(dm)))
 }
 
 // adminRoutes lists the management API served only on the data directory's Unix socket.

@@ -60,12 +60,19 @@ type Deps struct {
 	Passkeys Passkeys
 	// Vendor reads and writes the communities' vendor metadata records.
 	Vendor VendorDeps
-	Log    *zap.Logger
+	// Demo, when set, serves the passkey demo at / (demo.go).
+	Demo *DemoConfig
+	Log  *zap.Logger
 }
 
 // NewServer returns the service's HTTP handler.
 func NewServer(d Deps) http.Handler {
-	return withRequestLog(d.Log, strictTransportSecurity(refusePrivateKey(d.Log, limitBody(routes(d)))))
+	// The demo calls the service in-process through this same handler, which exists only once
+	// routes has returned.
+	var server http.Handler
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { server.ServeHTTP(w, r) })
+	server = withRequestLog(d.Log, strictTransportSecurity(refusePrivateKey(d.Log, limitBody(routes(d, api)))))
+	return server
 }
 
 // refusePrivateKey refuses any request that carries a privateKey header: a private key must

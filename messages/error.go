@@ -52,6 +52,10 @@ const (
 	CodeUnavailable          Code = "unavailable"
 	CodeStorageFull          Code = "storage_full"
 	CodeInternal             Code = "internal"
+
+	// The demo's own codes (httpapi/demo.go), answered by its routes only.
+	CodeSignedOut   Code = "signed_out"
+	CodeCSRFRefused Code = "csrf_refused"
 )
 
 // Error is the one error type of webauthnd. Message is safe to show to a client; Cause is for

@@ -204,6 +204,10 @@ func (o PutCommunity) apply(txn *badger.Txn) (any, error) {
 // PutLicense stores a new license (by the hash of its key).
 type PutLicense struct {
 	License License `json:"license"`
+	// Rekey replaces the license of the same id, if there is one, instead of refusing it: its
+	// old key stops working in the same transaction. The demo's license (id "demo") is re-keyed
+	// so at every start, its key kept in memory only.
+	Rekey bool `json:"rekey,omitempty"`
 }
 
 func (o PutLicense) apply(txn *badger.Txn) (any, error) {
@@ -221,11 +225,20 @@ func (o PutLicense) apply(txn *badger.Txn) (any, error) {
 			return nil, messages.Errorf(messages.CodeNotFound, fmt.Sprintf("tenant %q does not exist", l.TenantID))
 		}
 	}
-	if ok, err := exists(txn, licenseIDKey(l.ID)); err != nil || ok {
+	item, err := txn.Get(licenseIDKey(l.ID))
+	switch {
+	case err == nil && !o.Rekey:
+		return nil, messages.Errorf(messages.CodeConflict, "license id exists")
+	case err == nil:
+		old, err := item.ValueCopy(nil)
 		if err != nil {
 			return nil, errStoreInternal(err)
 		}
-		return nil, messages.Errorf(messages.CodeConflict, "license id exists")
+		if err := txn.Delete(licenseKey(old)); err != nil {
+			return nil, errStoreInternal(err)
+		}
+	case !errors.Is(err, badger.ErrKeyNotFound):
+		return nil, errStoreInternal(err)
 	}
 	if err := setJSON(txn, licenseKey(l.KeyHash), l); err != nil {
 		return nil, errStoreInternal(err)

@@ -707,6 +707,25 @@ func TestPutLicense(t *testing.T) {
 		_, err = s.LicenseByKey(key2)
 		wantNotFound(t, "LicenseByKey(refused key)", err)
 	})
+	t.Run("Rekey replaces the key of a license id, or creates it", func(t *testing.T) {
+		s := mustOpen(t)
+		seedCommunity(t, s, "shop")
+		var keys []string
+		for range 2 {
+			l, key, err := persistence.NewLicense(persistence.LevelCommunity, "shop", "", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.ID = "demo"
+			mustApply(t, s, persistence.PutLicense{License: l, Rekey: true})
+			keys = append(keys, key)
+		}
+		if got, err := s.LicenseByKey(keys[1]); err != nil || got.ID != "demo" {
+			t.Fatalf("LicenseByKey(new key) = %+v, %v", got, err)
+		}
+		_, err := s.LicenseByKey(keys[0])
+		wantNotFound(t, "LicenseByKey(replaced key)", err)
+	})
 	t.Run("an invalid license is refused", func(t *testing.T) {
 		s := mustOpen(t)
 		l, key, _ := persistence.NewLicense(persistence.LevelSystem, "", "", 0)

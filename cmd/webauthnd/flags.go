@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -44,4 +45,34 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string, std
 		return fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	return nil
+}
+
+// autoBool is a boolean flag that may be left unset ("auto"): --demo, --demo=true, --demo=false.
+type autoBool struct{ set, v bool }
+
+func (b *autoBool) String() string {
+	if b == nil || !b.set {
+		return "auto"
+	}
+	return strconv.FormatBool(b.v)
+}
+
+func (b *autoBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("give true or false")
+	}
+	b.set, b.v = true, v
+	return nil
+}
+
+// IsBoolFlag lets --demo stand alone.
+func (b *autoBool) IsBoolFlag() bool { return true }
+
+// or is the flag's value, or def when it was not given.
+func (b autoBool) or(def bool) bool {
+	if b.set {
+		return b.v
+	}
+	return def
 }

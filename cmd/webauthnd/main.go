@@ -35,6 +35,7 @@ const usage = `usage:
                   [--ec-curve secp256k1|P-256] [--allowed-time-span 60s]
                   [--ceremony-timeout T] [--max-ceremonies N] [--max-ceremonies-per-license N]
                   [--token-ttl T] [--sd KEY=URL ...] [--min-free-disk 256MiB|5%]
+                  [--demo[=false]]   the passkey demo at / (default: on for a localhost --public-url)
   webauthnd community create --id ID --tenant TENANT --name NAME --rp-id RPID --origin ORIGIN [--origin ...]
                              [--user-verification required|preferred|discouraged] [--top-origin ORIGIN ...] [--block-clones]
                              [--tenant-dns HOST ...]

@@ -42,6 +42,7 @@ type serveConfig struct {
 	failureBurst    float64
 	licenseFactor   float64
 	minFreeDisk     persistence.Reserve
+	demo            autoBool
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
@@ -65,6 +66,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.Float64Var(&cfg.licenseFactor, "license-failures-factor", 100, "a license's failed sign-in limit, as a multiple of a credential's")
 	fs.Var(&cfg.minFreeDisk, "min-free-disk", "free space to keep on the data directory's filesystem: a size (256MiB, 1GiB, bytes) or a share (5%); "+
 		"below it registrations, imports and admin writes answer 507, below a quarter of it every write does (default 256MiB or 5%, whichever is smaller, at least 68MiB)")
+	fs.Var(&cfg.demo, "demo", "serve the passkey demo at / (default: only when --public-url's host is localhost)")
 	fs.Var(&cfg.directory, "sd", "service directory entry KEY=URL for /sd (repeatable); unset keys are <public-url>/KEY")
 	if err := parseFlags(fs, args, getenv, stderr); err != nil {
 		return err
@@ -174,6 +176,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 
+	demo, err := demoLicense(store, engine.Write, cfg.dataDir, defaultCommunity, cfg.demo.or(hostOf(cfg.publicURL) == "localhost"), log)
+	if err != nil {
+		return err
+	}
+
 	var draining atomic.Bool
 	handler := httpapi.NewServer(httpapi.Deps{
 		Config: httpapi.Config{
@@ -198,6 +205,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Replays:   replays{engine},
 		Passkeys:  engine,
 		Vendor:    httpapi.VendorDeps{Records: store, Write: engine.Write, Statements: actors.Statements{}},
+		Demo:      demo,
 		Log:       log,
 	})
 	// inflight counts requests in their handlers; while draining, responses close their
@@ -268,6 +276,52 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log.Info("webauthnd stopped")
 	return nil
+}
+
+// demoLicenseID is the fixed id of the demo's license.
+const demoLicenseID = "demo"
+
+// onDemoLicense lets the browser test learn the demo's key, which is otherwise in memory only,
+// to check that no response carries it. It is called with the data directory and the key.
+var onDemoLicense = func(dataDir, key string) {}
+
+// demoLicense turns the demo on or leaves it off. On, it gives the license "demo" (of the
+// default community) a new key at every start, in one write that retires the previous key;
+// the key stays in memory. Off, it revokes that license if an earlier start left it active,
+// so that no key of a process gone stays valid. A default community that is gone, or a write
+// refused (a full disk), leaves the demo off with a warning rather than stopping the service.
+func demoLicense(store *persistence.Store, write func(persistence.Op) (any, error), dataDir string, community persistence.Community, on bool, log *zap.Logger) (*httpapi.DemoConfig, error) {
+	if !on {
+		licenses, err := store.AllLicenses()
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range licenses {
+			if l.ID == demoLicenseID && !l.Disabled {
+				if _, err := write(persistence.RevokeLicense{ID: demoLicenseID}); err != nil {
+					return nil, fmt.Errorf("revoke the demo's license (the demo is off): %w", err)
+				}
+				log.Info("demo off: its license revoked")
+			}
+		}
+		return nil, nil
+	}
+	if _, err := store.Community(community.ID); err != nil {
+		log.Warn("demo off: the default community is missing", zap.String("community", community.ID), zap.Error(err))
+		return nil, nil
+	}
+	lic, key, err := persistence.NewLicense(persistence.LevelCommunity, community.ID, "", 0)
+	if err != nil {
+		return nil, err
+	}
+	lic.ID = demoLicenseID
+	if _, err := write(persistence.PutLicense{License: lic, Rekey: true}); err != nil {
+		log.Warn("demo off: its license could not be stored", zap.Error(err))
+		return nil, nil
+	}
+	onDemoLicense(dataDir, key)
+	log.Info("passkey demo on at /", zap.String("community", community.ID))
+	return &httpapi.DemoConfig{LicenseKey: key, CommunityID: community.ID}, nil
 }
 
 // drainGrace is how long requests in flight may still take once the listener has closed.

@@ -118,6 +118,8 @@ async function run(browser) {
   out.signInByUsername = await click('#signin', username);
   out.signInTampered = await click('#signin-tampered', username);
   out.credentialsAtEnd = await credentials();
+  // The final page, for a person to look at (shots/ is ignored by git).
+  await page.screenshot({ path: new URL('./shots/rp-page.png', import.meta.url).pathname, fullPage: true });
   out.consoleErrors = consoleErrors;
   out.pageErrors = pageErrors;
   await cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId });
