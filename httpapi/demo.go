@@ -73,7 +73,10 @@ type demo struct {
 	ceremonyTTL time.Duration
 	sessions    *demoSessions
 	csrf        *http.CrossOriginProtection
-	log         *zap.Logger
+	// deleting serializes the demo's deletes: the check that refuses deleting a user's only
+	// passkey must see the result of a delete sent at the same time (two tabs, two clicks).
+	deleting sync.Mutex
+	log      *zap.Logger
 }
 
 func newDemo(cfg DemoConfig, api http.Handler, d Deps) *demo {
@@ -597,6 +600,8 @@ func handleDemoDeletePasskey(dm *demo) http.Handler {
 		if err := checkFidoKeyHash(hash); err != nil {
 			return err
 		}
+		dm.deleting.Lock()
+		defer dm.deleting.Unlock()
 		st, err := dm.status(r.Context(), ses.username)
 		if err != nil {
 			return err

@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,6 +47,12 @@ type demoClient struct {
 // with the fake store's license "good-key".
 func newDemoServer(t *testing.T, demo bool) *demoClient {
 	t.Helper()
+	return newDemoServerWith(t, demo, demoFakePasskeys{})
+}
+
+// newDemoServerWith is newDemoServer with the given passkeys.
+func newDemoServerWith(t *testing.T, demo bool, passkeys Passkeys) *demoClient {
+	t.Helper()
 	envelope, err := NewEnvelopeKey(CurveSecp256k1)
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +66,7 @@ func newDemoServer(t *testing.T, demo bool) *demoClient {
 		Draining:    func() bool { return false },
 		TokenKeys:   func() any { return []any{} },
 		Envelope:    NewKeyring(envelope),
-		Passkeys:    demoFakePasskeys{},
+		Passkeys:    passkeys,
 		Log:         zap.NewNop(),
 	}
 	if demo {
@@ -280,5 +288,85 @@ func TestDemoSessionsAreBounded(t *testing.T) {
 	now = now.Add(demoSessionIdle + time.Second)
 	if _, ok := s.load("s2"); ok {
 		t.Error("an idle session is still there")
+	}
+}
+
+// demoRacyPasskeys gives bob the passkeys in keys once set, removes them on Unregister, and
+// holds the first list request until a second one arrives (or a while has passed), so that two
+// deletes that do not wait for each other both read the list before either removes a passkey.
+type demoRacyPasskeys struct {
+	demoFakePasskeys
+	mu      sync.Mutex
+	keys    []string
+	lists   int
+	arrived chan struct{}
+}
+
+func (p *demoRacyPasskeys) Passkeys(m messages.ListPasskeys) (messages.UserPasskeys, error) {
+	p.mu.Lock()
+	p.lists++
+	first, keys := p.lists == 1 && len(p.keys) > 0, slices.Clone(p.keys)
+	if p.lists == 2 {
+		close(p.arrived)
+	}
+	p.mu.Unlock()
+	if m.Username != "bob" || len(keys) == 0 {
+		return messages.UserPasskeys{}, nil
+	}
+	if first {
+		select {
+		case <-p.arrived:
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	out := messages.UserPasskeys{Found: true, UserHandle: []byte{3}, DisplayName: "bob"}
+	for i, k := range keys {
+		out.Passkeys = append(out.Passkeys, messages.Passkey{FidoKeyHash: k, CredentialID: []byte{byte(i + 1)}, Created: time.Now()})
+	}
+	return out, nil
+}
+
+func (p *demoRacyPasskeys) Unregister(m messages.Unregister) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.keys)
+	p.keys = slices.DeleteFunc(p.keys, func(k string) bool { return k == m.Identifier })
+	return n - len(p.keys), nil
+}
+
+// TestDemoNeverDeletesTheLastPasskey checks that two deletes sent at once, one for each of a
+// user's two passkeys, leave one: the check that refuses deleting the only passkey must see
+// the other delete's result.
+func TestDemoNeverDeletesTheLastPasskey(t *testing.T) {
+	passkeys := &demoRacyPasskeys{arrived: make(chan struct{})}
+	c := newDemoServerWith(t, true, passkeys)
+	c.start()
+	// Sign up as bob (the fake engine's challenge), then give bob two passkeys.
+	const given = "pWfVc2QJHkUJ4qaDBOKYNuA2KhgvBIV2ganpiRux_Ds"
+	if status, body := c.do("POST", "/demo/api/signup/options", `{"username":"bob"}`, nil); status != 200 {
+		t.Fatalf("sign-up options: %d %v", status, body)
+	}
+	client := base64.RawURLEncoding.EncodeToString([]byte(`{"type":"webauthn.create","challenge":"` + given + `","origin":"http://localhost:8080"}`))
+	status, body := c.do("POST", "/demo/api/signup/result", `{"id":"AQIDBA","rawId":"AQIDBA","type":"public-key","response":{"clientDataJSON":"`+client+`","attestationObject":"oA"}}`, nil)
+	if status != 200 {
+		t.Fatalf("sign-up result: %d %v", status, body)
+	}
+	c.csrf, _ = body["csrf"].(string)
+	hashes := []string{strings.Repeat("a", 64), strings.Repeat("b", 64)}
+	passkeys.mu.Lock()
+	passkeys.keys, passkeys.lists = slices.Clone(hashes), 0
+	passkeys.mu.Unlock()
+
+	var wg sync.WaitGroup
+	statuses := make([]int, len(hashes))
+	for i, h := range hashes {
+		wg.Go(func() { statuses[i], _ = c.do("DELETE", "/demo/api/passkeys/"+h, "", nil) })
+	}
+	wg.Wait()
+	passkeys.mu.Lock()
+	left := len(passkeys.keys)
+	passkeys.mu.Unlock()
+	if left != 1 || !slices.Contains(statuses, http.StatusConflict) {
+		t.Errorf("two deletes at once answered %v and left %d passkeys; want one refused (409) and one passkey left", statuses, left)
 	}
 }
