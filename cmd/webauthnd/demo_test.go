@@ -11,6 +11,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/webauthnd/webauthnd/messages"
+	"github.com/webauthnd/webauthnd/persistence"
 )
 
 // TestDemoOnlyWhereAsked checks when serve offers the demo: by default only for a localhost
@@ -130,5 +136,38 @@ func TestDemoOverHTTPS(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 200 || opts.PublicKey["rpId"] != "localhost" || opts.PublicKey["challenge"] == nil {
 		t.Fatalf("sign-in options over HTTPS: %d %v", res.StatusCode, opts)
+	}
+}
+
+// TestDemoOffStartsWhenItsLicenseCannotBeRevoked checks that a start with the demo off comes
+// up, with a warning, when the store refuses to revoke the license an earlier start left
+// active (a full disk), as a start with the demo on does when it cannot re-key it: that key
+// was in the memory of a process gone, and the next start revokes it.
+func TestDemoOffStartsWhenItsLicenseCannotBeRevoked(t *testing.T) {
+	store, err := persistence.Open(filepath.Join(t.TempDir(), "badger"), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	community, err := defaultCommunityFor("http://localhost:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	if err := bootstrap(store, community, dataDir, io.Discard, "http://localhost:8080"); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := demoLicense(store, store.ApplyOne, dataDir, community, true, zap.NewNop()); err != nil || cfg == nil {
+		t.Fatalf("demo on: %v, %v", cfg, err)
+	}
+	full := func(persistence.Op) (any, error) {
+		return nil, messages.Errorf(messages.CodeStorageFull, "the data directory's filesystem is full")
+	}
+	core, logs := observer.New(zap.WarnLevel)
+	if cfg, err := demoLicense(store, full, dataDir, community, false, zap.New(core)); err != nil || cfg != nil {
+		t.Errorf("demo off, its license not revocable: %v, %v; want the service up without the demo", cfg, err)
+	}
+	if logs.Len() != 1 {
+		t.Errorf("want one warning, got %v", logs.All())
 	}
 }

@@ -289,7 +289,9 @@ var onDemoLicense = func(dataDir, key string) {}
 // default community) a new key at every start, in one write that retires the previous key;
 // the key stays in memory. Off, it revokes that license if an earlier start left it active,
 // so that no key of a process gone stays valid. A default community that is gone, or a write
-// refused (a full disk), leaves the demo off with a warning rather than stopping the service.
+// refused (a full disk), leaves the demo off with a warning rather than stopping the service:
+// a revocation refused too (that key was in the memory of a process gone; the next start
+// revokes it).
 func demoLicense(store *persistence.Store, write func(persistence.Op) (any, error), dataDir string, community persistence.Community, on bool, log *zap.Logger) (*httpapi.DemoConfig, error) {
 	if !on {
 		licenses, err := store.AllLicenses()
@@ -299,7 +301,8 @@ func demoLicense(store *persistence.Store, write func(persistence.Op) (any, erro
 		for _, l := range licenses {
 			if l.ID == demoLicenseID && !l.Disabled {
 				if _, err := write(persistence.RevokeLicense{ID: demoLicenseID}); err != nil {
-					return nil, fmt.Errorf("revoke the demo's license (the demo is off): %w", err)
+					log.Warn("demo off: its license, left active by an earlier start, could not be revoked (the next start tries again)", zap.Error(err))
+					return nil, nil
 				}
 				log.Info("demo off: its license revoked")
 			}
