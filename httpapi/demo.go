@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -81,7 +82,7 @@ type demo struct {
 
 func newDemo(cfg DemoConfig, api http.Handler, d Deps) *demo {
 	dm := &demo{cfg: cfg, api: api, communities: d.Communities, publicURL: trimSlash(d.Config.PublicURL),
-		ceremonyTTL: d.Config.CeremonyTimeout, sessions: &demoSessions{m: map[string]demoSession{}, now: time.Now},
+		ceremonyTTL: d.Config.CeremonyTimeout, sessions: newDemoSessions(time.Now),
 		csrf: http.NewCrossOriginProtection(), log: d.Log}
 	if dm.ceremonyTTL <= 0 {
 		dm.ceremonyTTL = 5 * time.Minute
@@ -119,23 +120,56 @@ type demoToken struct {
 }
 
 // demoSessions holds the sessions by id: at most maxDemoSessions, each forgotten after
-// demoSessionIdle without a request; when full, the least recently seen one goes.
+// demoSessionIdle without a request. When full, a signed-out session goes first (anyone makes
+// one with a GET, so that a flood of them cannot sign anyone out), the least recently seen of
+// them, or an idle signed-in one; a signed-in one otherwise. Each kind is kept in a list, least
+// recently seen first, so that making room costs the same whatever the number of sessions.
 type demoSessions struct {
-	mu  sync.Mutex
-	m   map[string]demoSession
-	now func() time.Time
+	mu                  sync.Mutex
+	m                   map[string]*list.Element // of signedOut or signedIn, holding a demoSession
+	signedOut, signedIn list.List
+	now                 func() time.Time
+}
+
+func newDemoSessions(now func() time.Time) *demoSessions {
+	return &demoSessions{m: map[string]*list.Element{}, now: now}
+}
+
+// listOf is the list a session belongs in.
+func (s *demoSessions) listOf(ses demoSession) *list.List {
+	if ses.username != "" {
+		return &s.signedIn
+	}
+	return &s.signedOut
+}
+
+func (s *demoSessions) idle(ses demoSession) bool { return s.now().Sub(ses.seen) > demoSessionIdle }
+
+func (s *demoSessions) remove(e *list.Element) {
+	ses := e.Value.(demoSession)
+	s.listOf(ses).Remove(e)
+	delete(s.m, ses.id)
+}
+
+// put stores ses as seen now, the most recently seen of its kind.
+func (s *demoSessions) put(ses demoSession) {
+	ses.seen = s.now()
+	s.m[ses.id] = s.listOf(ses).PushBack(ses)
 }
 
 func (s *demoSessions) load(id string) (demoSession, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ses, ok := s.m[id]
-	if !ok || s.now().Sub(ses.seen) > demoSessionIdle {
-		delete(s.m, id)
+	e, ok := s.m[id]
+	if !ok {
 		return demoSession{}, false
 	}
-	ses.seen = s.now()
-	s.m[id] = ses
+	s.remove(e)
+	ses := e.Value.(demoSession)
+	if s.idle(ses) {
+		return demoSession{}, false
+	}
+	s.put(ses)
 	return ses, true
 }
 
@@ -144,9 +178,9 @@ func (s *demoSessions) load(id string) (demoSession, bool) {
 func (s *demoSessions) save(ses demoSession) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.m[ses.id]; ok {
-		ses.seen = s.now()
-		s.m[ses.id] = ses
+	if e, ok := s.m[ses.id]; ok {
+		s.remove(e)
+		s.put(ses)
 	}
 }
 
@@ -154,27 +188,25 @@ func (s *demoSessions) save(ses demoSession) {
 func (s *demoSessions) create(ses demoSession) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ses.seen = s.now()
-	if len(s.m) >= maxDemoSessions {
-		oldest := ""
-		for id, x := range s.m {
-			if s.now().Sub(x.seen) > demoSessionIdle {
-				delete(s.m, id)
-			} else if oldest == "" || x.seen.Before(s.m[oldest].seen) {
-				oldest = id
-			}
-		}
-		if len(s.m) >= maxDemoSessions {
-			delete(s.m, oldest)
-		}
+	if e, ok := s.m[ses.id]; ok {
+		s.remove(e)
 	}
-	s.m[ses.id] = ses
+	for len(s.m) >= maxDemoSessions {
+		victim := s.signedOut.Front()
+		if in := s.signedIn.Front(); in != nil && (victim == nil || s.idle(in.Value.(demoSession))) {
+			victim = in
+		}
+		s.remove(victim)
+	}
+	s.put(ses)
 }
 
 func (s *demoSessions) drop(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.m, id)
+	if e, ok := s.m[id]; ok {
+		s.remove(e)
+	}
 }
 
 func randomToken() string {

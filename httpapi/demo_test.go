@@ -266,7 +266,7 @@ func TestDemoOff(t *testing.T) {
 // recently seen going first; idle sessions forgotten; a dropped session never brought back.
 func TestDemoSessionsAreBounded(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	s := &demoSessions{m: map[string]demoSession{}, now: func() time.Time { return now }}
+	s := newDemoSessions(func() time.Time { return now })
 	for i := range maxDemoSessions + 1 {
 		s.create(demoSession{id: "s" + strconv.Itoa(i)})
 		now = now.Add(time.Millisecond)
@@ -368,5 +368,24 @@ func TestDemoNeverDeletesTheLastPasskey(t *testing.T) {
 	passkeys.mu.Unlock()
 	if left != 1 || !slices.Contains(statuses, http.StatusConflict) {
 		t.Errorf("two deletes at once answered %v and left %d passkeys; want one refused (409) and one passkey left", statuses, left)
+	}
+}
+
+// TestDemoSessionFloodKeepsSignedInUsers checks that sessions anyone can make without a
+// passkey (one GET each) cannot push out signed-in ones: when the store is full, a signed-out
+// session goes first.
+func TestDemoSessionFloodKeepsSignedInUsers(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	s := newDemoSessions(func() time.Time { return now })
+	s.create(demoSession{id: "alice", username: "alice"})
+	for i := range 2 * maxDemoSessions {
+		now = now.Add(time.Millisecond)
+		s.create(demoSession{id: "anon" + strconv.Itoa(i)})
+	}
+	if len(s.m) != maxDemoSessions {
+		t.Errorf("%d sessions, want %d", len(s.m), maxDemoSessions)
+	}
+	if ses, ok := s.load("alice"); !ok || ses.username != "alice" {
+		t.Error("a flood of signed-out sessions pushed out a signed-in one")
 	}
 }
