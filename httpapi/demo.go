@@ -241,10 +241,16 @@ func (d *demo) setCookie(w http.ResponseWriter, r *http.Request, value string, m
 }
 
 // session returns the request's session. A page load (GET) without one gets a new one; a
-// request that changes something must carry the session's CSRF token (403 otherwise), and
-// signedIn requires a signed-in session (401).
+// request from another site is 403; a request that changes something must carry the
+// session's CSRF token (403 otherwise), and signedIn requires a signed-in session (401).
 func (d *demo) session(w http.ResponseWriter, r *http.Request, signedIn bool) (demoSession, error) {
 	var ses demoSession
+	// Only the page reads its session, from its own origin. A request from another site (a
+	// navigation, which carries no SameSite=Strict cookie) would otherwise get a new session
+	// whose cookie replaces the user's: a sign-out any site could cause.
+	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
+		return ses, messages.Errorf(messages.CodeCSRFRefused, "a request from another site was refused")
+	}
 	ok := false
 	if c, err := r.Cookie(demoCookie); err == nil {
 		ses, ok = d.sessions.load(c.Value)

@@ -134,6 +134,10 @@ func TestDemoRefusesBadInput(t *testing.T) {
 		{"no CSRF token", "POST", "/demo/api/signup/options", `{"username":"bob"}`, map[string]string{"X-CSRF-Token": ""}, 403, messages.CodeCSRFRefused},
 		{"a wrong CSRF token", "POST", "/demo/api/signin/options", `{}`, map[string]string{"X-CSRF-Token": "x"}, 403, messages.CodeCSRFRefused},
 		{"a cross-site request", "POST", "/demo/api/signout", ``, map[string]string{"Sec-Fetch-Site": "cross-site"}, 403, messages.CodeCSRFRefused},
+		// A navigation from another site carries no SameSite=Strict cookie: answered, it would
+		// set a new session's cookie over the user's and sign them out.
+		{"a cross-site session request", "GET", "/demo/api/session", ``, map[string]string{"Sec-Fetch-Site": "cross-site"}, 403, messages.CodeCSRFRefused},
+		{"a same-site session request (another port)", "GET", "/demo/api/session", ``, map[string]string{"Sec-Fetch-Site": "same-site"}, 403, messages.CodeCSRFRefused},
 		{"another origin", "DELETE", "/demo/api/passkeys/" + demoAliceKeyHash, ``, map[string]string{"Origin": "https://evil.example"}, 403, messages.CodeCSRFRefused},
 		{"not JSON", "POST", "/demo/api/signup/options", `username=bob`, nil, 400, messages.CodeInvalidRequest},
 		{"a case variant of a member", "POST", "/demo/api/signup/options", `{"USERNAME":"bob"}`, nil, 400, messages.CodeInvalidRequest},
