@@ -96,9 +96,13 @@ func newDemo(cfg DemoConfig, api http.Handler, d Deps) *demo {
 // demoSession is one browser's state, kept in memory: a restart signs everyone out (the
 // demo's license is re-keyed at every start anyway).
 type demoSession struct {
-	id, csrf    string
-	username    string // signed in as; empty when signed out
-	userHandle  string // base64url, for the WebAuthn signals
+	id, csrf   string
+	username   string // signed in as; empty when signed out
+	userHandle string // base64url, for the WebAuthn signals
+	// passkey is the fidoKeyHash of the passkey that signed the session in (or up): once it is
+	// deleted, the session is signed out, so that deleting a lost device's passkey ends the
+	// sessions of whoever holds it. Empty when the session itself deleted it.
+	passkey     string
 	displayName string
 	token       *demoToken // of the last sign-in
 	pending     *demoCeremony
@@ -199,6 +203,17 @@ func (s *demoSessions) create(ses demoSession) {
 		s.remove(victim)
 	}
 	s.put(ses)
+}
+
+// unbind forgets which passkey signed a session in.
+func (s *demoSessions) unbind(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.m[id]; ok {
+		ses := e.Value.(demoSession)
+		ses.passkey = ""
+		e.Value = ses
+	}
 }
 
 func (s *demoSessions) drop(id string) {
@@ -339,6 +354,27 @@ func (d *demo) status(ctx context.Context, username string) (linkStatusJSON, err
 	return out, err
 }
 
+// signedInStatus reads the signed-in user's passkeys. When the passkey that signed the session
+// in is gone (deleted from another session, or by the relying party's backend), it signs the
+// session out and answers 401 signed_out.
+func (d *demo) signedInStatus(w http.ResponseWriter, r *http.Request, ses demoSession) (linkStatusJSON, error) {
+	st, err := d.status(r.Context(), ses.username)
+	if err != nil {
+		return st, err
+	}
+	// The session as it is now, read after the list: a delete from the session itself unbinds
+	// it before the passkey goes.
+	if cur, ok := d.sessions.load(ses.id); ok {
+		ses = cur
+	}
+	if ses.passkey != "" && !slices.ContainsFunc(st.FidoKeys, func(k fidoKeyJSON) bool { return k.FidoKeyHash == ses.passkey }) {
+		d.sessions.drop(ses.id)
+		d.setCookie(w, r, "", -1)
+		return st, messages.Errorf(messages.CodeSignedOut, "the passkey you signed in with was deleted: sign in again")
+	}
+	return st, nil
+}
+
 // demoStartRequest is what the page sends to start a ceremony.
 type demoStartRequest struct {
 	Username string `json:"username"`
@@ -432,7 +468,13 @@ func handleDemoSession(dm *demo) http.Handler {
 		out := map[string]any{"csrf": ses.csrf, "rpId": c.RPIDs[0], "origins": c.Origins, "communityId": c.ID,
 			"signedIn": ses.username != "", "issuer": dm.issuer(c), "publicKeys": dm.publicURL + "/webauthn/publickeys"}
 		if ses.username != "" {
-			st, err := dm.status(r.Context(), ses.username)
+			st, err := dm.signedInStatus(w, r, ses)
+			if e := (*messages.Error)(nil); errors.As(err, &e) && e.Code == messages.CodeSignedOut {
+				ses = dm.newSession(w, r)
+				out["csrf"], out["signedIn"] = ses.csrf, false
+				encode(w, http.StatusOK, out)
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -487,11 +529,14 @@ func handleDemoSignUpResult(dm *demo) http.Handler {
 		if ses.pending != nil {
 			username = ses.pending.username
 		}
-		if err := dm.finish(r, &ses, "signup", "/webauthn/u1/attestation/result", nil); err != nil {
+		var res struct {
+			FidoKeyHash string `json:"fidoKeyHash"`
+		}
+		if err := dm.finish(r, &ses, "signup", "/webauthn/u1/attestation/result", &res); err != nil {
 			return err
 		}
 		// A registration issues no token: the new user is signed in without one.
-		ses.username, ses.token = username, nil
+		ses.username, ses.token, ses.passkey = username, nil, res.FidoKeyHash
 		ses = dm.rotate(w, r, ses)
 		encode(w, http.StatusOK, map[string]any{"username": username, "csrf": ses.csrf})
 		return nil
@@ -506,6 +551,9 @@ func handleDemoAddOptions(dm *demo) http.Handler {
 		}
 		var req demoStartRequest
 		if err := decode(r, &req); err != nil {
+			return err
+		}
+		if _, err := dm.signedInStatus(w, r, ses); err != nil {
 			return err
 		}
 		body := map[string]any{"username": ses.username, "displayName": ses.username}
@@ -531,6 +579,9 @@ func handleDemoAddResult(dm *demo) http.Handler {
 		}
 		if ses.pending != nil && ses.pending.username != ses.username {
 			ses.pending = nil // started before a sign-out and another sign-in
+		}
+		if _, err := dm.signedInStatus(w, r, ses); err != nil {
+			return err
 		}
 		if err := dm.finish(r, &ses, "add", "/webauthn/u1/attestation/result", nil); err != nil {
 			return err
@@ -578,6 +629,7 @@ func handleDemoSignInResult(dm *demo) http.Handler {
 			return err
 		}
 		ses.username, _ = tok.Claims["sub"].(string)
+		ses.passkey, _ = tok.Claims["fidoKeyHash"].(string)
 		ses.token = tok
 		ses = dm.rotate(w, r, ses)
 		encode(w, http.StatusOK, map[string]any{"username": ses.username, "csrf": ses.csrf})
@@ -640,7 +692,7 @@ func handleDemoDeletePasskey(dm *demo) http.Handler {
 		}
 		dm.deleting.Lock()
 		defer dm.deleting.Unlock()
-		st, err := dm.status(r.Context(), ses.username)
+		st, err := dm.signedInStatus(w, r, ses)
 		if err != nil {
 			return err
 		}
@@ -649,6 +701,10 @@ func handleDemoDeletePasskey(dm *demo) http.Handler {
 		}
 		if len(st.FidoKeys) == 1 {
 			return messages.Errorf(messages.CodeConflict, "this is your only passkey: add another before you delete it, or you could not sign in again")
+		}
+		if hash == ses.passkey {
+			// This session deletes the passkey it signed in with: its user is here, and stays.
+			dm.sessions.unbind(ses.id)
 		}
 		if err := dm.call(r.Context(), http.MethodDelete, "/webauthn/u1/unregister/community/"+url.PathEscape(dm.cfg.CommunityID)+
 			"/user/"+url.PathEscape(ses.username)+"/did_or_fidokey/"+hash, nil, nil); err != nil {

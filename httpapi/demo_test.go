@@ -178,7 +178,8 @@ func TestDemoHoldsResultsToTheirSession(t *testing.T) {
 	const given = "pWfVc2QJHkUJ4qaDBOKYNuA2KhgvBIV2ganpiRux_Ds" // the fake engine's challenge
 	other := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
 
-	c := newDemoServer(t, true)
+	passkeys := &demoListPasskeys{}
+	c := newDemoServerWith(t, true, passkeys)
 	c.start()
 	status, body := c.do("POST", "/demo/api/signup/options", `{"username":"bob"}`, nil)
 	opts, _ := body["publicKey"].(map[string]any)
@@ -212,6 +213,7 @@ func TestDemoHoldsResultsToTheirSession(t *testing.T) {
 	if status != 200 || body["username"] != "bob" || body["csrf"] == oldCSRF {
 		t.Fatalf("the session's own result: %d %v; want bob signed in with a new CSRF token", status, body)
 	}
+	passkeys.set(fidoKeyHash(openAPIRegistered.CredentialID)) // what the registration stored
 	if status, body := c.do("POST", "/demo/api/signout", "", nil); status != 403 || body["code"] != "csrf_refused" {
 		t.Errorf("the CSRF token of before the sign-in still works: %d %v", status, body)
 	}
@@ -356,7 +358,8 @@ func TestDemoNeverDeletesTheLastPasskey(t *testing.T) {
 		t.Fatalf("sign-up result: %d %v", status, body)
 	}
 	c.csrf, _ = body["csrf"].(string)
-	hashes := []string{strings.Repeat("a", 64), strings.Repeat("b", 64)}
+	// The session signed in with the fake engine's passkey, one of the two.
+	hashes := []string{fidoKeyHash(openAPIRegistered.CredentialID), strings.Repeat("b", 64)}
 	passkeys.mu.Lock()
 	passkeys.keys, passkeys.lists = slices.Clone(hashes), 0
 	passkeys.mu.Unlock()
@@ -391,5 +394,90 @@ func TestDemoSessionFloodKeepsSignedInUsers(t *testing.T) {
 	}
 	if ses, ok := s.load("alice"); !ok || ses.username != "alice" {
 		t.Error("a flood of signed-out sessions pushed out a signed-in one")
+	}
+}
+
+// demoListPasskeys gives bob the passkeys in keys and removes them on Unregister.
+type demoListPasskeys struct {
+	demoFakePasskeys
+	mu   sync.Mutex
+	keys []string
+}
+
+func (p *demoListPasskeys) set(keys ...string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.keys = keys
+}
+
+func (p *demoListPasskeys) Passkeys(m messages.ListPasskeys) (messages.UserPasskeys, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m.Username != "bob" || len(p.keys) == 0 {
+		return messages.UserPasskeys{}, nil
+	}
+	out := messages.UserPasskeys{Found: true, UserHandle: []byte{3}, DisplayName: "bob"}
+	for i, k := range p.keys {
+		out.Passkeys = append(out.Passkeys, messages.Passkey{FidoKeyHash: k, CredentialID: []byte{byte(i + 1)}, Created: time.Now()})
+	}
+	return out, nil
+}
+
+func (p *demoListPasskeys) Unregister(m messages.Unregister) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.keys)
+	p.keys = slices.DeleteFunc(p.keys, func(k string) bool { return k == m.Identifier })
+	return n - len(p.keys), nil
+}
+
+// demoSignUpAsBob signs a demo client up as bob with the fake engine's passkey.
+func demoSignUpAsBob(t *testing.T, c *demoClient) {
+	t.Helper()
+	const given = "pWfVc2QJHkUJ4qaDBOKYNuA2KhgvBIV2ganpiRux_Ds" // the fake engine's challenge
+	c.start()
+	if status, body := c.do("POST", "/demo/api/signup/options", `{"username":"bob"}`, nil); status != 200 {
+		t.Fatalf("sign-up options: %d %v", status, body)
+	}
+	client := base64.RawURLEncoding.EncodeToString([]byte(`{"type":"webauthn.create","challenge":"` + given + `","origin":"http://localhost:8080"}`))
+	status, body := c.do("POST", "/demo/api/signup/result", `{"id":"AQIDBA","rawId":"AQIDBA","type":"public-key","response":{"clientDataJSON":"`+client+`","attestationObject":"oA"}}`, nil)
+	if status != 200 {
+		t.Fatalf("sign-up result: %d %v", status, body)
+	}
+	c.csrf, _ = body["csrf"].(string)
+}
+
+// TestDemoSessionEndsWithItsPasskey checks that deleting a passkey signs out the sessions it
+// signed in (a lost phone's, say): they can no longer add a passkey or delete one. The session
+// that deletes it stays signed in: its user is at the keyboard.
+func TestDemoSessionEndsWithItsPasskey(t *testing.T) {
+	passkeys := &demoListPasskeys{}
+	owner := newDemoServerWith(t, true, passkeys)
+	browser := func() *demoClient {
+		jar, _ := cookiejar.New(nil)
+		return &demoClient{t: t, base: owner.base, http: &http.Client{Jar: jar}}
+	}
+	thief, thief2 := browser(), browser()
+	for _, c := range []*demoClient{owner, thief, thief2} {
+		demoSignUpAsBob(t, c) // each session signed in with the fake engine's passkey
+	}
+	phone, laptop := fidoKeyHash(openAPIRegistered.CredentialID), strings.Repeat("b", 64)
+	passkeys.set(phone, laptop)
+
+	// The owner deletes the phone's passkey from a session it signed in.
+	if status, body := owner.do("DELETE", "/demo/api/passkeys/"+phone, "", nil); status != 200 {
+		t.Fatalf("delete: %d %v", status, body)
+	}
+	if ses := owner.start(); ses["signedIn"] != true {
+		t.Errorf("the session that deleted its own passkey was signed out: %v", ses)
+	}
+	if status, body := thief.do("POST", "/demo/api/passkeys/options", `{"kind":"passkey"}`, nil); status != 401 || body["code"] != "signed_out" {
+		t.Errorf("adding a passkey from a session whose passkey was deleted: %d %v, want 401 signed_out", status, body)
+	}
+	if status, body := thief2.do("DELETE", "/demo/api/passkeys/"+laptop, "", nil); status != 401 || body["code"] != "signed_out" {
+		t.Errorf("deleting from a session whose passkey was deleted: %d %v, want 401 signed_out", status, body)
+	}
+	if ses := thief.start(); ses["signedIn"] != false {
+		t.Errorf("a session whose passkey was deleted still reads as signed in: %v", ses)
 	}
 }
