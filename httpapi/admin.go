@@ -40,14 +40,14 @@ func NewAdminServer(a AdminDeps) http.Handler {
 	return withRequestLog(a.Log, limitAdminBody(adminRoutes(a)))
 }
 
-// handleWrite decodes an operation of type T from the body and applies it.
-func handleWrite[T persistence.Op](a AdminDeps) http.Handler {
+// handleWrite decodes a request of type T from the body and applies its store operation.
+func handleWrite[T AdminRequest](a AdminDeps) http.Handler {
 	return handle(a.Log, func(w http.ResponseWriter, r *http.Request) error {
-		var op T
-		if err := decode(r, &op); err != nil {
+		var req T
+		if err := decode(r, &req); err != nil {
 			return err
 		}
-		v, err := a.Write(op)
+		v, err := a.Write(req.Op())
 		if err != nil {
 			return err
 		}

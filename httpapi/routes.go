@@ -7,7 +7,6 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/webauthnd/webauthnd/messages"
-	"github.com/webauthnd/webauthnd/persistence"
 )
 
 // routes lists every endpoint of the service. Public routes need no license and ignore one.
@@ -108,11 +107,11 @@ func demoRoutes(r *httprouter.Router, dm *demo) {
 // adminRoutes lists the management API served only on the data directory's Unix socket.
 func adminRoutes(a AdminDeps) http.Handler {
 	r := httprouter.New()
-	r.Handler(http.MethodPost, "/admin/communities", handleWrite[persistence.PutCommunity](a))
-	r.Handler(http.MethodPatch, "/admin/communities", handleWrite[persistence.PatchCommunity](a))
-	r.Handler(http.MethodPost, "/admin/licenses", handleWrite[persistence.PutLicense](a))
+	r.Handler(http.MethodPost, "/admin/communities", handleWrite[AdminCommunity](a))
+	r.Handler(http.MethodPatch, "/admin/communities", handleWrite[AdminCommunityPatch](a))
+	r.Handler(http.MethodPost, "/admin/licenses", handleWrite[AdminLicense](a))
 	r.Handler(http.MethodGet, "/admin/licenses", handleListLicenses(a))
-	r.Handler(http.MethodPost, "/admin/licenses/revoke", handleWrite[persistence.RevokeLicense](a))
+	r.Handler(http.MethodPost, "/admin/licenses/revoke", handleWrite[AdminRevokeLicense](a))
 	r.Handler(http.MethodPost, "/admin/keys/rotate", handleRotateKeys(a))
 	r.Handler(http.MethodGet, "/admin/backup", handleBackup(a))
 	r.Handler(http.MethodGet, "/admin/stats", handleStats(a))

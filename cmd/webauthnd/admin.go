@@ -131,9 +131,9 @@ func openStoreDirect(dataDir string, stderr io.Writer) (*persistence.Store, erro
 	return store, nil
 }
 
-// adminWrite applies op through a running server, or directly on the store.
-func adminWrite(ctx context.Context, dataDir string, stderr io.Writer, path string, method string, op persistence.Op) (any, error) {
-	return adminDo(ctx, dataDir, stderr, method, path, op, func(s *persistence.Store) (any, error) { return s.ApplyOne(op) })
+// adminWrite applies req through a running server, or its store operation directly on the store.
+func adminWrite(ctx context.Context, dataDir string, stderr io.Writer, path string, method string, req httpapi.AdminRequest) (any, error) {
+	return adminDo(ctx, dataDir, stderr, method, path, req, func(s *persistence.Store) (any, error) { return s.ApplyOne(req.Op()) })
 }
 
 // adminClient is an HTTP client of the admin socket sock; every connection it makes is
@@ -213,11 +213,11 @@ func communityCommand(ctx context.Context, verb string, args []string, getenv fu
 		if name == "" {
 			name = id
 		}
-		c := persistence.Community{ID: id, TenantID: tenant, Name: name, RPIDs: rpIDs, Origins: origins,
+		c := httpapi.AdminCommunitySettings{ID: id, TenantID: tenant, Name: name, RPIDs: rpIDs, Origins: origins,
 			TopOrigins: topOrigins, UserVerification: uv, BlockClones: blockClones, AttestationTrust: attestationTrust}
-		v, err = adminWrite(ctx, dataDir, stderr, "/admin/communities", http.MethodPost, persistence.PutCommunity{Community: c, Create: true, TenantDNS: tenantDNS})
+		v, err = adminWrite(ctx, dataDir, stderr, "/admin/communities", http.MethodPost, httpapi.AdminCommunity{Community: c, TenantDNS: tenantDNS})
 	} else {
-		patch := persistence.PatchCommunity{ID: id, TenantID: tenant, Name: name, RPIDs: rpIDs, Origins: origins,
+		patch := httpapi.AdminCommunityPatch{ID: id, TenantID: tenant, Name: name, RPIDs: rpIDs, Origins: origins,
 			TopOrigins: topOrigins, UserVerification: uv, TenantDNS: tenantDNS, AttestationTrust: attestationTrust}
 		fs.Visit(func(f *flag.Flag) {
 			if f.Name == "block-clones" {
@@ -286,7 +286,7 @@ func licenseCommand(ctx context.Context, verb string, args []string, getenv func
 		if id == "" {
 			return errors.New("--id is required")
 		}
-		if _, err := adminWrite(ctx, dataDir, stderr, "/admin/licenses/revoke", http.MethodPost, persistence.RevokeLicense{ID: id}); err != nil {
+		if _, err := adminWrite(ctx, dataDir, stderr, "/admin/licenses/revoke", http.MethodPost, httpapi.AdminRevokeLicense{ID: id}); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "license %s revoked\n", id)
@@ -296,7 +296,7 @@ func licenseCommand(ctx context.Context, verb string, args []string, getenv func
 	if err != nil {
 		return err
 	}
-	if _, err := adminWrite(ctx, dataDir, stderr, "/admin/licenses", http.MethodPost, persistence.PutLicense{License: lic}); err != nil {
+	if _, err := adminWrite(ctx, dataDir, stderr, "/admin/licenses", http.MethodPost, httpapi.AdminLicenseOf(lic)); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, key)
