@@ -40,12 +40,6 @@ const (
 )
 
 func TestBrowserPasskeyRegistrationAndSignIn(t *testing.T) {
-	if os.Getenv("WEBAUTHND_SKIP_BROWSER") == "1" {
-		t.Skip("WEBAUTHND_SKIP_BROWSER=1")
-	}
-	if testing.Short() {
-		t.Skip("the browser test does not run in -short mode")
-	}
 	node := requireBrowserDeps(t)
 
 	// The relying party's port comes first: it is the default community's origin.
@@ -206,10 +200,17 @@ func TestBrowserPasskeyRegistrationAndSignIn(t *testing.T) {
 	}
 }
 
-// requireBrowserDeps fails the test (it does not skip it) when Chromium, node or playwright-core
-// is missing, and returns node's path.
+// requireBrowserDeps skips a browser test only when asked to (WEBAUTHND_SKIP_BROWSER=1, or
+// -short), fails it (it does not skip it) when Chromium, node or playwright-core is missing, and
+// returns node's path.
 func requireBrowserDeps(t *testing.T) string {
 	t.Helper()
+	if os.Getenv("WEBAUTHND_SKIP_BROWSER") == "1" {
+		t.Skip("WEBAUTHND_SKIP_BROWSER=1")
+	}
+	if testing.Short() {
+		t.Skip("the browser test does not run in -short mode")
+	}
 	const hint = "run `make test-deps` (apt-get update && apt-get install -y chromium; npm ci --prefix cmd/webauthnd/testdata/browser), or set WEBAUTHND_SKIP_BROWSER=1 to skip this test"
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("the browser test needs Chromium at %s: %v; %s", chromiumPath, err, hint)

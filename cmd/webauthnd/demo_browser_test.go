@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -97,12 +96,6 @@ func (s demoState) lastSignal() (string, map[string]any) {
 }
 
 func TestBrowserDemo(t *testing.T) {
-	if os.Getenv("WEBAUTHND_SKIP_BROWSER") == "1" {
-		t.Skip("WEBAUTHND_SKIP_BROWSER=1")
-	}
-	if testing.Short() {
-		t.Skip("the browser test does not run in -short mode")
-	}
 	node := requireBrowserDeps(t)
 
 	// The demo is served by webauthnd itself, at its public URL: take a free port for both.
