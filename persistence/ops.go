@@ -1,34 +1,54 @@
 package persistence
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 
 	"github.com/webauthnd/webauthnd/messages"
 )
 
-// Op is one write of a batch. An op checks its conditions before it writes, so an op that fails
-// leaves nothing behind (but for the clone warning of a counter regression, which is the point
-// of that refusal).
-type Op interface {
-	apply(txn *badger.Txn) (any, error)
-}
+// Op is one write of a batch: a plain value that says what to change, which every backend
+// applies in its own transaction. The set of ops is closed (each is a type of this package), so
+// that a backend can switch over all of them and the contract suite can test each one.
+//
+// # The batch contract
+//
+// [Writer.Apply] runs a batch of ops in one transaction and returns one [Result] per op, in
+// order. Every backend keeps these rules, and persistence/storetest checks them:
+//
+//   - An op checks its conditions before it writes. A refused op (its Result has an Err)
+//     leaves nothing behind, with one exception: RecordSignIn's refusal of a counter that went
+//     backwards sets the credential's clone warning, which is the point of that refusal.
+//   - A refused op does not stop the others: they commit, in the same transaction. (On
+//     PostgreSQL each op runs under a SAVEPOINT that a refusal rolls back to.)
+//   - Each op sees the writes of the ops before it in the batch.
+//   - When the transaction cannot commit, every op of the batch fails with an internal error
+//     and nothing of the batch is stored.
+//   - A Result without Err is durable: it was committed, and synced, before Apply returned.
+//   - An op that the store refuses for want of space (Badger below its free-space reserve, see
+//     [Essential]) gets storage_full and leaves nothing behind; the others still run.
+//
+// Refusals are *messages.Error values with the codes the wire shows (conflict, not_found,
+// invalid_request, ...); storage failures are CodeInternal errors whose cause is logged, never
+// sent.
+type Op interface{ op() }
 
-// configOp marks the ops that change communities, tenants or licenses: after a batch with one,
-// the store's cache of them is cleared.
-type configOp interface{ changesConfig() }
-
-func (PutTenant) changesConfig()      {}
-func (PutCommunity) changesConfig()   {}
-func (PatchCommunity) changesConfig() {}
-func (PutLicense) changesConfig()     {}
-func (RevokeLicense) changesConfig()  {}
+func (PutTenant) op()           {}
+func (PutCommunity) op()        {}
+func (PatchCommunity) op()      {}
+func (PutLicense) op()          {}
+func (RevokeLicense) op()       {}
+func (PutSecretIfAbsent) op()   {}
+func (RotateKey) op()           {}
+func (RememberRequest) op()     {}
+func (AddCredential) op()       {}
+func (RecordSignIn) op()        {}
+func (LinkCredential) op()      {}
+func (UnlinkCredential) op()    {}
+func (RemoveCredentials) op()   {}
+func (PutVendorMetadata) op()   {}
+func (PatchVendorMetadata) op() {}
 
 // Result is the outcome of one Op: its value, or the reason it was refused.
 type Result struct {
@@ -36,70 +56,153 @@ type Result struct {
 	Err   error
 }
 
-// Apply runs ops in one synced transaction and returns one Result per op. Ops see the writes of
-// the ops before them in the same batch. When the commit itself fails, every op fails.
-//
-// While the filesystem's free space is below the reserve, the ops it does not admit (see
-// space.go) are refused with storage_full and leave nothing behind; the others still run.
-func (s *Store) Apply(ops []Op) []Result {
-	s.applyMu.Lock()
-	defer s.applyMu.Unlock()
-	results := make([]Result, len(ops))
-	run := make([]int, 0, len(ops)) // the ops admitted, by index
-	space := s.space.read()
-	for i, op := range ops {
-		if admits(space.level, op) {
-			run = append(run, i)
-		} else {
-			results[i] = Result{Err: space.refusal()}
-		}
+// ChangesConfig reports whether op changes what stores and nodes cache as configuration:
+// tenants, communities, licenses and keyrings. After a batch with one, every cache of them (in
+// this process and, over a shared database, in every node) must be read again.
+func ChangesConfig(op Op) bool {
+	switch op.(type) {
+	case PutTenant, PutCommunity, PatchCommunity, PutLicense, RevokeLicense, RotateKey:
+		return true
 	}
-	if len(run) == 0 {
-		return results
-	}
-	for attempt := 0; ; attempt++ {
-		txn := s.db.NewTransaction(true)
-		for _, i := range run {
-			v, err := ops[i].apply(txn)
-			results[i] = Result{Value: v, Err: err}
-		}
-		err := txn.Commit()
-		if errors.Is(err, badger.ErrConflict) && attempt < 10 {
-			continue
-		}
-		s.afterCommit(ops, run)
-		if err != nil {
-			for _, i := range run {
-				results[i] = Result{Err: errStoreInternal(fmt.Errorf("commit: %w", err))}
-			}
-		}
-		return results
-	}
+	return false
 }
 
-// afterCommit invalidates what the store caches, or lets readers cache, of the records a batch
-// ran (ops[i] for i in run): the config cache (communities, licenses) and the vendor metadata generation. It runs
-// whether or not the commit succeeded: a needless invalidation costs one re-read.
-func (s *Store) afterCommit(ops []Op, run []int) {
-	var config, vendor bool
-	for _, i := range run {
-		_, c := ops[i].(configOp)
-		_, v := ops[i].(vendorOp)
-		config, vendor = config || c, vendor || v
+// WritesVendorMetadata reports whether op writes a vendor metadata record: after a batch with
+// one, the vendor generation moves on (see [VendorMetadata]).
+func WritesVendorMetadata(op Op) bool {
+	switch op.(type) {
+	case PutVendorMetadata, PatchVendorMetadata:
+		return true
 	}
-	if config {
-		s.configGen.Add(1)
-		s.config.Clear()
-	}
-	if vendor {
-		s.vendorGen.Add(1)
-	}
+	return false
 }
 
-// ApplyOne runs a single op in its own synced transaction.
-func (s *Store) ApplyOne(op Op) (any, error) {
-	r := s.Apply([]Op{op})[0]
-	return r.Value, r.Err
+// Essential reports whether op still runs when storage is short: what a sign-in writes (its
+// counter, and the replay record of a sealed request), which is small and keeps users signing
+// in, and what an operator or a relying party needs most when something is wrong: license
+// revocation and the removal of passkeys (a stolen one must stop signing in). Any other op,
+// including every op added later, is refused below the reserve.
+func Essential(op Op) bool {
+	switch op.(type) {
+	case RecordSignIn, RememberRequest, RevokeLicense, RemoveCredentials:
+		return true
+	}
+	return false
+}
+
+// Refusals that more than one op, and every backend, return.
+var (
+	// ErrCounterRegression refuses a sign-in whose counter did not move forward.
+	ErrCounterRegression = messages.Errorf(messages.CodeCounterRegression,
+		"the authenticator's signature counter went backwards: the credential may be cloned")
+	// ErrStartAgain refuses a first registration that another one of the same username
+	// overtook.
+	ErrStartAgain = messages.Errorf(messages.CodeConflict,
+		"another registration of this username finished first; start the registration again")
+	// ErrCredentialExists refuses a credential id that is stored already, whoever owns it.
+	ErrCredentialExists = messages.Errorf(messages.CodeCredentialExists, "this credential is already registered")
+	// ErrCredentialUnknown refuses a sign-in record of a credential that is not stored.
+	ErrCredentialUnknown = messages.Errorf(messages.CodeCredentialUnknown, "the credential is not registered")
+	// ErrPasskeyNotFound, ErrLinkNotFound and ErrNothingToRemove are the not_found refusals of
+	// the link ops.
+	ErrPasskeyNotFound = messages.Errorf(messages.CodeNotFound, "the user has no such passkey")
+	ErrLinkNotFound    = messages.Errorf(messages.CodeNotFound, "that passkey is not linked to that DID")
+	ErrNothingToRemove = messages.Errorf(messages.CodeNotFound, "no passkey matches that identifier")
+	// ErrLinkedElsewhere refuses to link a passkey that is linked to another DID.
+	ErrLinkedElsewhere = messages.Errorf(messages.CodeConflict, "the passkey is linked to another DID: unlink it first")
+	// ErrRequestReplayed refuses a sealed request whose uuid its caller key used before.
+	ErrRequestReplayed = messages.Errorf(messages.CodeRequestReplayed, "this requestid was already used")
+	// ErrLicenseIDExists refuses a PutLicense (without Rekey) of an id that is taken.
+	ErrLicenseIDExists = messages.Errorf(messages.CodeConflict, "license id exists")
+	errNameThePasskeys = invalid("name the passkeys by a fidoKeyHash or a DID")
+	errInvalidDID      = invalid("a DID starts with did: and is 5 to 512 bytes without control characters")
+)
+
+// StoreInternal wraps a storage failure: clients are told "internal error", the cause is logged.
+func StoreInternal(err error) error {
+	return messages.Wrap(messages.CodeInternal, "internal error", err)
+}
+
+// CommunityExists refuses the creation of a community that exists.
+func CommunityExists(id string) error {
+	return messages.Errorf(messages.CodeConflict, fmt.Sprintf("community %q exists", id))
+}
+
+// CommunityMissing refuses a change of a community that does not exist.
+func CommunityMissing(id string) error {
+	return messages.Errorf(messages.CodeNotFound, fmt.Sprintf("community %q does not exist", id))
+}
+
+// CommunityUnknown refuses a record that names a community that does not exist.
+func CommunityUnknown(id string) error {
+	return messages.Errorf(messages.CodeCommunityUnknown, fmt.Sprintf("community %q does not exist", id))
+}
+
+// TenantMissing refuses a license of a tenant that does not exist.
+func TenantMissing(id string) error {
+	return messages.Errorf(messages.CodeNotFound, fmt.Sprintf("tenant %q does not exist", id))
+}
+
+// HostTaken refuses a tenant host name that another tenant owns.
+func HostTaken(host string) error {
+	return messages.Errorf(messages.CodeConflict, fmt.Sprintf("host %q belongs to another tenant", host))
+}
+
+// LicenseMissing refuses the revocation of an unknown license.
+func LicenseMissing(id string) error {
+	return messages.Errorf(messages.CodeNotFound, fmt.Sprintf("no license %q", id))
+}
+
+// VendorRecordExists refuses a second record of a community for one AAGUID.
+func VendorRecordExists(aaguid string) error {
+	return messages.Errorf(messages.CodeConflict,
+		fmt.Sprintf("the community already has a record for AAGUID %s: change it with PATCH", aaguid))
+}
+
+// VendorRecordMissing refuses a change of a record that does not exist.
+func VendorRecordMissing(aaguid string) error {
+	return messages.Errorf(messages.CodeNotFound, fmt.Sprintf("the community has no record for AAGUID %s", aaguid))
+}
+
+// Check runs the checks of op that need no store: the ones every backend makes first, so that
+// both refuse the same malformed op with the same error. A nil error does not mean the op will
+// succeed: the conditions on stored records are each backend's to check.
+func Check(op Op) error {
+	switch o := op.(type) {
+	case PutCommunity:
+		if err := ValidateCommunity(o.Community); err != nil {
+			return err
+		}
+		if o.Create && strings.EqualFold(o.Community.ID, AnyCommunity) {
+			// Only at creation: a community of that name made before it was reserved keeps working.
+			return invalid("community id %q is reserved: the vendor metadata routes read %q as every community of the license", o.Community.ID, AnyCommunity)
+		}
+	case PutLicense:
+		return ValidateLicense(o.License)
+	case AddCredential:
+		c := o.Credential
+		if c.Username == "" || len(c.Username) > MaxUsernameLength || strings.ContainsRune(c.Username, 0) || !ValidID(c.CommunityID) {
+			return invalid("a username is 1 to 256 bytes without NUL, in a valid community")
+		}
+		if len(c.UserHandle) == 0 || len(c.UserHandle) > MaxHandleLength || len(c.ID) == 0 || len(c.ID) > MaxCredentialIDLength {
+			return invalid("a user handle is 1 to %d bytes and a credential id 1 to %d", MaxHandleLength, MaxCredentialIDLength)
+		}
+	case LinkCredential:
+		if !ValidDID(o.DID) {
+			return errInvalidDID
+		}
+	case RemoveCredentials:
+		if (len(o.FidoKeyHash) > 0) == (o.DID != "") || (o.DID != "" && !ValidDID(o.DID)) {
+			return errNameThePasskeys
+		}
+	case PutVendorMetadata:
+		return ValidateVendorRecord(o.Record)
+	case PatchVendorMetadata:
+		if _, err := CanonicalAAGUID(o.AAGUID); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PutTenant creates the tenant when it does not exist and gives it the host names in DNS
@@ -107,56 +210,6 @@ func (s *Store) ApplyOne(op Op) (any, error) {
 type PutTenant struct {
 	Tenant Tenant   `json:"tenant"`
 	DNS    []string `json:"dns,omitempty"`
-}
-
-func (o PutTenant) apply(txn *badger.Txn) (any, error) {
-	var t Tenant
-	err := getJSON(txn, tenantKey(o.Tenant.ID), &t)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		t = o.Tenant
-		t.DNS = nil
-		if t.Created.IsZero() {
-			t.Created = time.Now().UTC()
-		}
-	case err != nil:
-		return nil, errStoreInternal(err)
-	}
-	// Check every host before writing any, so a refusal claims none.
-	var claim []string
-	for _, raw := range o.DNS {
-		host, err := CanonicalHost(raw)
-		if err != nil {
-			return nil, err
-		}
-		item, err := txn.Get(tenantDNSKey(host))
-		switch {
-		case errors.Is(err, badger.ErrKeyNotFound):
-			if !slices.Contains(claim, host) {
-				claim = append(claim, host)
-			}
-		case err != nil:
-			return nil, errStoreInternal(err)
-		default:
-			owner, err := item.ValueCopy(nil)
-			if err != nil {
-				return nil, errStoreInternal(err)
-			}
-			if string(owner) != t.ID {
-				return nil, messages.Errorf(messages.CodeConflict, fmt.Sprintf("host %q belongs to another tenant", host))
-			}
-		}
-	}
-	for _, host := range claim {
-		if err := txn.Set(tenantDNSKey(host), []byte(t.ID)); err != nil {
-			return nil, errStoreInternal(err)
-		}
-		t.DNS = append(t.DNS, host)
-	}
-	if err := setJSON(txn, tenantKey(t.ID), t); err != nil {
-		return nil, errStoreInternal(err)
-	}
-	return t, nil
 }
 
 // PutCommunity creates (Create) or replaces (!Create) a community, creating its tenant when new.
@@ -168,37 +221,19 @@ type PutCommunity struct {
 	TenantDNS []string `json:"tenantDns,omitempty"`
 }
 
-func (o PutCommunity) apply(txn *badger.Txn) (any, error) {
-	c := o.Community
-	if err := ValidateCommunity(c); err != nil {
-		return nil, err
-	}
-	if o.Create && strings.EqualFold(c.ID, AnyCommunity) {
-		// Only at creation: a community of that name made before it was reserved keeps working.
-		return nil, invalid("community id %q is reserved: the vendor metadata routes read %q as every community of the license", c.ID, AnyCommunity)
-	}
-	var old Community
-	err := getJSON(txn, communityKey(c.ID), &old)
-	switch {
-	case err == nil && o.Create:
-		return nil, messages.Errorf(messages.CodeConflict, fmt.Sprintf("community %q exists", c.ID))
-	case errors.Is(err, ErrNotFound) && !o.Create:
-		return nil, messages.Errorf(messages.CodeNotFound, fmt.Sprintf("community %q does not exist", c.ID))
-	case err != nil && !errors.Is(err, ErrNotFound):
-		return nil, errStoreInternal(err)
-	}
-	now := time.Now().UTC()
-	c.Created, c.Updated = now, now
-	if !o.Create {
-		c.Created = old.Created
-	}
-	if _, err := (PutTenant{Tenant: Tenant{ID: c.TenantID, Name: c.TenantID}, DNS: o.TenantDNS}).apply(txn); err != nil {
-		return nil, err
-	}
-	if err := setJSON(txn, communityKey(c.ID), c); err != nil {
-		return nil, errStoreInternal(err)
-	}
-	return c, nil
+// PatchCommunity changes the fields it sets of an existing community; the result must still be
+// a valid community.
+type PatchCommunity struct {
+	ID               string   `json:"id"`
+	TenantID         string   `json:"tenantId,omitempty"`
+	Name             string   `json:"name,omitempty"`
+	RPIDs            []string `json:"rpIds,omitempty"`
+	Origins          []string `json:"origins,omitempty"`
+	TopOrigins       []string `json:"topOrigins,omitempty"`
+	UserVerification string   `json:"userVerification,omitempty"`
+	BlockClones      *bool    `json:"blockClones,omitempty"`
+	AttestationTrust string   `json:"attestationTrust,omitempty"`
+	TenantDNS        []string `json:"tenantDns,omitempty"`
 }
 
 // PutLicense stores a new license (by the hash of its key).
@@ -210,43 +245,9 @@ type PutLicense struct {
 	Rekey bool `json:"rekey,omitempty"`
 }
 
-func (o PutLicense) apply(txn *badger.Txn) (any, error) {
-	l := o.License
-	if err := ValidateLicense(l); err != nil {
-		return nil, err
-	}
-	if l.CommunityID != "" {
-		if ok, err := exists(txn, communityKey(l.CommunityID)); err != nil || !ok {
-			return nil, messages.Errorf(messages.CodeCommunityUnknown, fmt.Sprintf("community %q does not exist", l.CommunityID))
-		}
-	}
-	if l.TenantID != "" {
-		if ok, err := exists(txn, tenantKey(l.TenantID)); err != nil || !ok {
-			return nil, messages.Errorf(messages.CodeNotFound, fmt.Sprintf("tenant %q does not exist", l.TenantID))
-		}
-	}
-	item, err := txn.Get(licenseIDKey(l.ID))
-	switch {
-	case err == nil && !o.Rekey:
-		return nil, messages.Errorf(messages.CodeConflict, "license id exists")
-	case err == nil:
-		old, err := item.ValueCopy(nil)
-		if err != nil {
-			return nil, errStoreInternal(err)
-		}
-		if err := txn.Delete(licenseKey(old)); err != nil {
-			return nil, errStoreInternal(err)
-		}
-	case !errors.Is(err, badger.ErrKeyNotFound):
-		return nil, errStoreInternal(err)
-	}
-	if err := setJSON(txn, licenseKey(l.KeyHash), l); err != nil {
-		return nil, errStoreInternal(err)
-	}
-	if err := txn.Set(licenseIDKey(l.ID), l.KeyHash); err != nil {
-		return nil, errStoreInternal(err)
-	}
-	return l, nil
+// RevokeLicense disables a license by id; a disabled license answers 401 from then on.
+type RevokeLicense struct {
+	ID string `json:"id"`
 }
 
 // PutSecretIfAbsent stores a service secret unless one exists; it returns the stored value,
@@ -256,22 +257,24 @@ type PutSecretIfAbsent struct {
 	Value []byte
 }
 
-func (o PutSecretIfAbsent) apply(txn *badger.Txn) (any, error) {
-	item, err := txn.Get(secretKey(o.Name))
-	if err == nil {
-		v, err := item.ValueCopy(nil)
-		if err != nil {
-			return nil, errStoreInternal(err)
-		}
-		return v, nil
-	}
-	if !errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, errStoreInternal(err)
-	}
-	if err := txn.Set(secretKey(o.Name), o.Value); err != nil {
-		return nil, errStoreInternal(err)
-	}
-	return o.Value, nil
+// RotateKey makes New the current key of the keyring Name: the current one is retired at
+// New.Created, and keys retired more than Keep ago are dropped. With OnlyIfAbsent it only
+// creates a keyring that does not exist yet (two first starts then agree on one key). It
+// returns the stored Keyring.
+type RotateKey struct {
+	Name         string        `json:"name"`
+	New          KeyRecord     `json:"new"`
+	Keep         time.Duration `json:"keep"`
+	OnlyIfAbsent bool          `json:"onlyIfAbsent"`
+}
+
+// RememberRequest records a sealed request's uuid from a caller key until Until (a Badger TTL,
+// so the record expires on its own and survives a restart until then). A uuid already
+// recorded for that caller is refused.
+type RememberRequest struct {
+	Caller []byte
+	UUID   string
+	Until  time.Time
 }
 
 // AddCredential stores a new passkey: its record, its owner index and (under a key of its own,
@@ -294,64 +297,6 @@ type AddCredential struct {
 	DisplayName string
 }
 
-// errStartAgain refuses a first registration that another one of the same username overtook.
-var errStartAgain = messages.Errorf(messages.CodeConflict,
-	"another registration of this username finished first; start the registration again")
-
-func (o AddCredential) apply(txn *badger.Txn) (any, error) {
-	c := o.Credential
-	if c.Username == "" || len(c.Username) > 256 || strings.ContainsRune(c.Username, 0) || !ValidID(c.CommunityID) {
-		return nil, invalid("a username is 1 to 256 bytes without NUL, in a valid community")
-	}
-	if len(c.UserHandle) == 0 || len(c.UserHandle) > maxHandleLength || len(c.ID) == 0 || len(c.ID) > maxCredentialIDLength {
-		return nil, invalid("a user handle is 1 to %d bytes and a credential id 1 to %d", maxHandleLength, maxCredentialIDLength)
-	}
-	if ok, err := exists(txn, credKey(c.ID)); err != nil {
-		return nil, errStoreInternal(err)
-	} else if ok {
-		return nil, messages.Errorf(messages.CodeCredentialExists, "this credential is already registered")
-	}
-	var before []Credential // the user's passkeys before this one
-	u, err := getUser(txn, userKey(c.CommunityID, c.Username))
-	switch {
-	case errors.Is(err, ErrNotFound):
-		if ok, err := exists(txn, handleKey(c.CommunityID, c.UserHandle)); err != nil {
-			return nil, errStoreInternal(err)
-		} else if ok {
-			// Another user holds the handle: only imported data can do that (ceremonies draw
-			// 32 random bytes).
-			return nil, errStartAgain
-		}
-		u = User{CommunityID: c.CommunityID, Username: c.Username, DisplayName: o.DisplayName,
-			Handle: c.UserHandle, Created: time.Now().UTC()}
-		if err := setUser(txn, u); err != nil {
-			return nil, errStoreInternal(err)
-		}
-		if err := txn.Set(handleKey(c.CommunityID, c.UserHandle), []byte(c.Username)); err != nil {
-			return nil, errStoreInternal(err)
-		}
-	case err != nil:
-		return nil, errStoreInternal(err)
-	case !bytes.Equal(u.Handle, c.UserHandle):
-		return nil, errStartAgain
-	default:
-		if before, err = credentialsOf(txn, c.CommunityID, c.Username); err != nil {
-			return nil, errStoreInternal(err)
-		}
-	}
-	if err := writeCredential(txn, c); err != nil {
-		return nil, errStoreInternal(err)
-	}
-	var from []byte
-	if len(before) > 0 {
-		from = userShape(before)
-	}
-	if err := moveUserShape(txn, c.CommunityID, from, userShape(append(before, c))); err != nil {
-		return nil, errStoreInternal(err)
-	}
-	return c, nil
-}
-
 // RecordSignIn stores what a verified assertion told about a credential. It re-reads the
 // credential, so concurrent sign-ins of one passkey never lose an update, and refuses a counter
 // that is not above the stored one (when either is non-zero): that refusal sets the credential's
@@ -364,141 +309,55 @@ type RecordSignIn struct {
 	At           time.Time
 }
 
-// ErrCounterRegression refuses a sign-in whose counter did not move forward.
-var ErrCounterRegression = messages.Errorf(messages.CodeCounterRegression,
-	"the authenticator's signature counter went backwards: the credential may be cloned")
-
-func (o RecordSignIn) apply(txn *badger.Txn) (any, error) {
-	c, err := getStoredCredential(txn, o.ID)
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return nil, messages.Errorf(messages.CodeCredentialUnknown, "the credential is not registered")
-		}
-		return nil, errStoreInternal(err)
-	}
-	if (o.Counter != 0 || c.SignCount != 0) && o.Counter <= c.SignCount {
-		if !c.CloneWarning {
-			c.CloneWarning = true
-			if err := rewriteCredential(txn, &c); err != nil {
-				return nil, errStoreInternal(err)
-			}
-		}
-		c.AttestationObject = nil
-		return c, ErrCounterRegression
-	}
-	c.SignCount = o.Counter
-	c.UserVerified = c.UserVerified || o.UserVerified
-	c.BackupState = o.BackupState
-	c.LastUsed = o.At
-	if err := rewriteCredential(txn, &c); err != nil {
-		return nil, errStoreInternal(err)
-	}
-	c.AttestationObject = nil
-	return c, nil
+// LinkCredential links a user's passkey, named by its fidoKeyHash, to a DID; it returns the
+// linked Credential. Linking again to the same DID changes nothing; a passkey linked to another
+// DID is a conflict (unlink it first).
+type LinkCredential struct {
+	CommunityID string
+	Username    string
+	FidoKeyHash []byte
+	DID         string
 }
 
-// writeCredential writes the keys of a new credential: its record, its attestation object when
-// it has one, and its owner index.
-func writeCredential(txn *badger.Txn, c Credential) error {
-	if err := setCredential(txn, c); err != nil {
-		return err
-	}
-	if len(c.AttestationObject) > 0 {
-		if err := txn.Set(attestationKey(c.ID), c.AttestationObject); err != nil {
-			return err
-		}
-	}
-	if err := txn.Set(fidoKeyHashKey(FidoKeyHash(c.ID)), c.ID); err != nil {
-		return err
-	}
-	return txn.Set(append(userCredPrefix(c.CommunityID, c.Username), c.ID...), nil)
+// UnlinkCredential removes the link of a user's passkey to a DID; it returns the Credential.
+// A passkey that is not linked to that DID is not found.
+type UnlinkCredential struct {
+	CommunityID string
+	Username    string
+	FidoKeyHash []byte
+	DID         string
 }
 
-// rewriteCredential writes a changed credential read with getStoredCredential. A JSON record of
-// an earlier version carries its attestation object inline: it moves to its own key, and the
-// record becomes CBOR.
-func rewriteCredential(txn *badger.Txn, c *Credential) error {
-	if len(c.AttestationObject) > 0 {
-		if err := txn.Set(attestationKey(c.ID), c.AttestationObject); err != nil {
-			return err
-		}
-		c.AttestationObject = nil
-	}
-	return setCredential(txn, *c)
+// RemoveCredentials removes passkeys of a community: the one a fidoKeyHash names, or every
+// passkey linked to a DID; with a Username, only that user's. It returns how many it removed;
+// none is not found. Each passkey goes with all of its keys (record, attestation object, owner,
+// fidoKeyHash and DID indexes) in the batch's one transaction, so a sign-in that races the
+// removal either committed before it or finds no credential.
+type RemoveCredentials struct {
+	CommunityID string
+	Username    string // optional
+	FidoKeyHash []byte // or
+	DID         string
 }
 
-// PatchCommunity changes the fields it sets of an existing community; the result must still be
-// a valid community.
-type PatchCommunity struct {
-	ID               string   `json:"id"`
-	TenantID         string   `json:"tenantId,omitempty"`
-	Name             string   `json:"name,omitempty"`
-	RPIDs            []string `json:"rpIds,omitempty"`
-	Origins          []string `json:"origins,omitempty"`
-	TopOrigins       []string `json:"topOrigins,omitempty"`
-	UserVerification string   `json:"userVerification,omitempty"`
-	BlockClones      *bool    `json:"blockClones,omitempty"`
-	AttestationTrust string   `json:"attestationTrust,omitempty"`
-	TenantDNS        []string `json:"tenantDns,omitempty"`
+// PutVendorMetadata creates a community's record for an AAGUID; it returns the stored
+// VendorRecord. The community must exist; an AAGUID the community already has a record for is
+// refused (409 conflict: change it with PatchVendorMetadata). An empty ID gets a fresh one, a
+// zero UpdatedAt the time of the write.
+type PutVendorMetadata struct {
+	Record VendorRecord `json:"record"`
 }
 
-func (o PatchCommunity) apply(txn *badger.Txn) (any, error) {
-	var c Community
-	if err := getJSON(txn, communityKey(o.ID), &c); errors.Is(err, ErrNotFound) {
-		return nil, messages.Errorf(messages.CodeNotFound, fmt.Sprintf("community %q does not exist", o.ID))
-	} else if err != nil {
-		return nil, errStoreInternal(err)
-	}
-	if o.TenantID != "" {
-		c.TenantID = o.TenantID
-	}
-	if o.Name != "" {
-		c.Name = o.Name
-	}
-	if o.RPIDs != nil {
-		c.RPIDs = o.RPIDs
-	}
-	if o.Origins != nil {
-		c.Origins = o.Origins
-	}
-	if o.TopOrigins != nil {
-		c.TopOrigins = o.TopOrigins
-	}
-	if o.UserVerification != "" {
-		c.UserVerification = o.UserVerification
-	}
-	if o.AttestationTrust != "" {
-		c.AttestationTrust = o.AttestationTrust
-	}
-	if o.BlockClones != nil {
-		c.BlockClones = *o.BlockClones
-	}
-	return PutCommunity{Community: c, TenantDNS: o.TenantDNS}.apply(txn)
-}
-
-// RevokeLicense disables a license by id; a disabled license answers 401 from then on.
-type RevokeLicense struct {
-	ID string `json:"id"`
-}
-
-func (o RevokeLicense) apply(txn *badger.Txn) (any, error) {
-	item, err := txn.Get(licenseIDKey(o.ID))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, messages.Errorf(messages.CodeNotFound, fmt.Sprintf("no license %q", o.ID))
-	} else if err != nil {
-		return nil, errStoreInternal(err)
-	}
-	hash, err := item.ValueCopy(nil)
-	if err != nil {
-		return nil, errStoreInternal(err)
-	}
-	var l License
-	if err := getJSON(txn, licenseKey(hash), &l); err != nil {
-		return nil, errStoreInternal(err)
-	}
-	l.Disabled = true
-	if err := setJSON(txn, licenseKey(hash), l); err != nil {
-		return nil, errStoreInternal(err)
-	}
-	return l, nil
+// PatchVendorMetadata changes the members it sets of a community's record for an AAGUID and
+// stamps it with UpdatedBy and At (the time of the write when zero); it returns the stored
+// VendorRecord. An unknown record is 404 not_found. A new Metadata must already have been
+// checked against the record's AAGUID by the caller.
+type PatchVendorMetadata struct {
+	CommunityID string    `json:"communityId"`
+	AAGUID      string    `json:"aaguid"`
+	Metadata    *string   `json:"metadata,omitempty"`
+	Name        *string   `json:"name,omitempty"`
+	Disabled    *bool     `json:"disabled,omitempty"`
+	UpdatedBy   string    `json:"updatedBy"`
+	At          time.Time `json:"at,omitzero"`
 }

@@ -1,526 +1,187 @@
 package persistence
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/json"
+	"context"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
-	"sync"
-	"sync/atomic"
-
-	"github.com/dgraph-io/badger/v4"
-	"github.com/dgraph-io/badger/v4/options"
-	"go.uber.org/zap"
-
-	"github.com/webauthnd/webauthnd/messages"
+	"time"
 )
 
 // ErrNotFound is returned by reads of a record that does not exist.
 var ErrNotFound = errors.New("not found")
 
-// Store is webauthnd's Badger database.
-type Store struct {
-	db *badger.DB
-	// applyMu makes batches from different goroutines commit one after another: the writer
-	// actor already sends one at a time, and other callers (start-up, offline commands) then
-	// never conflict with it.
-	applyMu sync.Mutex
-	// mdsMu makes imports of MDS BLOBs run one at a time; mdsGen is the imported BLOB's
-	// generation (see [Store.MDSGeneration]).
-	mdsMu  sync.Mutex
-	mdsGen atomic.Uint64
-	// config caches communities and licenses, which every request reads and operators rarely
-	// change: only this process writes the store (Badger's directory lock), and Apply clears the
-	// cache whenever a batch touched either.
-	config sync.Map
-	// configGen counts the clears, so that a read that raced one is not cached.
-	configGen atomic.Uint64
-	// vendorGen counts the committed batches that wrote vendor metadata records (see
-	// [Store.VendorGeneration]).
-	vendorGen atomic.Uint64
-	// space refuses writes while the filesystem's free space is below the reserve.
-	space *spaceGuard
-}
+// Every method that can wait on storage takes a context: a request's deadline and cancellation
+// reach the database. A read whose context ends returns the context's error.
 
 // Communities reads tenants and communities.
 type Communities interface {
-	Tenant(id string) (Tenant, error)
-	TenantByDNS(host string) (Tenant, error)
-	Community(id string) (Community, error)
-	CommunityByName(tenantID, name string) (Community, error)
+	Tenant(ctx context.Context, id string) (Tenant, error)
+	// TenantByDNS returns the tenant that owns a host name (any case; a :port suffix is
+	// ignored).
+	TenantByDNS(ctx context.Context, host string) (Tenant, error)
+	Community(ctx context.Context, id string) (Community, error)
+	// CommunityByName returns the community of a tenant with a name. Names are not unique:
+	// the first by id wins.
+	CommunityByName(ctx context.Context, tenantID, name string) (Community, error)
 }
 
 // Users reads users by username or by user handle.
 type Users interface {
-	User(communityID, username string) (User, error)
-	UserByHandle(communityID string, handle []byte) (User, error)
+	User(ctx context.Context, communityID, username string) (User, error)
+	UserByHandle(ctx context.Context, communityID string, handle []byte) (User, error)
 }
 
-// Credentials reads credentials by id or by owner.
+// Credentials reads credentials by id or by owner, each without its AttestationObject (only
+// AttestationObjectOf reads that).
 type Credentials interface {
-	Credential(id []byte) (Credential, error)
-	CredentialsOf(communityID, username string) ([]Credential, error)
+	Credential(ctx context.Context, id []byte) (Credential, error)
+	// CredentialsOf returns a user's credentials in the order of their ids.
+	CredentialsOf(ctx context.Context, communityID, username string) ([]Credential, error)
+	// AttestationObjectOf returns the attestation object that the registration of credential
+	// id stored: nil when it stored none, ErrNotFound when there is no such credential.
+	AttestationObjectOf(ctx context.Context, id []byte) ([]byte, error)
 }
 
-// Licenses finds a license by its key.
+// Licenses finds licenses.
 type Licenses interface {
-	LicenseByKey(key string) (License, error)
+	// LicenseByKey finds the license of a key by its hash, compared in constant time.
+	LicenseByKey(ctx context.Context, key string) (License, error)
+	// AllLicenses returns every license (never a key: only hashes are stored).
+	AllLicenses(ctx context.Context) ([]License, error)
 }
 
-// Secrets reads the service's own keys.
+// Secrets reads the service's own secrets (the decoy secret, the challenge MAC key).
 type Secrets interface {
-	Secret(name string) ([]byte, error)
+	Secret(ctx context.Context, name string) ([]byte, error)
 }
 
-// Writer applies a batch of operations in one synced transaction.
+// Keyrings reads the service's keyrings (envelope and token signing keys). KeyringGeneration
+// changes after every committed change of a keyring, made by this process or (over a shared
+// database) any other, so that a cache of keys can check with one atomic load whether it is
+// still current.
+type Keyrings interface {
+	Keyring(ctx context.Context, name string) (Keyring, error)
+	KeyringGeneration() uint64
+}
+
+// Shapes reads what a community's users look like from outside, so that the sign-in options of
+// an unknown username can look the same.
+type Shapes interface {
+	// CommonShape returns the shapes of the passkeys of the community's most common kind of
+	// user (how many passkeys, which id lengths and transports), in no particular order;
+	// ErrNotFound when no user of the community has a passkey.
+	CommonShape(ctx context.Context, communityID string) ([]CredentialShape, error)
+}
+
+// VendorMetadata reads the communities' vendor metadata records. VendorGeneration changes after
+// every committed write of a record (by any process writing the store), so that a cache of
+// records, or of what was derived from them such as parsed statements, can check with one
+// atomic load whether it is still current.
+type VendorMetadata interface {
+	// VendorRecord returns a community's record for an AAGUID (in any case; see
+	// CanonicalAAGUID), or ErrNotFound.
+	VendorRecord(ctx context.Context, communityID, aaguid string) (VendorRecord, error)
+	// VendorRecordsOf returns a community's records for the given AAGUIDs (every record when
+	// none is given), in AAGUID order; AAGUIDs without a record are left out.
+	VendorRecordsOf(ctx context.Context, communityID string, aaguids []string) ([]VendorRecord, error)
+	// AllVendorRecords is VendorRecordsOf over every community, in community then AAGUID order.
+	AllVendorRecords(ctx context.Context, aaguids []string) ([]VendorRecord, error)
+	// VendorGeneration changes after every committed batch that wrote a record.
+	VendorGeneration() uint64
+}
+
+// MDS reads the global metadata entries of the last imported BLOB. Each read sees the entries
+// of one BLOB, never a mix of two imports.
+type MDS interface {
+	// CurrentMDSBlob describes the imported BLOB, or returns ErrNotFound before the first import.
+	CurrentMDSBlob(ctx context.Context) (MDSBlob, error)
+	// MDSEntryByAAGUID returns the entry of an AAGUID (canonical form, any case), or ErrNotFound.
+	MDSEntryByAAGUID(ctx context.Context, aaguid string) (MDSEntry, error)
+	// MDSEntryByKeyIdentifier returns the entry that lists an attestation certificate key
+	// identifier (hex, any case), or ErrNotFound: how U2F authenticators are found.
+	MDSEntryByKeyIdentifier(ctx context.Context, keyID string) (MDSEntry, error)
+	// MDSEntries returns the BLOB and all its entries, in the BLOB's order, from one snapshot
+	// (ErrNotFound before the first import): what a cache loads when the generation changed.
+	MDSEntries(ctx context.Context) (MDSBlob, []MDSEntry, error)
+	// MDSGeneration is the Generation of the imported BLOB (0 before the first import), read
+	// from memory and kept current when another process imports (see the backends).
+	MDSGeneration() uint64
+}
+
+// Writer applies a batch of operations in one durable transaction; see [Op] for the contract.
+// The context bounds the whole batch: the writer actor, which groups the writes of many
+// requests, gives it a deadline of its own rather than any one request's.
 type Writer interface {
-	Apply(ops []Op) []Result
+	Apply(ctx context.Context, ops []Op) []Result
 }
 
-var (
-	_ Communities = (*Store)(nil)
-	_ Users       = (*Store)(nil)
-	_ Credentials = (*Store)(nil)
-	_ Licenses    = (*Store)(nil)
-	_ Secrets     = (*Store)(nil)
-	_ Writer      = (*Store)(nil)
-)
-
-// memTableSize is the size of Badger's memtables; a transaction may hold 15 % of it.
-// baseTableSize is the size of the tables that compactions write, at every level.
-const (
-	memTableSize  = 16 << 20
-	baseTableSize = 1 << 20
-)
-
-// Option changes how Open opens a store.
-type Option func(*openOptions)
-
-type openOptions struct{ reserve Reserve }
-
-// WithReserve sets the free space the store keeps on its filesystem (see [Reserve]); without
-// it, the default reserve.
-func WithReserve(r Reserve) Option { return func(o *openOptions) { o.reserve = r } }
-
-// Open opens (creating if needed) the Badger database in dir with synced writes. It fails
-// with a clear error when another process holds the directory. Writes are refused while the
-// free space of dir's filesystem is below the reserve (see space.go). A store written by an
-// earlier version gets what this one keeps besides (the credential shape tally, the fidoKeyHash
-// index) before Open returns.
-func Open(dir string, log *zap.Logger, with ...Option) (*Store, error) {
-	var o openOptions
-	for _, opt := range with {
-		opt(&o)
-	}
-	s, err := open(dir, log, o)
-	if err != nil {
-		return nil, err
-	}
-	for _, upgrade := range []func() error{s.tallyShapes, s.indexFidoKeyHashes} {
-		if err := upgrade(); err != nil {
-			_ = s.Close()
-			return nil, err
-		}
-	}
-	return s, nil
+// MDSImporter replaces the global metadata entries. It is a method of its own, not an Op: an
+// import spans many transactions. A BLOB whose Number is not above the stored one is refused
+// (409) unless force is set; entries are checked with ValidateMDSEntry, and no two may share an
+// AAGUID or a key identifier. Readers see the old entries until the import switches to the new
+// ones in one last small transaction, so a failure at any point before it, a crash included,
+// leaves the old set in force. It returns the stored MDSBlob with its new Generation.
+type MDSImporter interface {
+	ReplaceMDS(ctx context.Context, b MDSBlob, entries []MDSEntry, force bool) (MDSBlob, error)
 }
 
-// open opens the database without bringing it up to date, for [Restore], whose backup may
-// come from an earlier version: the next Open brings it up to date.
-func open(dir string, log *zap.Logger, o openOptions) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir %s: %w", dir, err)
-	}
-	opts := badger.DefaultOptions(filepath.Clean(dir)).
-		WithSyncWrites(true).
-		WithLogger(badgerLogger{log.Sugar()}).
-		// Memory, measured with `bench seed` and the harness against a server holding 1,000 and
-		// 1,000,000 users (128 users signing in, 2 shared CPUs; docs/performance.md):
-		//
-		// - No compression and no block cache. Compressed (Badger's default, Snappy) every
-		//   block read from a table is decompressed into a fresh buffer: 1.5 GB of garbage
-		//   per 70,000 sign-ins of a big store, and an anonymous RSS of 250-330 MB (820 MB
-		//   with the other defaults). Uncompressed blocks are read in place from the mapped
-		//   table, so no block cache is needed: anonymous RSS 110-155 MB with a million users,
-		//   80-115 MB with a thousand, for tables 1.6 x larger (739 instead of 456 MB for a
-		//   million users with one passkey each). Tables written before keep their
-		//   compression (the manifest records it) until compaction rewrites them.
-		// - Two compactors and 1 MiB tables at every level: a compaction holds a builder of
-		//   twice the table size per table it writes, several at once per compactor; with
-		//   the defaults (4 compactors, tables growing to 8 MiB) builders held up to 360 MB.
-		// - Memtables of 16 MiB, three of them; an index cache of 16 MiB, which holds the
-		//   block indexes and bloom filters of a million users' tables (about 8 MB).
-		//
-		// The mapped tables count in RSS too, as clean page cache: a random sign-in touches
-		// pages all over the store, so with free memory the kernel keeps the whole store
-		// mapped (RssFile grows to the store's size); under memory pressure it drops them.
-		WithCompression(options.None).
-		WithBlockCacheSize(0).
-		WithIndexCacheSize(16 << 20).
-		WithNumCompactors(2).
-		WithBaseTableSize(baseTableSize).
-		WithMemTableSize(memTableSize).
-		WithNumMemtables(3).
-		WithValueLogFileSize(64 << 20).
-		WithValueThreshold(1 << 10)
-	opts.TableSizeMultiplier = 1 // no With method in badger v4
-	db, err := badger.Open(opts)
-	if err != nil {
-		return nil, fmt.Errorf("open store in %s: %w", dir, err)
-	}
-	s := &Store{db: db, space: newSpaceGuard(filepath.Clean(dir), o.reserve, log)}
-	if r := s.space.read(); r.err == nil {
-		log.Info("free-space reserve", zap.String("reserve", approxBytes(r.reserve)), zap.String("setting", o.reserve.String()),
-			zap.String("free", approxBytes(r.avail)), zap.String("size", approxBytes(r.total)))
-		if r.reserve < MinReserve {
-			log.Warn("the free-space reserve is below "+approxBytes(MinReserve)+": a quarter of it, what is left when every write "+
-				"stops, may not hold what Badger writes on its own (a memtable flush and a compaction's table), so a full disk may still crash the process",
-				zap.String("reserve", approxBytes(r.reserve)))
-		}
-	}
-	if err := s.loadMDSGeneration(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open store in %s: %w", dir, err)
-	}
-	return s, nil
+// Importer writes passkeys in bulk, for migrations and benchmark stores: see [PlanImport] for
+// what it accepts. Every record is checked before the first is written; a failure in the
+// middle may leave the users of the transactions before it written (import those again
+// without them).
+type Importer interface {
+	Import(ctx context.Context, users []User, creds []Credential) error
 }
 
-// Close flushes and closes the database.
-func (s *Store) Close() error { return s.db.Close() }
-
-// Ping checks that the database answers a read.
-func (s *Store) Ping() error {
-	return s.db.View(func(txn *badger.Txn) error {
-		_, err := txn.Get([]byte("s/ping"))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		return err
-	})
+// Ceremony is what a node needs to finish a ceremony that another node started: the state the
+// actor held, opaque to the store (the actors encode it), under the ceremony's id, until it
+// expires. Over a shared database any node may finish any ceremony; in an embedded store only
+// the one process does, and it keeps ceremonies in memory only.
+type Ceremony struct {
+	// ID names the ceremony (derived from its challenge).
+	ID string
+	// CommunityID is the community whose supervisor counts the ceremony.
+	CommunityID string
+	// State is the ceremony's state as the actors encoded it.
+	State []byte
+	// Expires is when the ceremony stops accepting a result; a swept row is gone after it.
+	Expires time.Time
 }
 
-func join(prefix string, parts ...[]byte) []byte {
-	k := []byte(prefix)
-	for i, p := range parts {
-		if i > 0 {
-			k = append(k, 0)
-		}
-		k = append(k, p...)
-	}
-	return k
+// Ceremonies keeps the live ceremonies of a cluster of nodes.
+type Ceremonies interface {
+	// PutCeremony stores a ceremony when its options are issued.
+	PutCeremony(ctx context.Context, c Ceremony) error
+	// TakeCeremony removes the ceremony with id and returns it, atomically: of any number of
+	// concurrent takes of one ceremony, across nodes, exactly one gets it; the others, and a
+	// take after it expired, get ErrNotFound.
+	TakeCeremony(ctx context.Context, id string) (Ceremony, error)
+	// CeremonyExists reports whether the ceremony with id is still stored (not taken, not
+	// expired): how the node that issued a ceremony learns that another node finished it.
+	CeremonyExists(ctx context.Context, id string) (bool, error)
 }
 
-func tenantKey(id string) []byte          { return join("t/", []byte(id)) }
-func communityKey(id string) []byte       { return join("c/", []byte(id)) }
-func userKey(c, name string) []byte       { return join("u/", []byte(c), []byte(name)) }
-func handleKey(c string, h []byte) []byte { return join("h/", []byte(c), h) }
-func credKey(id []byte) []byte            { return join("k/", id) }
-func attestationKey(id []byte) []byte     { return join("ka/", id) }
-func userCredPrefix(c, name string) []byte {
-	return append(join("uk/", []byte(c), []byte(name)), 0)
-}
-func tenantDNSKey(host string) []byte { return join("td/", []byte(host)) }
-func licenseKey(hash []byte) []byte   { return join("l/", hash) }
-func licenseIDKey(id string) []byte   { return join("li/", []byte(id)) }
-func secretKey(name string) []byte    { return join("s/", []byte(name)) }
-
-func getJSON(txn *badger.Txn, key []byte, v any) error {
-	item, err := txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return ErrNotFound
-	}
-	if err != nil {
-		return err
-	}
-	return item.Value(func(b []byte) error { return json.Unmarshal(b, v) })
-}
-
-func setJSON(txn *badger.Txn, key []byte, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return txn.Set(key, b)
-}
-
-func exists(txn *badger.Txn, key []byte) (bool, error) {
-	_, err := txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-func (s *Store) view(key []byte, v any) error {
-	return s.db.View(func(txn *badger.Txn) error { return getJSON(txn, key, v) })
-}
-
-// Tenant returns the tenant with id.
-func (s *Store) Tenant(id string) (t Tenant, err error) { return t, s.view(tenantKey(id), &t) }
-
-// TenantByDNS returns the tenant that owns a host name (any case; a :port suffix is ignored).
-func (s *Store) TenantByDNS(host string) (t Tenant, err error) {
-	host, err = CanonicalHost(host)
-	if err != nil {
-		return t, ErrNotFound
-	}
-	err = s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(tenantDNSKey(host))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		id, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		return getJSON(txn, tenantKey(string(id)), &t)
-	})
-	return t, err
-}
-
-// CommunityByName returns the community of a tenant with a name. Names are not unique: the
-// first by id wins. Communities are few, so this scans them.
-func (s *Store) CommunityByName(tenantID, name string) (c Community, err error) {
-	err = s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("c/"), PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var cand Community
-			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &cand) }); err != nil {
-				return err
-			}
-			if cand.TenantID == tenantID && cand.Name == name {
-				c = cand
-				return nil
-			}
-		}
-		return ErrNotFound
-	})
-	return c, err
-}
-
-// Community returns the community with id.
-func (s *Store) Community(id string) (Community, error) {
-	return cached(s, "c/"+id, func() (c Community, err error) { return c, s.view(communityKey(id), &c) })
-}
-
-// cached returns the config record under key, reading it with read on a miss. Missing records
-// are not cached.
-func cached[T any](s *Store, key string, read func() (T, error)) (T, error) {
-	gen := s.configGen.Load()
-	if v, ok := s.config.Load(key); ok && v.(cachedRecord).gen == gen {
-		return v.(cachedRecord).value.(T), nil
-	}
-	v, err := read()
-	if err == nil {
-		// An entry of an older generation is a miss: a read that raced a commit (and stored
-		// after the clear) cannot outlive it.
-		s.config.Store(key, cachedRecord{gen: gen, value: v})
-	}
-	return v, err
-}
-
-// cachedRecord is a cached config record with the cache generation it was read in.
-type cachedRecord struct {
-	gen   uint64
-	value any
-}
-
-// User returns the user of a community by username.
-func (s *Store) User(communityID, username string) (u User, err error) {
-	err = s.db.View(func(txn *badger.Txn) error {
-		u, err = getUser(txn, userKey(communityID, username))
-		return err
-	})
-	return u, err
-}
-
-// UserByHandle returns the user of a community by WebAuthn user handle.
-func (s *Store) UserByHandle(communityID string, handle []byte) (u User, err error) {
-	err = s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(handleKey(communityID, handle))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		name, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		u, err = getUser(txn, userKey(communityID, string(name)))
-		return err
-	})
-	return u, err
-}
-
-// Credential returns the credential with a raw id, without its AttestationObject (see
-// [Store.AttestationObjectOf]).
-func (s *Store) Credential(id []byte) (c Credential, err error) {
-	err = s.db.View(func(txn *badger.Txn) error {
-		c, err = getCredential(txn, id)
-		return err
-	})
-	return c, err
-}
-
-// AttestationObjectOf returns the attestation object that the registration of credential id
-// stored: nil when it stored none, ErrNotFound when there is no such credential. Reads of
-// credentials leave it out, as no ceremony needs it after the registration.
-func (s *Store) AttestationObjectOf(id []byte) (att []byte, err error) {
-	err = s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(attestationKey(id))
-		if err == nil {
-			att, err = item.ValueCopy(nil)
-			return err
-		}
-		if !errors.Is(err, badger.ErrKeyNotFound) {
-			return err
-		}
-		// No attestation key: a credential registered without one, or a JSON record of an
-		// earlier version that holds it inline.
-		c, err := getStoredCredential(txn, id)
-		att = c.AttestationObject
-		return err
-	})
-	return att, err
-}
-
-// CredentialsOf returns a user's credentials in the order of their ids, each without its
-// AttestationObject (see [Store.AttestationObjectOf]).
-func (s *Store) CredentialsOf(communityID, username string) (out []Credential, err error) {
-	err = s.db.View(func(txn *badger.Txn) error {
-		out, err = credentialsOf(txn, communityID, username)
-		return err
-	})
-	return out, err
-}
-
-func credentialsOf(txn *badger.Txn, communityID, username string) ([]Credential, error) {
-	var out []Credential
-	prefix := userCredPrefix(communityID, username)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		id := bytes.TrimPrefix(it.Item().Key(), prefix)
-		c, err := getCredential(txn, id)
-		if err != nil {
-			return nil, fmt.Errorf("credential index points at a missing credential: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, nil
-}
-
-// HashLicenseKey is the SHA-256 under which a license key is stored.
-func HashLicenseKey(key string) []byte {
-	sum := sha256.Sum256([]byte(key))
-	return sum[:]
-}
-
-// LicenseByKey finds the license of a key by its hash and compares the hash in constant time.
-func (s *Store) LicenseByKey(key string) (License, error) {
-	hash := HashLicenseKey(key)
-	l, err := cached(s, "l/"+string(hash), func() (l License, err error) { return l, s.view(licenseKey(hash), &l) })
-	if err != nil {
-		return l, err
-	}
-	if subtle.ConstantTimeCompare(hash, l.KeyHash) != 1 {
-		return License{}, ErrNotFound
-	}
-	return l, nil
-}
-
-// Secret returns a stored service secret.
-func (s *Store) Secret(name string) ([]byte, error) {
-	var out []byte
-	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(secretKey(name))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		out, err = item.ValueCopy(nil)
-		return err
-	})
-	return out, err
-}
-
-// Empty reports whether the store holds no community yet.
-func (s *Store) Empty() (bool, error) {
-	empty := true
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("c/")})
-		defer it.Close()
-		it.Rewind()
-		empty = !it.Valid()
-		return nil
-	})
-	return empty, err
-}
-
-// errStoreInternal hides storage failures from clients.
-func errStoreInternal(err error) error {
-	return messages.Wrap(messages.CodeInternal, "internal error", err)
-}
-
-type badgerLogger struct{ s *zap.SugaredLogger }
-
-func (l badgerLogger) Errorf(f string, a ...any)   { l.s.Errorf("badger: "+f, a...) }
-func (l badgerLogger) Warningf(f string, a ...any) { l.s.Warnf("badger: "+f, a...) }
-func (l badgerLogger) Infof(f string, a ...any)    { l.s.Debugf("badger: "+f, a...) }
-func (l badgerLogger) Debugf(f string, a ...any)   { l.s.Debugf("badger: "+f, a...) }
-
-// AllLicenses returns every license (never a key: only hashes are stored).
-func (s *Store) AllLicenses() ([]License, error) {
-	var out []License
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("l/"), PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var l License
-			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &l) }); err != nil {
-				return err
-			}
-			out = append(out, l)
-		}
-		return nil
-	})
-	return out, err
-}
-
-// Digest is a SHA-256 over every key and value in key order, leaving out the keys under the
-// given prefixes. Tests use it to show that refused requests changed nothing.
-func (s *Store) Digest(skip ...string) ([]byte, error) {
-	h := sha256.New()
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.DefaultIteratorOptions)
-		defer it.Close()
-	next:
-		for it.Rewind(); it.Valid(); it.Next() {
-			key := it.Item().Key()
-			for _, p := range skip {
-				if bytes.HasPrefix(key, []byte(p)) {
-					continue next
-				}
-			}
-			value, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(h, "%d:%s=%d:%s;", len(key), key, len(value), value)
-		}
-		return nil
-	})
-	return h.Sum(nil), err
+// Store is everything a backend offers, what cmd opens by URL and hands out piece by piece:
+// each consumer takes the small interfaces above that it uses.
+type Store interface {
+	Communities
+	Users
+	Credentials
+	Licenses
+	Secrets
+	Keyrings
+	Shapes
+	VendorMetadata
+	MDS
+	Writer
+	MDSImporter
+	Importer
+	// Empty reports whether the store holds no community yet.
+	Empty(ctx context.Context) (bool, error)
+	// Ping checks that the store answers a read.
+	Ping(ctx context.Context) error
+	// CheckSpace returns a storage_full error while the store refuses writes that are not
+	// essential for want of space (see [Essential]), and nil otherwise.
+	CheckSpace(ctx context.Context) error
+	// Close releases the store; nothing may use it afterwards.
+	Close() error
 }

@@ -1,16 +1,22 @@
 package persistence
 
 import (
+	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/net/publicsuffix"
 
@@ -183,4 +189,179 @@ func NewLicense(level, communityID, tenantID string, expiresIn time.Duration) (L
 		l.Expires = l.Created.Add(expiresIn)
 	}
 	return l, k, ValidateLicense(l)
+}
+
+// CanonicalAAGUID returns an AAGUID in the form records are stored and looked up in: 36
+// characters, lower-case hex in groups of 8-4-4-4-12 separated by '-'. It accepts that form in
+// any case, and refuses anything else (braces, urn:uuid:, no hyphens).
+func CanonicalAAGUID(s string) (string, error) {
+	if len(s) != 36 {
+		return "", invalid("an AAGUID is 36 characters: 32 hex digits in groups of 8-4-4-4-12 separated by '-'")
+	}
+	out := []byte(strings.ToLower(s))
+	for i, c := range out {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return "", invalid("an AAGUID is 32 hex digits in groups of 8-4-4-4-12 separated by '-'")
+			}
+		case !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f'):
+			return "", invalid("an AAGUID is 32 hex digits in groups of 8-4-4-4-12 separated by '-'")
+		}
+	}
+	return string(out), nil
+}
+
+// FormatAAGUID writes a raw 16-byte AAGUID (as a credential holds it) in canonical form.
+func FormatAAGUID(raw []byte) (string, error) {
+	if len(raw) != 16 {
+		return "", fmt.Errorf("an AAGUID is 16 bytes, not %d", len(raw))
+	}
+	h := hex.EncodeToString(raw)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32], nil
+}
+
+// zeroAAGUID is what U2F authenticators, which have none, report.
+const zeroAAGUID = "00000000-0000-0000-0000-000000000000"
+
+// ValidateVendorRecord checks a record's invariants: a valid community id, a canonical non-zero
+// AAGUID, a name and an updatedBy of 1 to 256 bytes of UTF-8 without control characters, and a
+// metadata statement of 1 byte to MaxVendorMetadata. Whether the metadata is a statement for
+// the AAGUID is checked before the write, by the caller (persistence does not parse statements).
+func ValidateVendorRecord(r VendorRecord) error {
+	if !ValidID(r.CommunityID) {
+		return invalid("community id %q: use 1-128 letters, digits, '-', '_' or '.'", r.CommunityID)
+	}
+	aaguid, err := CanonicalAAGUID(r.AAGUID)
+	switch {
+	case err != nil:
+		return err
+	case aaguid != r.AAGUID:
+		return invalid("the record's AAGUID is not in canonical (lower-case) form")
+	case aaguid == zeroAAGUID:
+		return errZeroAAGUID
+	case r.Metadata == "":
+		return invalid("metadata is required")
+	case len(r.Metadata) > MaxVendorMetadata:
+		return invalid("metadata is larger than 256 KiB")
+	}
+	if err := checkText("name", r.Name); err != nil {
+		return err
+	}
+	return checkText("updatedBy", r.UpdatedBy)
+}
+
+// errZeroAAGUID refuses a record for the all-zero AAGUID.
+var errZeroAAGUID = invalid("the all-zero AAGUID is what authenticators without one (U2F) report: " +
+	"a community record cannot describe them; the FIDO MDS entries find them by attestation key identifier")
+
+// checkText checks a short required text: 1 to 256 bytes of UTF-8 without control characters.
+func checkText(field, v string) error {
+	switch {
+	case v == "":
+		return invalid("%s is required", field)
+	case len(v) > 256:
+		return invalid("%s is longer than 256 bytes", field)
+	case !utf8.ValidString(v):
+		return invalid("%s is not valid UTF-8", field)
+	case strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return invalid("%s contains control characters", field)
+	}
+	return nil
+}
+
+// Limits of the stored records.
+const (
+	// MaxHandleLength and MaxCredentialIDLength are WebAuthn's limits on a user handle and a
+	// credential id.
+	MaxHandleLength       = 64
+	MaxCredentialIDLength = 1023
+	// MaxUsernameLength bounds a username (bytes, without NUL).
+	MaxUsernameLength = 256
+	// maxMDSEntryBytes bounds an MDS entry's JSON, maxMDSKeyIdentifier a key identifier.
+	maxMDSEntryBytes    = 1 << 20
+	maxMDSKeyIdentifier = 128
+)
+
+// CanonicalMDSAAGUID returns s in lower case, and true, when s is an AAGUID's canonical text in
+// any case.
+func CanonicalMDSAAGUID(s string) (string, bool) {
+	if len(s) != 36 {
+		return "", false
+	}
+	s = strings.ToLower(s)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			if c != '-' {
+				return "", false
+			}
+		} else if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return "", false
+		}
+	}
+	return s, true
+}
+
+// ValidateMDSEntry checks what the key layout and the look-ups rely on: an AAGUID in canonical
+// form and not all zeros (U2F entries have none), lower-case hex key identifiers of 1 to 128
+// digits, at least one of AAGUID, key identifiers and AAID, texts of valid UTF-8 without NUL, and
+// an entry that is a JSON object of at most 1 MiB.
+func ValidateMDSEntry(e MDSEntry) error {
+	if e.AAGUID != "" {
+		if c, ok := CanonicalMDSAAGUID(e.AAGUID); !ok || c != e.AAGUID || c == "00000000-0000-0000-0000-000000000000" {
+			return invalid("AAGUID %q is not a non-zero AAGUID in canonical lower-case form", e.AAGUID)
+		}
+	}
+	for _, id := range e.KeyIdentifiers {
+		if id == "" || len(id) > maxMDSKeyIdentifier || strings.Trim(id, "0123456789abcdef") != "" {
+			return invalid("key identifier %q is not 1 to %d lower-case hex digits", id, maxMDSKeyIdentifier)
+		}
+	}
+	switch {
+	case e.AAGUID == "" && len(e.KeyIdentifiers) == 0 && e.AAID == "":
+		return invalid("an MDS entry needs an AAGUID, key identifiers or an AAID")
+	case !utf8.ValidString(e.AAID) || strings.ContainsRune(e.AAID, 0) || len(e.AAID) > 256:
+		return invalid("AAID %q is not at most 256 bytes of UTF-8 without NUL", e.AAID)
+	case !utf8.ValidString(e.Description) || len(e.Description) > 4096:
+		return invalid("an MDS entry's description is at most 4096 bytes of UTF-8")
+	case len(e.Entry) > maxMDSEntryBytes:
+		return invalid("an MDS entry is at most 1 MiB of JSON")
+	case len(bytes.TrimSpace(e.Entry)) == 0 || bytes.TrimSpace(e.Entry)[0] != '{' || !json.Valid(e.Entry):
+		return invalid("an MDS entry's JSON is not an object")
+	}
+	return nil
+}
+
+// FidoKeyHash is how relying parties name a passkey: the SHA-256 of its raw credential id (its
+// lowercase hex is the fidoKeyHash of registration results, tokens and link routes).
+func FidoKeyHash(credentialID []byte) []byte {
+	sum := sha256.Sum256(credentialID)
+	return sum[:]
+}
+
+// ValidDID says whether s can be a DID here: "did:" and more, 5 to 512 bytes of UTF-8 without
+// control characters. It can never be mistaken for a fidoKeyHash (64 hex digits).
+func ValidDID(s string) bool {
+	if len(s) < 5 || len(s) > 512 || !strings.HasPrefix(s, "did:") || !utf8.ValidString(s) {
+		return false
+	}
+	return !strings.ContainsFunc(s, unicode.IsControl)
+}
+
+// HashLicenseKey is the SHA-256 under which a license key is stored.
+func HashLicenseKey(key string) []byte {
+	sum := sha256.Sum256([]byte(key))
+	return sum[:]
+}
+
+// StorableTime says whether every backend stores t exactly: the zero time, or a time whose Unix
+// nanoseconds fit in an int64 and are not 0 (the years 1678 to 2262, but for the epoch itself,
+// which the embedded store reads back as the zero time).
+func StorableTime(t time.Time) bool {
+	if t.IsZero() {
+		return true
+	}
+	min, max := time.Unix(0, math.MinInt64+1), time.Unix(0, math.MaxInt64)
+	return t.After(min) && t.Before(max) && t.UnixNano() != 0
 }
