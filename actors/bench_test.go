@@ -17,9 +17,9 @@ import (
 	"github.com/webauthnd/webauthnd/persistence"
 )
 
-// The engine's hot paths, one benchmark each (the store's are in persistence, the envelope's
-// in httpapi). docs/bench-baseline.txt holds their figures; compare with benchstat after
-// changing one of them (docs/performance.md says how).
+// The engine's hot paths, one benchmark each (the store's are in persistence/badger, the
+// envelope's in httpapi). docs/bench-baseline.txt holds their figures; compare with benchstat
+// after changing one of them (docs/performance.md says how).
 
 // BenchmarkBeginSignIn measures a discoverable options call: supervisor, ceremony actor,
 // go-webauthn options, one round trip. Ceremonies expire after 100 ms, so the number alive

@@ -58,7 +58,7 @@ func newSigningRecord() (persistence.KeyRecord, error) {
 
 // ensure creates both keyrings when absent and checks the envelope curve against the flag.
 // It writes only a keyring that is absent, so that a server restarts on a store whose disk is
-// too full for writes (see persistence's reserve).
+// too full for writes (see the Badger store's free-space reserve).
 func (m *keyManager) ensure(ctx context.Context, curve string) error {
 	want, err := httpapi.CanonicalCurve(curve)
 	if err != nil {
