@@ -126,6 +126,13 @@ func (s *Store) applyOnce(ctx context.Context, ops []persistence.Op, run []int, 
 		case !set:
 			// The op sent nothing: drop its savepoint and whatever it queued.
 			t.pending = t.pending[:mark]
+		case err != nil && !keepsWrites(err) && t.opFailed:
+			// The transaction is in the failed state, in which the server does not even
+			// prepare a statement: roll back in the simple protocol, one round trip.
+			t.pending = t.pending[:0]
+			if _, err := t.conn.Exec(ctx, "ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op"); err != nil {
+				return err
+			}
 		case err != nil && !keepsWrites(err):
 			t.pending = t.pending[:0]
 			t.control("ROLLBACK TO SAVEPOINT op", nil)
