@@ -33,7 +33,8 @@ var (
 // that holds it inline), vendor records, the MDS BLOB with its entries, and the expiry of each
 // live replay record. It first checks that every key of the store has a prefix it knows, and
 // that every credential is indexed under its user (so that none is left out), and fails
-// otherwise. It is meant for a store that no server holds (webauthnd migrate).
+// otherwise. It is meant for a store that no server holds (webauthnd migrate), whose operator
+// reads its errors: they carry their causes, unlike the internal errors of the wire.
 func (s *Store) Export(ctx context.Context, yield func(persistence.Exported) error) error {
 	return s.view(ctx, func(txn *bdb.Txn) error {
 		credentials, err := checkExportable(ctx, txn)
@@ -99,7 +100,7 @@ next:
 				continue next
 			}
 		}
-		return 0, persistence.StoreInternal(fmt.Errorf("export: the store holds a key %q of a kind this version cannot export", shortKey(key)))
+		return 0, fmt.Errorf("export: the store holds a key %q of a kind this version cannot export", shortKey(key))
 	}
 	return credentials, nil
 }
@@ -132,7 +133,7 @@ func (e exporter) each(prefix string, fn func(key, value []byte) error) error {
 		key := it.Item().KeyCopy(nil)
 		value, err := it.Item().ValueCopy(nil)
 		if err != nil {
-			return persistence.StoreInternal(err)
+			return err
 		}
 		if err := fn(key, value); err != nil {
 			return err
@@ -146,7 +147,7 @@ func jsonUnder[T any](e exporter, prefix string, wrap func(T) persistence.Export
 	return e.each(prefix, func(key, value []byte) error {
 		var v T
 		if err := json.Unmarshal(value, &v); err != nil {
-			return persistence.StoreInternal(fmt.Errorf("export: %s: %w", shortKey(key), err))
+			return fmt.Errorf("export: %s: %w", shortKey(key), err)
 		}
 		return e.yield(wrap(v))
 	})
@@ -162,7 +163,7 @@ func (e exporter) keyrings() error {
 	return e.each("kr/", func(key, value []byte) error {
 		var ring persistence.Keyring
 		if err := json.Unmarshal(value, &ring); err != nil {
-			return persistence.StoreInternal(fmt.Errorf("export: keyring %q: %w", key[len("kr/"):], err))
+			return fmt.Errorf("export: keyring %q: %w", key[len("kr/"):], err)
 		}
 		return e.yield(persistence.ExportedKeyring{Name: string(key[len("kr/"):]), Keyring: ring})
 	})
@@ -174,22 +175,22 @@ func (e exporter) users(credentials int) error {
 	err := e.each("u/", func(key, value []byte) error {
 		u, err := decodeUser(value)
 		if err != nil {
-			return persistence.StoreInternal(fmt.Errorf("export: a user record: %w", err))
+			return fmt.Errorf("export: a user record: %w", err)
 		}
 		creds, err := credentialsOf(e.txn, u.CommunityID, u.Username)
 		if err != nil {
-			return persistence.StoreInternal(fmt.Errorf("export: the credentials of user %q of community %q: %w", u.Username, u.CommunityID, err))
+			return fmt.Errorf("export: the credentials of user %q of community %q: %w", u.Username, u.CommunityID, err)
 		}
 		for i := range creds {
 			if creds[i].AttestationObject, err = attestationObject(e.txn, creds[i].ID); err != nil {
-				return persistence.StoreInternal(fmt.Errorf("export: an attestation object of user %q of community %q: %w", u.Username, u.CommunityID, err))
+				return fmt.Errorf("export: an attestation object of user %q of community %q: %w", u.Username, u.CommunityID, err)
 			}
 		}
 		yielded += len(creds)
 		return e.yield(persistence.ExportedUser{User: u, Credentials: creds})
 	})
 	if err == nil && yielded != credentials {
-		err = persistence.StoreInternal(fmt.Errorf("export: the store holds %d credentials, and its users own %d", credentials, yielded))
+		err = fmt.Errorf("export: the store holds %d credentials, and its users own %d", credentials, yielded)
 	}
 	return err
 }
@@ -213,14 +214,14 @@ func (e exporter) mds() error {
 	if err := getJSON(e.txn, []byte(mdsBlobKey), &b); errors.Is(err, persistence.ErrNotFound) {
 		return nil
 	} else if err != nil {
-		return persistence.StoreInternal(fmt.Errorf("export: the MDS BLOB: %w", err))
+		return fmt.Errorf("export: the MDS BLOB: %w", err)
 	}
 	var entries []persistence.MDSEntry
 	prefix := string(append(append([]byte(mdsEntryPrefix), mdsGenPart(b.Generation)...), 0))
 	err := e.each(prefix, func(key, value []byte) error {
 		var entry persistence.MDSEntry
 		if err := json.Unmarshal(value, &entry); err != nil {
-			return persistence.StoreInternal(fmt.Errorf("export: an MDS entry: %w", err))
+			return fmt.Errorf("export: an MDS entry: %w", err)
 		}
 		entries = append(entries, entry)
 		return nil
@@ -229,7 +230,7 @@ func (e exporter) mds() error {
 		return err
 	}
 	if len(entries) != b.Entries {
-		return persistence.StoreInternal(fmt.Errorf("export: the MDS BLOB counts %d entries, and %d are stored", b.Entries, len(entries)))
+		return fmt.Errorf("export: the MDS BLOB counts %d entries, and %d are stored", b.Entries, len(entries))
 	}
 	return e.yield(persistence.ExportedMDS{Blob: b, Entries: entries})
 }

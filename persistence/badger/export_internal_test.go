@@ -259,7 +259,7 @@ func TestVerifyCopyFindsADifference(t *testing.T) {
 	src := openForExport(t)
 	seedEverything(t, src)
 	dst, report := copyOf(t, src)
-	applyAll(t, dst, persistence.RecordSignIn{ID: []byte("cred-b1"), Counter: 9, At: exportT0})
+	applyAll(t, dst, persistence.RecordSignIn{ID: []byte("cred-b1"), Counter: 9, UserVerified: true, BackupState: true, At: exportT0})
 	_, err := persistence.VerifyCopy(t.Context(), src, dst, report)
 	if err == nil || !strings.Contains(err.Error(), `user "bob"`) || !strings.Contains(err.Error(), "SignCount") {
 		t.Fatalf("VerifyCopy after a sign-in on the target: %v, want bob's SignCount named", err)
