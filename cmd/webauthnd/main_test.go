@@ -55,13 +55,26 @@ func startServer(t *testing.T, dataDir string, args ...string) *testServer {
 // listens, healthy or not.
 func launchServer(t *testing.T, dataDir string, args ...string) *testServer {
 	t.Helper()
+	s := launchNode(t, dataDir, nil, args...)
+	key, err := os.ReadFile(filepath.Join(s.DataDir, "default-license.key"))
+	if err != nil {
+		t.Fatalf("read default license: %v", err)
+	}
+	s.License = strings.TrimSpace(string(key))
+	return s
+}
+
+// launchNode is launchServer with an environment (nil: none), and without reading the default
+// license key, which a node over a shared database finds only if it created the default.
+func launchNode(t *testing.T, dataDir string, env map[string]string, args ...string) *testServer {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{DataDir: dataDir, stdout: newLineBuffer(), stderr: newLineBuffer(), cancel: cancel, done: make(chan error, 1)}
 	argv := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir}, args...)
-	go func() { s.done <- run(ctx, argv, func(string) string { return "" }, s.stdout, s.stderr) }()
+	go func() { s.done <- run(ctx, argv, func(k string) string { return env[k] }, s.stdout, s.stderr) }()
 	line, err := s.stdout.waitFor("webauthnd listening on ", 10*time.Second, s.done)
 	if err != nil {
 		cancel()
@@ -72,11 +85,6 @@ func launchServer(t *testing.T, dataDir string, args ...string) *testServer {
 	if strings.HasPrefix(s.URL, "https://") {
 		s.client = clientTrusting(t, flagValue(args, "--tls-cert"))
 	}
-	key, err := os.ReadFile(filepath.Join(dataDir, "default-license.key"))
-	if err != nil {
-		t.Fatalf("read default license: %v", err)
-	}
-	s.License = strings.TrimSpace(string(key))
 	t.Cleanup(func() { s.stop(t) })
 	return s
 }

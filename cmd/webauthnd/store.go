@@ -1,12 +1,24 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"math"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/webauthnd/webauthnd/persistence"
+	"github.com/webauthnd/webauthnd/persistence/badger"
+	"github.com/webauthnd/webauthnd/persistence/postgres"
 )
 
 // storeFlags are the flags of every command that opens the store: --store (WEBAUTHND_STORE)
@@ -144,4 +156,66 @@ func (t storeTarget) scrub(err error) error {
 		return err
 	}
 	return errors.New(scrubbed)
+}
+
+// openPostgres opens the PostgreSQL store t names, with a pool of at most maxConns
+// connections. A server and a migration bring the schema up to date (under the store's
+// advisory lock, so nodes that start together do not race); a management command (exact)
+// refuses a database whose schema is older or newer than this binary's, naming both versions,
+// so that a command of one version never changes or misreads a cluster of another. The URL
+// is logged only without its password, and no error carries it.
+func openPostgres(ctx context.Context, t storeTarget, maxConns int, exact bool, log *zap.Logger) (*postgres.Store, error) {
+	opts := []postgres.Option{postgres.WithLogger(log), postgres.WithMaxConns(int32(min(maxConns, math.MaxInt32)))}
+	if exact {
+		opts = append(opts, postgres.WithExactSchema())
+	}
+	log.Info("opening the PostgreSQL store", zap.String("store", t.redacted), zap.Int("maxConns", maxConns))
+	store, err := postgres.Open(ctx, t.url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", t.redacted, t.scrub(err))
+	}
+	return store, nil
+}
+
+// openServeStore opens a server's store: Badger in the data directory, with its free-space
+// reserve, or PostgreSQL. It returns with it the store's backup (nil for PostgreSQL, backed up
+// with its own tools) and what to call once the store is closed. A node over PostgreSQL locks
+// its data directory, which holds its admin socket, key file and TLS files: two nodes sharing
+// one would take each other's socket (on Badger, the store's own lock does that).
+func openServeStore(ctx context.Context, t storeTarget, cfg serveConfig, log *zap.Logger) (persistence.Store, func(io.Writer) error, func(), error) {
+	if !t.postgres {
+		store, err := badger.Open(filepath.Join(cfg.dataDir, "badger"), log, badger.WithReserve(cfg.minFreeDisk))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return store, store.Backup, func() {}, nil
+	}
+	unlock, err := lockDataDir(cfg.dataDir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	store, err := openPostgres(ctx, t, cfg.store.maxConns, false, log.Named("postgres"))
+	if err != nil {
+		unlock()
+		return nil, nil, nil, err
+	}
+	return store, nil, unlock, nil
+}
+
+// lockDataDir takes an exclusive lock on <dataDir>/node.lock, held until unlock (or the
+// process's end), and refuses a data directory that another process holds.
+func lockDataDir(dataDir string) (unlock func(), err error) {
+	path := filepath.Join(dataDir, "node.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock the data dir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("data dir %s is in use by another webauthnd process: every node needs a data directory of its own", dataDir)
+		}
+		return nil, fmt.Errorf("lock the data dir: %w", err)
+	}
+	return func() { f.Close() }, nil
 }
