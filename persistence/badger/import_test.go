@@ -1,4 +1,4 @@
-package persistence_test
+package badger_test
 
 import (
 	"bytes"
@@ -24,32 +24,32 @@ func TestImport(t *testing.T) {
 		carol.Created = time.Time{}
 		a1, a2, b1 := credential("a-1", alice), credential("a-2", alice), credential("b-1", bob)
 		b1.AttestationObject = nil
-		if err := s.Import([]persistence.User{alice, bob, carol}, []persistence.Credential{a2, b1, a1}); err != nil {
+		if err := s.Import(ctx, []persistence.User{alice, bob, carol}, []persistence.Credential{a2, b1, a1}); err != nil {
 			t.Fatalf("Import: %s", describe(err))
 		}
 		for _, u := range []persistence.User{alice, bob} {
-			if got, err := s.User("shop", u.Username); err != nil || !reflect.DeepEqual(got, u) {
+			if got, err := s.User(ctx, "shop", u.Username); err != nil || !reflect.DeepEqual(got, u) {
 				t.Fatalf("User(%s) = %+v, %v; want %+v", u.Username, got, err, u)
 			}
-			if got, err := s.UserByHandle("shop", u.Handle); err != nil || !reflect.DeepEqual(got, u) {
+			if got, err := s.UserByHandle(ctx, "shop", u.Handle); err != nil || !reflect.DeepEqual(got, u) {
 				t.Fatalf("UserByHandle(%s) = %+v, %v; want %+v", u.Handle, got, err, u)
 			}
 		}
-		if got, err := s.User("shop", "carol"); err != nil || got.Created.IsZero() {
+		if got, err := s.User(ctx, "shop", "carol"); err != nil || got.Created.IsZero() {
 			t.Fatalf("User(carol) = %+v, %v; want her created now", got, err)
 		}
 		for _, c := range []persistence.Credential{a1, a2, b1} {
-			if got, err := s.Credential(c.ID); err != nil || !reflect.DeepEqual(got, asRead(c)) {
+			if got, err := s.Credential(ctx, c.ID); err != nil || !reflect.DeepEqual(got, asRead(c)) {
 				t.Fatalf("Credential(%s) = %+v, %v; want %+v", c.ID, got, err, asRead(c))
 			}
-			if got, err := s.AttestationObjectOf(c.ID); err != nil || !bytes.Equal(got, c.AttestationObject) {
+			if got, err := s.AttestationObjectOf(ctx, c.ID); err != nil || !bytes.Equal(got, c.AttestationObject) {
 				t.Fatalf("AttestationObjectOf(%s) = %x, %v; want %x", c.ID, got, err, c.AttestationObject)
 			}
 		}
-		if list, err := s.CredentialsOf("shop", "alice"); err != nil || !reflect.DeepEqual(list, []persistence.Credential{asRead(a1), asRead(a2)}) {
+		if list, err := s.CredentialsOf(ctx, "shop", "alice"); err != nil || !reflect.DeepEqual(list, []persistence.Credential{asRead(a1), asRead(a2)}) {
 			t.Fatalf("CredentialsOf(alice) = %+v, %v; want [a-1 a-2]", list, err)
 		}
-		if list, err := s.CredentialsOf("shop", "carol"); err != nil || len(list) != 0 {
+		if list, err := s.CredentialsOf(ctx, "shop", "carol"); err != nil || len(list) != 0 {
 			t.Fatalf("CredentialsOf(carol) = %+v, %v; want none", list, err)
 		}
 		// Settling (compacting into one level) changes nothing that reads see.
@@ -68,7 +68,7 @@ func TestImport(t *testing.T) {
 		other.Handle = []byte("other")
 		wantCode(t, applyErr(t, s, persistence.AddCredential{Credential: credential("a-other", other)}), messages.CodeConflict)
 		mustApply(t, s, persistence.AddCredential{Credential: credential("a-3", alice)})
-		if got, err := s.User("shop", "alice"); err != nil || !reflect.DeepEqual(got, alice) {
+		if got, err := s.User(ctx, "shop", "alice"); err != nil || !reflect.DeepEqual(got, alice) {
 			t.Fatalf("User(alice) = %+v, %v; want the imported %+v", got, err, alice)
 		}
 		mustApply(t, s, persistence.RecordSignIn{ID: a1.ID, Counter: 1, At: t1})
@@ -84,14 +84,14 @@ func TestImport(t *testing.T) {
 			users[i] = benchUser(i)
 			creds[i] = benchCredential(i, 0, users[i])
 		}
-		if err := s.Import(users, creds); err != nil {
+		if err := s.Import(ctx, users, creds); err != nil {
 			t.Fatalf("Import: %s", describe(err))
 		}
 		for _, i := range []int{0, 1, n / 2, n - 1} {
-			if got, err := s.UserByHandle("shop", users[i].Handle); err != nil || !reflect.DeepEqual(got, users[i]) {
+			if got, err := s.UserByHandle(ctx, "shop", users[i].Handle); err != nil || !reflect.DeepEqual(got, users[i]) {
 				t.Fatalf("UserByHandle(user %d) = %+v, %v", i, got, err)
 			}
-			if list, err := s.CredentialsOf("shop", users[i].Username); err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], asRead(creds[i])) {
+			if list, err := s.CredentialsOf(ctx, "shop", users[i].Username); err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], asRead(creds[i])) {
 				t.Fatalf("CredentialsOf(user %d) = %+v, %v", i, list, err)
 			}
 		}
@@ -187,12 +187,13 @@ func TestImport(t *testing.T) {
 				t.Fatal(err)
 			}
 			users, creds := tc.change(valid())
-			wantCode(t, s.Import(users, creds), tc.code)
+			wantCode(t, s.Import(ctx, users, creds), tc.code)
 			if after, err := s.Digest(); err != nil || !bytes.Equal(after, before) {
 				t.Fatalf("the store changed (digest %x, %v; was %x)", after, err, before)
 			}
 			// The valid records alone import.
-			if err := s.Import(valid()); err != nil {
+			users, creds = valid()
+			if err := s.Import(ctx, users, creds); err != nil {
 				t.Fatalf("Import of the valid records after the refusal: %s", describe(err))
 			}
 		})
@@ -218,7 +219,7 @@ func BenchmarkImport(b *testing.B) {
 			creds[k] = benchCredential(first+k, 0, users[k])
 		}
 		b.StartTimer()
-		if err := s.Import(users, creds); err != nil {
+		if err := s.Import(ctx, users, creds); err != nil {
 			b.Fatal(err)
 		}
 	}

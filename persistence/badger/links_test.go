@@ -1,18 +1,19 @@
-package persistence_test
+package badger_test
 
 import (
 	"errors"
 	"strings"
 	"testing"
 
-	"github.com/dgraph-io/badger/v4"
+	bdb "github.com/dgraph-io/badger/v4"
 
 	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
+	"github.com/webauthnd/webauthnd/persistence/badger"
 )
 
 // seedPasskeys gives alice two passkeys and bob one, in community shop, and carol one in blog.
-func seedPasskeys(t *testing.T, s *persistence.Store) {
+func seedPasskeys(t *testing.T, s *badger.Store) {
 	t.Helper()
 	seedCommunity(t, s, "shop")
 	seedCommunity(t, s, "blog")
@@ -73,7 +74,7 @@ func TestLinkCredential(t *testing.T) {
 			} else if tc.code != "" {
 				wantCode(t, err, tc.code)
 			}
-			c, err := s.Credential([]byte("a1"))
+			c, err := s.Credential(ctx, []byte("a1"))
 			if err != nil || c.DID != tc.did {
 				t.Fatalf("a1 is linked to %q (%v), want %q", c.DID, err, tc.did)
 			}
@@ -123,16 +124,16 @@ func TestRemoveCredentials(t *testing.T) {
 				for _, r := range tc.removed {
 					gone = gone || r == id
 				}
-				_, err := s.Credential([]byte(id))
+				_, err := s.Credential(ctx, []byte(id))
 				if gone != errors.Is(err, persistence.ErrNotFound) {
 					t.Errorf("credential %s: removed %v, read error %v", id, gone, err)
 				}
-				att, err := s.AttestationObjectOf([]byte(id))
+				att, err := s.AttestationObjectOf(ctx, []byte(id))
 				if gone && (att != nil || !errors.Is(err, persistence.ErrNotFound)) {
 					t.Errorf("credential %s: its attestation object is still there", id)
 				}
 			}
-			if creds, err := s.CredentialsOf("shop", "alice"); err != nil {
+			if creds, err := s.CredentialsOf(ctx, "shop", "alice"); err != nil {
 				t.Fatalf("CredentialsOf(alice) after removal: %v", err)
 			} else if want := 2 - count(tc.removed, "a1", "a2"); len(creds) != want {
 				t.Fatalf("alice has %d passkeys, want %d", len(creds), want)
@@ -165,7 +166,7 @@ func TestFidoKeyHashIndexBackfill(t *testing.T) {
 	seedPasskeys(t, s)
 	closeStore()
 	// Take the index and its marker away, as in a store of an earlier version.
-	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	db, err := bdb.Open(bdb.DefaultOptions(dir).WithLogger(nil))
 	if err != nil {
 		t.Fatal(err)
 	}

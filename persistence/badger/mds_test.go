@@ -1,4 +1,4 @@
-package persistence_test
+package badger_test
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
+	"github.com/webauthnd/webauthnd/persistence/badger"
 )
 
 // mdsSet is a synthetic set of n MDS entries, each described as desc: entries 0 mod 3 are U2F
@@ -38,9 +39,9 @@ func mdsSet(desc string, n, pad int) []persistence.MDSEntry {
 }
 
 // mustReplaceMDS imports entries as BLOB number and fails the test when refused.
-func mustReplaceMDS(t testing.TB, s *persistence.Store, number int, entries []persistence.MDSEntry, force bool) persistence.MDSBlob {
+func mustReplaceMDS(t testing.TB, s *badger.Store, number int, entries []persistence.MDSEntry, force bool) persistence.MDSBlob {
 	t.Helper()
-	b, err := s.ReplaceMDS(persistence.MDSBlob{Number: number, NextUpdate: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}, entries, force)
+	b, err := s.ReplaceMDS(ctx, persistence.MDSBlob{Number: number, NextUpdate: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}, entries, force)
 	if err != nil {
 		t.Fatalf("ReplaceMDS(number %d, %d entries): %v", number, len(entries), err)
 	}
@@ -52,16 +53,16 @@ func mustReplaceMDS(t testing.TB, s *persistence.Store, number int, entries []pe
 func TestMDSReadsBeforeAnyImport(t *testing.T) {
 	s := mustOpen(t)
 	var r persistence.MDS = s
-	if _, err := r.CurrentMDSBlob(); !errors.Is(err, persistence.ErrNotFound) {
+	if _, err := r.CurrentMDSBlob(ctx); !errors.Is(err, persistence.ErrNotFound) {
 		t.Errorf("CurrentMDSBlob: %v", err)
 	}
-	if _, _, err := r.MDSEntries(); !errors.Is(err, persistence.ErrNotFound) {
+	if _, _, err := r.MDSEntries(ctx); !errors.Is(err, persistence.ErrNotFound) {
 		t.Errorf("MDSEntries: %v", err)
 	}
-	if _, err := r.MDSEntryByAAGUID("00000001-0000-4000-8000-000000000001"); !errors.Is(err, persistence.ErrNotFound) {
+	if _, err := r.MDSEntryByAAGUID(ctx, "00000001-0000-4000-8000-000000000001"); !errors.Is(err, persistence.ErrNotFound) {
 		t.Errorf("MDSEntryByAAGUID: %v", err)
 	}
-	if _, err := r.MDSEntryByKeyIdentifier("00"); !errors.Is(err, persistence.ErrNotFound) {
+	if _, err := r.MDSEntryByKeyIdentifier(ctx, "00"); !errors.Is(err, persistence.ErrNotFound) {
 		t.Errorf("MDSEntryByKeyIdentifier: %v", err)
 	}
 	if g := r.MDSGeneration(); g != 0 {
@@ -85,21 +86,21 @@ func TestMDSLookUps(t *testing.T) {
 		read func() (persistence.MDSEntry, error)
 		want int // index in set, -1 for not found
 	}{
-		{"FIDO2 by AAGUID", func() (persistence.MDSEntry, error) { return s.MDSEntryByAAGUID(set[1].AAGUID) }, 1},
-		{"FIDO2 by AAGUID in upper case", func() (persistence.MDSEntry, error) { return s.MDSEntryByAAGUID(strings.ToUpper(set[4].AAGUID)) }, 4},
-		{"U2F by its first key identifier", func() (persistence.MDSEntry, error) { return s.MDSEntryByKeyIdentifier(set[3].KeyIdentifiers[0]) }, 3},
+		{"FIDO2 by AAGUID", func() (persistence.MDSEntry, error) { return s.MDSEntryByAAGUID(ctx, set[1].AAGUID) }, 1},
+		{"FIDO2 by AAGUID in upper case", func() (persistence.MDSEntry, error) { return s.MDSEntryByAAGUID(ctx, strings.ToUpper(set[4].AAGUID)) }, 4},
+		{"U2F by its first key identifier", func() (persistence.MDSEntry, error) { return s.MDSEntryByKeyIdentifier(ctx, set[3].KeyIdentifiers[0]) }, 3},
 		{"U2F by its second key identifier in upper case", func() (persistence.MDSEntry, error) {
-			return s.MDSEntryByKeyIdentifier(strings.ToUpper(set[0].KeyIdentifiers[1]))
+			return s.MDSEntryByKeyIdentifier(ctx, strings.ToUpper(set[0].KeyIdentifiers[1]))
 		}, 0},
 		{"an unknown AAGUID", func() (persistence.MDSEntry, error) {
-			return s.MDSEntryByAAGUID("ffffffff-0000-4000-8000-000000000000")
+			return s.MDSEntryByAAGUID(ctx, "ffffffff-0000-4000-8000-000000000000")
 		}, -1},
-		{"not an AAGUID", func() (persistence.MDSEntry, error) { return s.MDSEntryByAAGUID("../mds/blob") }, -1},
+		{"not an AAGUID", func() (persistence.MDSEntry, error) { return s.MDSEntryByAAGUID(ctx, "../mds/blob") }, -1},
 		{"the zero AAGUID of U2F", func() (persistence.MDSEntry, error) {
-			return s.MDSEntryByAAGUID("00000000-0000-0000-0000-000000000000")
+			return s.MDSEntryByAAGUID(ctx, "00000000-0000-0000-0000-000000000000")
 		}, -1},
-		{"an unknown key identifier", func() (persistence.MDSEntry, error) { return s.MDSEntryByKeyIdentifier("abcdef") }, -1},
-		{"a UAF AAID is no key identifier", func() (persistence.MDSEntry, error) { return s.MDSEntryByKeyIdentifier(set[2].AAID) }, -1},
+		{"an unknown key identifier", func() (persistence.MDSEntry, error) { return s.MDSEntryByKeyIdentifier(ctx, "abcdef") }, -1},
+		{"a UAF AAID is no key identifier", func() (persistence.MDSEntry, error) { return s.MDSEntryByKeyIdentifier(ctx, set[2].AAID) }, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tc.read()
@@ -119,7 +120,7 @@ func TestMDSLookUps(t *testing.T) {
 			}
 		})
 	}
-	blob, all, err := s.MDSEntries()
+	blob, all, err := s.MDSEntries(ctx)
 	if err != nil || blob != b || len(all) != len(set) {
 		t.Fatalf("MDSEntries: %+v, %d entries, %v; want %+v and %d", blob, len(all), err, b, len(set))
 	}
@@ -179,7 +180,7 @@ func TestReplaceMDSRefusals(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before, _ := s.Digest()
-			_, err := s.ReplaceMDS(persistence.MDSBlob{Number: tc.number, NextUpdate: time.Now()}, tc.entries, false)
+			_, err := s.ReplaceMDS(ctx, persistence.MDSBlob{Number: tc.number, NextUpdate: time.Now()}, tc.entries, false)
 			var e *messages.Error
 			if !errors.As(err, &e) || e.Code != tc.code || !strings.Contains(e.Message, tc.want) {
 				t.Fatalf("error %v, want %s saying %q", err, tc.code, tc.want)
@@ -196,7 +197,7 @@ func TestReplaceMDSRefusals(t *testing.T) {
 	if b.Generation != 2 || b.Number != 8 {
 		t.Fatalf("forced import stored %+v", b)
 	}
-	if _, err := s.MDSEntryByAAGUID(mdsSet("", 6, 0)[4].AAGUID); !errors.Is(err, persistence.ErrNotFound) {
+	if _, err := s.MDSEntryByAAGUID(ctx, mdsSet("", 6, 0)[4].AAGUID); !errors.Is(err, persistence.ErrNotFound) {
 		t.Fatalf("an entry of the replaced set is still found: %v", err)
 	}
 }
@@ -217,7 +218,7 @@ func TestReplaceMDSIsAtomic(t *testing.T) {
 			defer wg.Done()
 			for !stop.Load() {
 				if r == 0 {
-					b, entries, err := s.MDSEntries()
+					b, entries, err := s.MDSEntries(ctx)
 					if err != nil {
 						t.Error(err)
 						return
@@ -237,7 +238,7 @@ func TestReplaceMDSIsAtomic(t *testing.T) {
 					continue
 				}
 				// Entry 4 is in both sets: it must always come with the BLOB it names.
-				e, err := s.MDSEntryByAAGUID(sets[1][4].AAGUID)
+				e, err := s.MDSEntryByAAGUID(ctx, sets[1][4].AAGUID)
 				if err != nil || "mds "+e.Description != e.Source {
 					t.Errorf("look-up: an entry of %q from %q, %v", e.Description, e.Source, err)
 					return

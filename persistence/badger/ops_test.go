@@ -1,4 +1,4 @@
-package persistence_test
+package badger_test
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
+	"github.com/webauthnd/webauthnd/persistence/badger"
 )
 
 // TestAddCredentialCreatesItsUser: a registration creates its user with its first passkey, in
@@ -26,14 +27,14 @@ func TestAddCredentialCreatesItsUser(t *testing.T) {
 		seedCommunity(t, s, "shop")
 		c := credential("c1", newUser("shop", "alice", "handle-1"))
 		mustApply(t, s, persistence.AddCredential{Credential: c, DisplayName: "Alice"})
-		u, err := s.User("shop", "alice")
+		u, err := s.User(ctx, "shop", "alice")
 		if err != nil || u.DisplayName != "Alice" || !bytes.Equal(u.Handle, []byte("handle-1")) || u.Created.IsZero() {
 			t.Fatalf("User(alice) = %+v, %v", u, err)
 		}
-		if got, err := s.UserByHandle("shop", []byte("handle-1")); err != nil || !reflect.DeepEqual(got, u) {
+		if got, err := s.UserByHandle(ctx, "shop", []byte("handle-1")); err != nil || !reflect.DeepEqual(got, u) {
 			t.Fatalf("UserByHandle(handle-1) = %+v, %v; want %+v", got, err, u)
 		}
-		if list, err := s.CredentialsOf("shop", "alice"); err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], asRead(c)) {
+		if list, err := s.CredentialsOf(ctx, "shop", "alice"); err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], asRead(c)) {
 			t.Fatalf("CredentialsOf(alice) = %+v, %v", list, err)
 		}
 	})
@@ -42,10 +43,10 @@ func TestAddCredentialCreatesItsUser(t *testing.T) {
 		seedCommunity(t, s, "shop")
 		mustApply(t, s, persistence.AddCredential{Credential: credential("c1", newUser("shop", "alice", "h")), DisplayName: "Alice"})
 		mustApply(t, s, persistence.AddCredential{Credential: credential("c2", newUser("shop", "alice", "h")), DisplayName: "Ignored"})
-		if u, err := s.User("shop", "alice"); err != nil || u.DisplayName != "Alice" {
+		if u, err := s.User(ctx, "shop", "alice"); err != nil || u.DisplayName != "Alice" {
 			t.Fatalf("User(alice) = %+v, %v; want the first registration's", u, err)
 		}
-		if list, err := s.CredentialsOf("shop", "alice"); err != nil || len(list) != 2 {
+		if list, err := s.CredentialsOf(ctx, "shop", "alice"); err != nil || len(list) != 2 {
 			t.Fatalf("CredentialsOf(alice) = %+v, %v; want two", list, err)
 		}
 	})
@@ -72,7 +73,7 @@ func TestAddCredentialCreatesItsUser(t *testing.T) {
 		seedCommunity(t, s, "blog")
 		mustApply(t, s, persistence.AddCredential{Credential: credential("c1", newUser("shop", "alice", "h-shop"))})
 		mustApply(t, s, persistence.AddCredential{Credential: credential("c2", newUser("blog", "alice", "h-blog"))})
-		if got, err := s.UserByHandle("blog", []byte("h-blog")); err != nil || got.CommunityID != "blog" {
+		if got, err := s.UserByHandle(ctx, "blog", []byte("h-blog")); err != nil || got.CommunityID != "blog" {
 			t.Fatalf("UserByHandle(blog) = %+v, %v", got, err)
 		}
 	})
@@ -82,9 +83,9 @@ func TestAddCredentialCreatesItsUser(t *testing.T) {
 		alice := seedUser(t, s, "shop", "alice", []byte("same"))
 		err := applyErr(t, s, persistence.AddCredential{Credential: credential("c1", newUser("shop", "bob", "same"))})
 		wantCode(t, err, messages.CodeConflict)
-		_, err = s.User("shop", "bob")
+		_, err = s.User(ctx, "shop", "bob")
 		wantNotFound(t, "User(bob) after the refused collision", err)
-		if got, err := s.UserByHandle("shop", []byte("same")); err != nil || !reflect.DeepEqual(got, alice) {
+		if got, err := s.UserByHandle(ctx, "shop", []byte("same")); err != nil || !reflect.DeepEqual(got, alice) {
 			t.Fatalf("UserByHandle(same) = %+v, %v; want alice", got, err)
 		}
 	})
@@ -105,13 +106,13 @@ func TestAddCredentialConcurrentFirstRegistrations(t *testing.T) {
 			defer wg.Done()
 			<-start
 			u := persistence.User{CommunityID: "shop", Username: "alice", Handle: []byte(fmt.Sprintf("handle-%02d", i))}
-			results[i] = s.Apply([]persistence.Op{persistence.AddCredential{Credential: credential(fmt.Sprintf("c-%02d", i), u)}})[0]
+			results[i] = s.Apply(ctx, []persistence.Op{persistence.AddCredential{Credential: credential(fmt.Sprintf("c-%02d", i), u)}})[0]
 		}()
 	}
 	close(start)
 	wg.Wait()
 
-	stored, err := s.User("shop", "alice")
+	stored, err := s.User(ctx, "shop", "alice")
 	if err != nil {
 		t.Fatalf("User: %v", err)
 	}
@@ -129,12 +130,12 @@ func TestAddCredentialConcurrentFirstRegistrations(t *testing.T) {
 	if won != 1 {
 		t.Fatalf("%d first registrations succeeded, want exactly 1", won)
 	}
-	if list, err := s.CredentialsOf("shop", "alice"); err != nil || len(list) != 1 {
+	if list, err := s.CredentialsOf(ctx, "shop", "alice"); err != nil || len(list) != 1 {
 		t.Fatalf("CredentialsOf(alice) = %d credentials, %v; want 1", len(list), err)
 	}
 	indexed := 0
 	for i := range n {
-		if _, err := s.UserByHandle("shop", []byte(fmt.Sprintf("handle-%02d", i))); err == nil {
+		if _, err := s.UserByHandle(ctx, "shop", []byte(fmt.Sprintf("handle-%02d", i))); err == nil {
 			indexed++
 		}
 	}
@@ -158,7 +159,7 @@ func TestAddCredential(t *testing.T) {
 				t.Fatalf("AddCredential returned %+v, want %+v", got, c)
 			}
 		}
-		list, err := s.CredentialsOf("shop", "alice")
+		list, err := s.CredentialsOf(ctx, "shop", "alice")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,7 +167,7 @@ func TestAddCredential(t *testing.T) {
 		if len(list) != 2 || !reflect.DeepEqual(list[0], asRead(c2)) || !reflect.DeepEqual(list[1], asRead(c1)) {
 			t.Fatalf("CredentialsOf(alice) = %+v, want [a-first b-second]", list)
 		}
-		list, err = s.CredentialsOf("shop", "bob")
+		list, err = s.CredentialsOf(ctx, "shop", "bob")
 		if err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], asRead(c3)) {
 			t.Fatalf("CredentialsOf(bob) = %+v, %v; want [bob-1]", list, err)
 		}
@@ -201,14 +202,14 @@ func TestAddCredential(t *testing.T) {
 			err := applyErr(t, s, persistence.AddCredential{Credential: again})
 			wantCode(t, err, messages.CodeCredentialExists)
 
-			if got, err := s.Credential([]byte("dup")); err != nil || !reflect.DeepEqual(got, asRead(orig)) {
+			if got, err := s.Credential(ctx, []byte("dup")); err != nil || !reflect.DeepEqual(got, asRead(orig)) {
 				t.Fatalf("Credential(dup) = %+v, %v; want the original %+v", got, err, orig)
 			}
-			if list, err := s.CredentialsOf("shop", "alice"); err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], asRead(orig)) {
+			if list, err := s.CredentialsOf(ctx, "shop", "alice"); err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], asRead(orig)) {
 				t.Fatalf("CredentialsOf(alice) = %+v, %v; want [orig]", list, err)
 			}
 			if tc.username != "alice" {
-				if list, err := s.CredentialsOf(tc.community, tc.username); err != nil || len(list) != 0 {
+				if list, err := s.CredentialsOf(ctx, tc.community, tc.username); err != nil || len(list) != 0 {
 					t.Fatalf("CredentialsOf(%s) = %+v, %v; want none", tc.username, list, err)
 				}
 			}
@@ -221,9 +222,9 @@ func TestAddCredential(t *testing.T) {
 		ghost := persistence.User{CommunityID: "shop", Username: "ghost"}
 		err := applyErr(t, s, persistence.AddCredential{Credential: credential("ghost-cred", ghost)})
 		wantCode(t, err, messages.CodeInvalidRequest)
-		_, err = s.Credential([]byte("ghost-cred"))
+		_, err = s.Credential(ctx, []byte("ghost-cred"))
 		wantNotFound(t, "Credential(ghost-cred)", err)
-		_, err = s.User("shop", "ghost")
+		_, err = s.User(ctx, "shop", "ghost")
 		wantNotFound(t, "User(ghost)", err)
 		// The id is still free for a real user.
 		alice := seedUser(t, s, "shop", "alice", []byte("ha"))
@@ -232,7 +233,7 @@ func TestAddCredential(t *testing.T) {
 }
 
 // seedCredential stores a credential of alice in shop with a stored counter.
-func seedCredential(t *testing.T, s *persistence.Store, id string, counter uint32) persistence.Credential {
+func seedCredential(t *testing.T, s *badger.Store, id string, counter uint32) persistence.Credential {
 	t.Helper()
 	seedCommunity(t, s, "shop")
 	alice := seedUser(t, s, "shop", "alice", []byte("ha"))
@@ -262,10 +263,10 @@ func TestRecordSignInCounter(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := mustOpen(t)
 			orig := seedCredential(t, s, "c1", tc.stored)
-			r := s.Apply([]persistence.Op{persistence.RecordSignIn{
+			r := s.Apply(ctx, []persistence.Op{persistence.RecordSignIn{
 				ID: orig.ID, Counter: tc.counter, UserVerified: true, BackupState: true, At: t1,
 			}})[0]
-			got, err := s.Credential(orig.ID)
+			got, err := s.Credential(ctx, orig.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -303,7 +304,7 @@ func TestRecordSignIn(t *testing.T) {
 		}
 		closeStore()
 		s, _ = mustOpenAt(t, dir)
-		got, err := s.Credential(c.ID)
+		got, err := s.Credential(ctx, c.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -320,7 +321,7 @@ func TestRecordSignIn(t *testing.T) {
 		if !v.CloneWarning || v.SignCount != 9 {
 			t.Fatalf("result after a higher counter: CloneWarning %v, SignCount %d; want true, 9", v.CloneWarning, v.SignCount)
 		}
-		got, err = s.Credential(c.ID)
+		got, err = s.Credential(ctx, c.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -334,7 +335,7 @@ func TestRecordSignIn(t *testing.T) {
 		c := seedCredential(t, s, "c1", 0)
 		mustApply(t, s, persistence.RecordSignIn{ID: c.ID, Counter: 1, UserVerified: true, BackupState: true, At: t1})
 		mustApply(t, s, persistence.RecordSignIn{ID: c.ID, Counter: 2, UserVerified: false, BackupState: false, At: t1})
-		got, err := s.Credential(c.ID)
+		got, err := s.Credential(ctx, c.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -346,14 +347,14 @@ func TestRecordSignIn(t *testing.T) {
 		s := mustOpen(t)
 		err := applyErr(t, s, persistence.RecordSignIn{ID: []byte("nope"), Counter: 1, At: t1})
 		wantCode(t, err, messages.CodeCredentialUnknown)
-		_, err = s.Credential([]byte("nope"))
+		_, err = s.Credential(ctx, []byte("nope"))
 		wantNotFound(t, "Credential(nope)", err)
 	})
 }
 
 // signInConcurrently sends RecordSignIn with counters 1..n for credential id from n goroutines,
 // each calling Apply on its own, and returns the error of each counter (index 0 unused).
-func signInConcurrently(s *persistence.Store, id []byte, n int) []error {
+func signInConcurrently(s *badger.Store, id []byte, n int) []error {
 	errs := make([]error, n+1)
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -362,7 +363,7 @@ func signInConcurrently(s *persistence.Store, id []byte, n int) []error {
 		go func() {
 			defer wg.Done()
 			<-start
-			errs[counter] = s.Apply([]persistence.Op{persistence.RecordSignIn{ID: id, Counter: uint32(counter), At: t1}})[0].Err
+			errs[counter] = s.Apply(ctx, []persistence.Op{persistence.RecordSignIn{ID: id, Counter: uint32(counter), At: t1}})[0].Err
 		}()
 	}
 	close(start)
@@ -388,7 +389,7 @@ func TestRecordSignInConcurrent(t *testing.T) {
 		if errs[n] != nil {
 			t.Errorf("round %d: the highest counter %d was refused: %s", round, n, describe(errs[n]))
 		}
-		got, err := s.Credential(c.ID)
+		got, err := s.Credential(ctx, c.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -420,7 +421,7 @@ func TestRecordSignInConcurrentKeepsTheHighestAcceptedCounter(t *testing.T) {
 			t.Errorf("counter %d: err = %s, want nil or ErrCounterRegression", counter, describe(err))
 		}
 	}
-	got, err := s.Credential(c.ID)
+	got, err := s.Credential(ctx, c.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,13 +439,13 @@ func TestRecordSignInConcurrentKeepsTheHighestAcceptedCounter(t *testing.T) {
 
 func TestApply(t *testing.T) {
 	t.Run("an empty batch has no results", func(t *testing.T) {
-		if res := mustOpen(t).Apply(nil); len(res) != 0 {
+		if res := mustOpen(t).Apply(ctx, nil); len(res) != 0 {
 			t.Fatalf("Apply(nil) = %+v, want no results", res)
 		}
 	})
 	t.Run("one result per op, in order", func(t *testing.T) {
 		s := mustOpen(t)
-		res := s.Apply([]persistence.Op{
+		res := s.Apply(ctx, []persistence.Op{
 			persistence.PutSecretIfAbsent{Name: "signing", Value: []byte("k")},
 			persistence.PutTenant{Tenant: persistence.Tenant{ID: "acme", Name: "ACME"}},
 			persistence.PutCommunity{Community: community("shop"), Create: true},
@@ -471,7 +472,7 @@ func TestApply(t *testing.T) {
 			t.Fatalf("result 3 = %#v, want a credential of alice", res[3].Value)
 		}
 		// The tenant put first keeps its name: the community's PutTenant found it.
-		if tn, err := s.Tenant("acme"); err != nil || tn.Name != "ACME" {
+		if tn, err := s.Tenant(ctx, "acme"); err != nil || tn.Name != "ACME" {
 			t.Fatalf("Tenant = %+v, %v; want name ACME", tn, err)
 		}
 	})
@@ -479,7 +480,7 @@ func TestApply(t *testing.T) {
 		s := mustOpen(t)
 		seedCommunity(t, s, "shop")
 		ghost := persistence.User{CommunityID: "shop", Username: "ghost"}
-		res := s.Apply([]persistence.Op{
+		res := s.Apply(ctx, []persistence.Op{
 			persistence.PutSecretIfAbsent{Name: "a", Value: []byte("1")},
 			persistence.AddCredential{Credential: credential("ghost-cred", ghost)},
 			persistence.PutCommunity{Community: community("shop"), Create: true},
@@ -496,11 +497,11 @@ func TestApply(t *testing.T) {
 		}
 		wantCode(t, res[2].Err, messages.CodeConflict)
 		for name, want := range map[string]string{"a": "1", "b": "2"} {
-			if got, err := s.Secret(name); err != nil || string(got) != want {
+			if got, err := s.Secret(ctx, name); err != nil || string(got) != want {
 				t.Fatalf("Secret(%s) = %q, %v; want %q", name, got, err, want)
 			}
 		}
-		_, err := s.Credential([]byte("ghost-cred"))
+		_, err := s.Credential(ctx, []byte("ghost-cred"))
 		wantNotFound(t, "Credential(ghost-cred)", err)
 	})
 	t.Run("ops see the writes of earlier ops in the batch", func(t *testing.T) {
@@ -508,7 +509,7 @@ func TestApply(t *testing.T) {
 		u := persistence.User{CommunityID: "shop", Username: "alice", Handle: []byte("ha")}
 		other := u
 		other.Handle = []byte("other")
-		res := s.Apply([]persistence.Op{
+		res := s.Apply(ctx, []persistence.Op{
 			persistence.PutCommunity{Community: community("shop"), Create: true},
 			persistence.AddCredential{Credential: credential("c1", u)},
 			persistence.AddCredential{Credential: credential("c1", u)},
@@ -525,18 +526,18 @@ func TestApply(t *testing.T) {
 			t.Fatalf("RecordSignIn in the batch: SignCount %d, want 4", v.SignCount)
 		}
 		wantCode(t, res[4].Err, messages.CodeConflict)
-		list, err := s.CredentialsOf("shop", "alice")
+		list, err := s.CredentialsOf(ctx, "shop", "alice")
 		if err != nil || len(list) != 1 || list[0].SignCount != 4 {
 			t.Fatalf("CredentialsOf = %+v, %v; want [c1 with SignCount 4]", list, err)
 		}
 	})
 	t.Run("ApplyOne returns the value and error of its op", func(t *testing.T) {
 		s := mustOpen(t)
-		v, err := s.ApplyOne(persistence.PutSecretIfAbsent{Name: "x", Value: []byte("y")})
+		v, err := persistence.ApplyOne(ctx, s, persistence.PutSecretIfAbsent{Name: "x", Value: []byte("y")})
 		if err != nil || string(v.([]byte)) != "y" {
 			t.Fatalf("ApplyOne = %v, %v; want y, nil", v, err)
 		}
-		_, err = s.ApplyOne(persistence.RecordSignIn{ID: []byte("nope"), Counter: 1})
+		_, err = persistence.ApplyOne(ctx, s, persistence.RecordSignIn{ID: []byte("nope"), Counter: 1})
 		wantCode(t, err, messages.CodeCredentialUnknown)
 	})
 }
@@ -548,7 +549,7 @@ func TestPutCommunity(t *testing.T) {
 		again := community("shop")
 		again.Name = "Replacement"
 		wantCode(t, applyErr(t, s, persistence.PutCommunity{Community: again, Create: true}), messages.CodeConflict)
-		if got, err := s.Community("shop"); err != nil || !reflect.DeepEqual(got, first) {
+		if got, err := s.Community(ctx, "shop"); err != nil || !reflect.DeepEqual(got, first) {
 			t.Fatalf("Community = %+v, %v; want %+v", got, err, first)
 		}
 	})
@@ -557,9 +558,9 @@ func TestPutCommunity(t *testing.T) {
 		c := community("shop")
 		c.TenantID = "newtenant"
 		wantCode(t, applyErr(t, s, persistence.PutCommunity{Community: c}), messages.CodeNotFound)
-		_, err := s.Community("shop")
+		_, err := s.Community(ctx, "shop")
 		wantNotFound(t, "Community(shop)", err)
-		_, err = s.Tenant("newtenant")
+		_, err = s.Tenant(ctx, "newtenant")
 		wantNotFound(t, "Tenant(newtenant)", err)
 	})
 	t.Run("replacing keeps Created and moves Updated", func(t *testing.T) {
@@ -572,7 +573,7 @@ func TestPutCommunity(t *testing.T) {
 		if got.Name != "Renamed" || !got.Created.Equal(first.Created) || got.Updated.Before(first.Updated) {
 			t.Fatalf("replaced = %+v; want name Renamed, Created %v, Updated not before %v", got, first.Created, first.Updated)
 		}
-		if stored, err := s.Community("shop"); err != nil || !reflect.DeepEqual(stored, got) {
+		if stored, err := s.Community(ctx, "shop"); err != nil || !reflect.DeepEqual(stored, got) {
 			t.Fatalf("stored = %+v, %v; want %+v", stored, err, got)
 		}
 	})
@@ -581,9 +582,9 @@ func TestPutCommunity(t *testing.T) {
 		c := community("shop")
 		c.Origins = []string{"http://example.com"}
 		wantCode(t, applyErr(t, s, persistence.PutCommunity{Community: c, Create: true}), messages.CodeInvalidRequest)
-		_, err := s.Community("shop")
+		_, err := s.Community(ctx, "shop")
 		wantNotFound(t, "Community(shop)", err)
-		_, err = s.Tenant("acme")
+		_, err = s.Tenant(ctx, "acme")
 		wantNotFound(t, "Tenant(acme)", err)
 	})
 }
@@ -592,7 +593,7 @@ func TestPatchCommunity(t *testing.T) {
 	t.Run("a missing community is not found", func(t *testing.T) {
 		s := mustOpen(t)
 		wantCode(t, applyErr(t, s, persistence.PatchCommunity{ID: "nope", Name: "x"}), messages.CodeNotFound)
-		_, err := s.Community("nope")
+		_, err := s.Community(ctx, "nope")
 		wantNotFound(t, "Community(nope)", err)
 	})
 	t.Run("unspecified fields are kept", func(t *testing.T) {
@@ -608,7 +609,7 @@ func TestPatchCommunity(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("patched = %+v\nwant %+v", got, want)
 		}
-		if stored, err := s.Community("shop"); err != nil || !reflect.DeepEqual(stored, want) {
+		if stored, err := s.Community(ctx, "shop"); err != nil || !reflect.DeepEqual(stored, want) {
 			t.Fatalf("stored = %+v, %v; want %+v", stored, err, want)
 		}
 	})
@@ -644,7 +645,7 @@ func TestPatchCommunity(t *testing.T) {
 		for _, p := range patches {
 			t.Run(p.name, func(t *testing.T) {
 				wantCode(t, applyErr(t, s, p.op), messages.CodeInvalidRequest)
-				if got, err := s.Community("shop"); err != nil || !reflect.DeepEqual(got, before) {
+				if got, err := s.Community(ctx, "shop"); err != nil || !reflect.DeepEqual(got, before) {
 					t.Fatalf("stored = %+v, %v; want unchanged %+v", got, err, before)
 				}
 			})
@@ -678,13 +679,13 @@ func TestPutLicense(t *testing.T) {
 				if err != nil {
 					t.Fatalf("PutLicense: %v", err)
 				}
-				if got, err := s.LicenseByKey(key); err != nil || !reflect.DeepEqual(got, l) {
+				if got, err := s.LicenseByKey(ctx, key); err != nil || !reflect.DeepEqual(got, l) {
 					t.Fatalf("LicenseByKey = %+v, %v; want %+v", got, err, l)
 				}
 				return
 			}
 			wantCode(t, err, tc.wantCode)
-			_, err = s.LicenseByKey(key)
+			_, err = s.LicenseByKey(ctx, key)
 			wantNotFound(t, "LicenseByKey of a refused license", err)
 		})
 	}
@@ -701,10 +702,10 @@ func TestPutLicense(t *testing.T) {
 		l2.ID = l1.ID
 		mustApply(t, s, persistence.PutLicense{License: l1})
 		wantCode(t, applyErr(t, s, persistence.PutLicense{License: l2}), messages.CodeConflict)
-		if _, err := s.LicenseByKey(key1); err != nil {
+		if _, err := s.LicenseByKey(ctx, key1); err != nil {
 			t.Fatalf("LicenseByKey(first key): %v", err)
 		}
-		_, err = s.LicenseByKey(key2)
+		_, err = s.LicenseByKey(ctx, key2)
 		wantNotFound(t, "LicenseByKey(refused key)", err)
 	})
 	t.Run("Rekey replaces the key of a license id, or creates it", func(t *testing.T) {
@@ -720,10 +721,10 @@ func TestPutLicense(t *testing.T) {
 			mustApply(t, s, persistence.PutLicense{License: l, Rekey: true})
 			keys = append(keys, key)
 		}
-		if got, err := s.LicenseByKey(keys[1]); err != nil || got.ID != "demo" {
+		if got, err := s.LicenseByKey(ctx, keys[1]); err != nil || got.ID != "demo" {
 			t.Fatalf("LicenseByKey(new key) = %+v, %v", got, err)
 		}
-		_, err := s.LicenseByKey(keys[0])
+		_, err := s.LicenseByKey(ctx, keys[0])
 		wantNotFound(t, "LicenseByKey(replaced key)", err)
 	})
 	t.Run("an invalid license is refused", func(t *testing.T) {
@@ -731,7 +732,7 @@ func TestPutLicense(t *testing.T) {
 		l, key, _ := persistence.NewLicense(persistence.LevelSystem, "", "", 0)
 		l.Level = "root"
 		wantCode(t, applyErr(t, s, persistence.PutLicense{License: l}), messages.CodeInvalidRequest)
-		_, err := s.LicenseByKey(key)
+		_, err := s.LicenseByKey(ctx, key)
 		wantNotFound(t, "LicenseByKey", err)
 	})
 }
@@ -742,13 +743,13 @@ func TestUsernameWithNULDoesNotReachAnotherUsersIndex(t *testing.T) {
 	s := mustOpen(t)
 	seedCommunity(t, s, "shop")
 	seedUser(t, s, "shop", "alice", []byte("ha"))
-	res := s.Apply([]persistence.Op{
+	res := s.Apply(ctx, []persistence.Op{
 		persistence.AddCredential{Credential: credential("c1", persistence.User{CommunityID: "shop", Username: "alice\x00x", Handle: []byte("hx")})},
 	})
 	if res[0].Err == nil {
 		t.Errorf("AddCredential accepted a username with a NUL byte")
 	}
-	if list, err := s.CredentialsOf("shop", "alice"); err != nil || len(list) != 0 {
+	if list, err := s.CredentialsOf(ctx, "shop", "alice"); err != nil || len(list) != 0 {
 		t.Errorf("CredentialsOf(alice) = %+v, %v; want none, nil", list, err)
 	}
 }
@@ -778,13 +779,13 @@ func TestAttestationObjectOf(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := s.AttestationObjectOf([]byte(tc.id))
+			got, err := s.AttestationObjectOf(ctx, []byte(tc.id))
 			if !errors.Is(err, tc.wantErr) || !bytes.Equal(got, tc.want) {
 				t.Fatalf("AttestationObjectOf(%s) = %x, %v; want %x, %v", tc.id, got, err, tc.want, tc.wantErr)
 			}
 		})
 	}
-	if c, err := s.Credential(with.ID); err != nil || c.AttestationObject != nil {
+	if c, err := s.Credential(ctx, with.ID); err != nil || c.AttestationObject != nil {
 		t.Fatalf("Credential(with) = %+v, %v; want no attestation object", c, err)
 	}
 }

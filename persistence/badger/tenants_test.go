@@ -1,4 +1,4 @@
-package persistence_test
+package badger_test
 
 import (
 	"reflect"
@@ -20,13 +20,13 @@ func TestTenantDNS(t *testing.T) {
 		}
 		var r persistence.Communities = s
 		for _, host := range []string{"login.example.com", "LOGIN.example.com", "login.example.com:443", "acme.example"} {
-			tn, err := r.TenantByDNS(host)
+			tn, err := r.TenantByDNS(ctx, host)
 			if err != nil || tn.ID != "acme" || tn.Name != "ACME" {
 				t.Fatalf("TenantByDNS(%q) = %+v, %v; want acme", host, tn, err)
 			}
 		}
 		for _, host := range []string{"example.com", "other.example", "", "a/b"} {
-			_, err := r.TenantByDNS(host)
+			_, err := r.TenantByDNS(ctx, host)
 			wantNotFound(t, "TenantByDNS("+host+")", err)
 		}
 	})
@@ -36,7 +36,7 @@ func TestTenantDNS(t *testing.T) {
 		if len(got.DNS) != 0 {
 			t.Fatalf("DNS = %q, want none", got.DNS)
 		}
-		_, err := s.TenantByDNS("sneaky.example")
+		_, err := s.TenantByDNS(ctx, "sneaky.example")
 		wantNotFound(t, "TenantByDNS(sneaky.example)", err)
 	})
 	t.Run("adding hosts to an existing tenant keeps it and does not repeat a host", func(t *testing.T) {
@@ -48,7 +48,7 @@ func TestTenantDNS(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("tenant = %+v, want %+v", got, want)
 		}
-		if stored, err := s.Tenant("acme"); err != nil || !reflect.DeepEqual(stored, want) {
+		if stored, err := s.Tenant(ctx, "acme"); err != nil || !reflect.DeepEqual(stored, want) {
 			t.Fatalf("stored tenant = %+v, %v; want %+v", stored, err, want)
 		}
 	})
@@ -58,10 +58,10 @@ func TestTenantDNS(t *testing.T) {
 		mustApply(t, s, persistence.PutTenant{Tenant: persistence.Tenant{ID: "globex"}})
 		err := applyErr(t, s, persistence.PutTenant{Tenant: persistence.Tenant{ID: "globex"}, DNS: []string{"LOGIN.example.com"}})
 		wantCode(t, err, messages.CodeConflict)
-		if tn, err := s.TenantByDNS("login.example.com"); err != nil || tn.ID != "acme" {
+		if tn, err := s.TenantByDNS(ctx, "login.example.com"); err != nil || tn.ID != "acme" {
 			t.Fatalf("TenantByDNS = %+v, %v; want acme", tn, err)
 		}
-		if tn, err := s.Tenant("globex"); err != nil || len(tn.DNS) != 0 {
+		if tn, err := s.Tenant(ctx, "globex"); err != nil || len(tn.DNS) != 0 {
 			t.Fatalf("Tenant(globex) = %+v, %v; want no hosts", tn, err)
 		}
 	})
@@ -71,18 +71,18 @@ func TestTenantDNS(t *testing.T) {
 			err := applyErr(t, s, persistence.PutTenant{Tenant: persistence.Tenant{ID: "acme"}, DNS: []string{host}})
 			wantCode(t, err, messages.CodeInvalidRequest)
 		}
-		_, err := s.Tenant("acme")
+		_, err := s.Tenant(ctx, "acme")
 		wantNotFound(t, "Tenant(acme) after refused puts", err)
 	})
 	t.Run("PutCommunity and PatchCommunity add hosts to the community's tenant", func(t *testing.T) {
 		s := mustOpen(t)
 		mustApply(t, s, persistence.PutCommunity{Community: community("shop"), Create: true, TenantDNS: []string{"shop.example"}})
 		mustApply(t, s, persistence.PatchCommunity{ID: "shop", TenantDNS: []string{"blog.example"}})
-		tn, err := s.Tenant("acme")
+		tn, err := s.Tenant(ctx, "acme")
 		if err != nil || !reflect.DeepEqual(tn.DNS, []string{"shop.example", "blog.example"}) {
 			t.Fatalf("Tenant(acme) = %+v, %v; want hosts shop.example, blog.example", tn, err)
 		}
-		if got, err := s.TenantByDNS("blog.example"); err != nil || got.ID != "acme" {
+		if got, err := s.TenantByDNS(ctx, "blog.example"); err != nil || got.ID != "acme" {
 			t.Fatalf("TenantByDNS(blog.example) = %+v, %v; want acme", got, err)
 		}
 	})
@@ -95,34 +95,10 @@ func TestRefusedPutTenantLeavesNoHostBehind(t *testing.T) {
 	mustApply(t, s, persistence.PutTenant{Tenant: persistence.Tenant{ID: "acme"}, DNS: []string{"taken.example"}})
 	err := applyErr(t, s, persistence.PutTenant{Tenant: persistence.Tenant{ID: "newco"}, DNS: []string{"free.example", "taken.example"}})
 	wantCode(t, err, messages.CodeConflict)
-	_, err = s.Tenant("newco")
+	_, err = s.Tenant(ctx, "newco")
 	wantNotFound(t, "Tenant(newco)", err)
 	if err := applyErr(t, s, persistence.PutTenant{Tenant: persistence.Tenant{ID: "globex"}, DNS: []string{"free.example"}}); err != nil {
 		t.Fatalf("free.example cannot be claimed after the refused put: %v", err)
-	}
-}
-
-// CanonicalHost refuses anything that is not a plain host name.
-func TestCanonicalHostRefusesAURL(t *testing.T) {
-	for _, host := range []string{"https://example.com", "http://example.com:8080", "example.com:abc", "a:b:c"} {
-		if got, err := persistence.CanonicalHost(host); err == nil {
-			t.Errorf("CanonicalHost(%q) = %q, want an error", host, got)
-		}
-	}
-}
-
-func TestCanonicalHost(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"login.example.com", "login.example.com"},
-		{"Login.Example.COM", "login.example.com"},
-		{" login.example.com ", "login.example.com"},
-		{"login.example.com:8443", "login.example.com"},
-		{"localhost:3000", "localhost"},
-	}
-	for _, tc := range tests {
-		if got, err := persistence.CanonicalHost(tc.in); err != nil || got != tc.want {
-			t.Errorf("CanonicalHost(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
-		}
 	}
 }
 
@@ -151,7 +127,7 @@ func TestCommunityByName(t *testing.T) {
 	var r persistence.Communities = s
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := r.CommunityByName(tc.tenant, tc.community)
+			got, err := r.CommunityByName(ctx, tc.tenant, tc.community)
 			if tc.want == nil {
 				wantNotFound(t, "CommunityByName", err)
 				return

@@ -1,4 +1,4 @@
-package persistence_test
+package badger_test
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
+	"github.com/webauthnd/webauthnd/persistence/badger"
 )
 
 const (
@@ -23,7 +24,7 @@ func vendorRecord(community, aaguid string) persistence.VendorRecord {
 }
 
 // seedVendor creates a record and returns it as stored.
-func seedVendor(t *testing.T, s *persistence.Store, r persistence.VendorRecord) persistence.VendorRecord {
+func seedVendor(t *testing.T, s *badger.Store, r persistence.VendorRecord) persistence.VendorRecord {
 	t.Helper()
 	return mustApply(t, s, persistence.PutVendorMetadata{Record: r}).(persistence.VendorRecord)
 }
@@ -43,18 +44,18 @@ func TestPutVendorMetadata(t *testing.T) {
 			t.Fatalf("stored record = %+v, want %+v", got, want)
 		}
 		for name, read := range map[string]func() (any, error){
-			"VendorRecord":             func() (any, error) { return s.VendorRecord("shop", yubikey) },
-			"VendorRecord, upper case": func() (any, error) { return s.VendorRecord("shop", strings.ToUpper(yubikey)) },
+			"VendorRecord":             func() (any, error) { return s.VendorRecord(ctx, "shop", yubikey) },
+			"VendorRecord, upper case": func() (any, error) { return s.VendorRecord(ctx, "shop", strings.ToUpper(yubikey)) },
 			"VendorRecordsOf": func() (any, error) {
-				r, err := s.VendorRecordsOf("shop", nil)
+				r, err := s.VendorRecordsOf(ctx, "shop", nil)
 				return one(r), err
 			},
 			"VendorRecordsOf the AAGUID": func() (any, error) {
-				r, err := s.VendorRecordsOf("shop", []string{strings.ToUpper(yubikey)})
+				r, err := s.VendorRecordsOf(ctx, "shop", []string{strings.ToUpper(yubikey)})
 				return one(r), err
 			},
 			"AllVendorRecords": func() (any, error) {
-				r, err := s.AllVendorRecords(nil)
+				r, err := s.AllVendorRecords(ctx, nil)
 				return one(r), err
 			},
 		} {
@@ -71,7 +72,7 @@ func TestPutVendorMetadata(t *testing.T) {
 		again := vendorRecord("shop", yubikey)
 		again.Name = "Other"
 		wantCode(t, applyErr(t, s, persistence.PutVendorMetadata{Record: again}), messages.CodeConflict)
-		if got, err := s.VendorRecord("shop", yubikey); err != nil || !reflect.DeepEqual(got, first) {
+		if got, err := s.VendorRecord(ctx, "shop", yubikey); err != nil || !reflect.DeepEqual(got, first) {
 			t.Fatalf("VendorRecord after the refused second put = %+v, %v; want %+v", got, err, first)
 		}
 	})
@@ -88,7 +89,7 @@ func TestPutVendorMetadata(t *testing.T) {
 	t.Run("a community that does not exist is community_unknown", func(t *testing.T) {
 		s := mustOpen(t)
 		wantCode(t, applyErr(t, s, persistence.PutVendorMetadata{Record: vendorRecord("nowhere", yubikey)}), messages.CodeCommunityUnknown)
-		_, err := s.VendorRecord("nowhere", yubikey)
+		_, err := s.VendorRecord(ctx, "nowhere", yubikey)
 		wantNotFound(t, "VendorRecord of the refused put", err)
 	})
 	invalid := []struct {
@@ -115,7 +116,7 @@ func TestPutVendorMetadata(t *testing.T) {
 			r := vendorRecord("shop", yubikey)
 			tc.edit(&r)
 			wantCode(t, applyErr(t, s, persistence.PutVendorMetadata{Record: r}), messages.CodeInvalidRequest)
-			if all, err := s.AllVendorRecords(nil); err != nil || len(all) != 0 {
+			if all, err := s.AllVendorRecords(ctx, nil); err != nil || len(all) != 0 {
 				t.Fatalf("AllVendorRecords after the refusal = %+v, %v; want none", all, err)
 			}
 		})
@@ -165,7 +166,7 @@ func TestPatchVendorMetadata(t *testing.T) {
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("patched record = %+v, want %+v", got, want)
 			}
-			if read, err := s.VendorRecord("shop", yubikey); err != nil || !reflect.DeepEqual(read, want) {
+			if read, err := s.VendorRecord(ctx, "shop", yubikey); err != nil || !reflect.DeepEqual(read, want) {
 				t.Fatalf("VendorRecord after the patch = %+v, %v; want %+v", read, err, want)
 			}
 		})
@@ -183,7 +184,7 @@ func TestPatchVendorMetadata(t *testing.T) {
 		} {
 			wantCode(t, applyErr(t, s, p), messages.CodeNotFound)
 		}
-		if all, _ := s.AllVendorRecords(nil); len(all) != 1 || all[0].Disabled {
+		if all, _ := s.AllVendorRecords(ctx, nil); len(all) != 1 || all[0].Disabled {
 			t.Fatalf("records after the refused patches = %+v; want shop2's, enabled", all)
 		}
 	})
@@ -201,21 +202,21 @@ func TestPatchVendorMetadata(t *testing.T) {
 			p.CommunityID, p.AAGUID = "shop", yubikey
 			wantCode(t, applyErr(t, s, p), messages.CodeInvalidRequest)
 		}
-		if got, err := s.VendorRecord("shop", yubikey); err != nil || !reflect.DeepEqual(got, stored) {
+		if got, err := s.VendorRecord(ctx, "shop", yubikey); err != nil || !reflect.DeepEqual(got, stored) {
 			t.Fatalf("VendorRecord after refused patches = %+v, %v; want %+v", got, err, stored)
 		}
 	})
 	t.Run("a put and a patch in one batch: the patch sees the put", func(t *testing.T) {
 		s := mustOpen(t)
 		seedCommunity(t, s, "shop")
-		res := s.Apply([]persistence.Op{
+		res := s.Apply(ctx, []persistence.Op{
 			persistence.PutVendorMetadata{Record: vendorRecord("shop", yubikey)},
 			persistence.PatchVendorMetadata{CommunityID: "shop", AAGUID: yubikey, Disabled: &on, UpdatedBy: "x"},
 		})
 		if res[0].Err != nil || res[1].Err != nil {
 			t.Fatalf("batch: %v, %v", res[0].Err, res[1].Err)
 		}
-		if got, _ := s.VendorRecord("shop", yubikey); !got.Disabled {
+		if got, _ := s.VendorRecord(ctx, "shop", yubikey); !got.Disabled {
 			t.Fatalf("record after the batch = %+v, want disabled", got)
 		}
 	})
@@ -243,24 +244,24 @@ func TestVendorRecordReads(t *testing.T) {
 		read func() ([]persistence.VendorRecord, error)
 		want []string
 	}{
-		{"a community's records, in AAGUID order", func() ([]persistence.VendorRecord, error) { return s.VendorRecordsOf("shop", nil) },
+		{"a community's records, in AAGUID order", func() ([]persistence.VendorRecord, error) { return s.VendorRecordsOf(ctx, "shop", nil) },
 			[]string{"shop/6028b017", "shop/cb69481e"}},
-		{"an empty list is every record", func() ([]persistence.VendorRecord, error) { return s.VendorRecordsOf("shop", []string{}) },
+		{"an empty list is every record", func() ([]persistence.VendorRecord, error) { return s.VendorRecordsOf(ctx, "shop", []string{}) },
 			[]string{"shop/6028b017", "shop/cb69481e"}},
-		{"the community whose id extends another's", func() ([]persistence.VendorRecord, error) { return s.VendorRecordsOf("shop2", nil) },
+		{"the community whose id extends another's", func() ([]persistence.VendorRecord, error) { return s.VendorRecordsOf(ctx, "shop2", nil) },
 			[]string{"shop2/cb69481e"}},
 		{"some AAGUIDs, one without a record", func() ([]persistence.VendorRecord, error) {
-			return s.VendorRecordsOf("shop2", []string{yubikey, hello})
+			return s.VendorRecordsOf(ctx, "shop2", []string{yubikey, hello})
 		}, []string{"shop2/cb69481e"}},
 		{"only AAGUIDs that cannot be one", func() ([]persistence.VendorRecord, error) {
-			return s.VendorRecordsOf("shop", []string{"nonsense", ""})
+			return s.VendorRecordsOf(ctx, "shop", []string{"nonsense", ""})
 		}, []string{}},
-		{"a community without records", func() ([]persistence.VendorRecord, error) { return s.VendorRecordsOf("nowhere", nil) }, []string{}},
-		{"an id that cannot be a community", func() ([]persistence.VendorRecord, error) { return s.VendorRecordsOf("sh\x00op", nil) }, []string{}},
-		{"every community's, in community then AAGUID order", func() ([]persistence.VendorRecord, error) { return s.AllVendorRecords(nil) },
+		{"a community without records", func() ([]persistence.VendorRecord, error) { return s.VendorRecordsOf(ctx, "nowhere", nil) }, []string{}},
+		{"an id that cannot be a community", func() ([]persistence.VendorRecord, error) { return s.VendorRecordsOf(ctx, "sh\x00op", nil) }, []string{}},
+		{"every community's, in community then AAGUID order", func() ([]persistence.VendorRecord, error) { return s.AllVendorRecords(ctx, nil) },
 			[]string{"blog/cb69481e", "shop/6028b017", "shop/cb69481e", "shop2/cb69481e"}},
 		{"every community's, for one AAGUID", func() ([]persistence.VendorRecord, error) {
-			return s.AllVendorRecords([]string{strings.ToUpper(yubikey)})
+			return s.AllVendorRecords(ctx, []string{strings.ToUpper(yubikey)})
 		}, []string{"blog/cb69481e", "shop/cb69481e", "shop2/cb69481e"}},
 	}
 	for _, tc := range cases {
@@ -275,7 +276,7 @@ func TestVendorRecordReads(t *testing.T) {
 		})
 	}
 	for _, bad := range [][2]string{{"shop", "nonsense"}, {"sh\x00op", yubikey}, {"blog", hello}} {
-		_, err := s.VendorRecord(bad[0], bad[1])
+		_, err := s.VendorRecord(ctx, bad[0], bad[1])
 		wantNotFound(t, "VendorRecord("+bad[0]+", "+bad[1]+")", err)
 	}
 }
@@ -298,7 +299,7 @@ func TestVendorGeneration(t *testing.T) {
 		{"a community change", persistence.PatchCommunity{ID: "shop", Name: "Shop"}, false},
 	}
 	for _, step := range steps {
-		s.Apply([]persistence.Op{step.op})
+		s.Apply(ctx, []persistence.Op{step.op})
 		next := s.VendorGeneration()
 		if moved := next != gen; moved != step.moves {
 			t.Errorf("after %s the generation went from %d to %d; want moved = %v", step.name, gen, next, step.moves)
@@ -313,37 +314,10 @@ func TestCommunityIDAnyIsReserved(t *testing.T) {
 	for _, id := range []string{"any", "ANY", "Any"} {
 		c := community(id)
 		wantCode(t, applyErr(t, s, persistence.PutCommunity{Community: c, Create: true}), messages.CodeInvalidRequest)
-		_, err := s.Community(id)
+		_, err := s.Community(ctx, id)
 		wantNotFound(t, "Community("+id+")", err)
 	}
 	seedCommunity(t, s, "anything") // only the id itself is reserved
-}
-
-func TestCanonicalAAGUID(t *testing.T) {
-	for in, want := range map[string]string{
-		yubikey:                                yubikey,
-		strings.ToUpper(yubikey):               yubikey,
-		"CB69481E-8ff7-4039-93ec-0A2729A154A8": yubikey,
-		"00000000-0000-0000-0000-000000000000": "00000000-0000-0000-0000-000000000000",
-	} {
-		if got, err := persistence.CanonicalAAGUID(in); err != nil || got != want {
-			t.Errorf("CanonicalAAGUID(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"", "cb69481e8ff7403993ec0a2729a154a8", "{cb69481e-8ff7-4039-93ec-0a2729a154a}",
-		"urn:uuid:cb69481e-8ff7-4039-93ec-0a2729a154a8", "cb69481e-8ff7-4039-93ec-0a2729a154ag", "cb69481e+8ff7-4039-93ec-0a2729a154a8",
-		"cb69481e-8ff7-4039-93ec-0a2729a154a8 ", "cb69481e-8ff7-4039-93ec-0a2729a154a\u00e9"} {
-		if got, err := persistence.CanonicalAAGUID(bad); err == nil {
-			t.Errorf("CanonicalAAGUID(%q) = %q, want an error", bad, got)
-		}
-	}
-	raw := []byte{0xcb, 0x69, 0x48, 0x1e, 0x8f, 0xf7, 0x40, 0x39, 0x93, 0xec, 0x0a, 0x27, 0x29, 0xa1, 0x54, 0xa8}
-	if got, err := persistence.FormatAAGUID(raw); err != nil || got != yubikey {
-		t.Errorf("FormatAAGUID = %q, %v; want %s", got, err, yubikey)
-	}
-	if _, err := persistence.FormatAAGUID(raw[:15]); err == nil {
-		t.Error("FormatAAGUID of 15 bytes: want an error")
-	}
 }
 
 // Concurrent puts of one AAGUID, each in its own Apply: exactly one is stored, every other is
@@ -359,7 +333,7 @@ func TestPutVendorMetadataConcurrent(t *testing.T) {
 			<-start
 			r := vendorRecord("shop", yubikey)
 			r.Name = fmt.Sprintf("writer %d", i)
-			errs <- s.Apply([]persistence.Op{persistence.PutVendorMetadata{Record: r}})[0].Err
+			errs <- s.Apply(ctx, []persistence.Op{persistence.PutVendorMetadata{Record: r}})[0].Err
 		}()
 	}
 	close(start)
@@ -371,7 +345,7 @@ func TestPutVendorMetadataConcurrent(t *testing.T) {
 			wantCode(t, err, messages.CodeConflict)
 		}
 	}
-	if all, err := s.AllVendorRecords(nil); stored != 1 || err != nil || len(all) != 1 {
+	if all, err := s.AllVendorRecords(ctx, nil); stored != 1 || err != nil || len(all) != 1 {
 		t.Fatalf("%d puts succeeded and %d records are stored (%v); want 1 and 1", stored, len(all), err)
 	}
 }
