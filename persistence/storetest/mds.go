@@ -16,7 +16,7 @@ import (
 // mdsSet is a synthetic set of n MDS entries, each described as desc: entries 0 mod 3 are U2F
 // (two key identifiers, no AAGUID), 1 mod 3 FIDO2 (an AAGUID), 2 mod 3 UAF (an AAID); pad bytes
 // of padding make each entry's JSON that much larger. The JSON is written as a BLOB may carry
-// it, with spaces a re-encoding would drop: the store keeps it as given.
+// it, with spaces that a store may drop: it keeps the JSON value, not its text.
 func mdsSet(desc string, n, pad int) []persistence.MDSEntry {
 	out := make([]persistence.MDSEntry, n)
 	for i := range out {
