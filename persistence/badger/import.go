@@ -55,9 +55,12 @@ func (s *Store) Import(ctx context.Context, users []persistence.User, creds []pe
 }
 
 // importFailed is the error of an Import whose transaction after the first written users
-// failed: refused for want of space (storage_full, as an Import is no essential write), or an
-// internal error.
+// failed: refused for want of space (storage_full, as an Import is no essential write), stopped
+// by its context (whose error it wraps), or an internal error.
 func importFailed(written int, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("import stopped after %d users: %w", written, err)
+	}
 	var e *messages.Error
 	if errors.As(err, &e) && e.Code == messages.CodeStorageFull {
 		done := "this import wrote nothing"
