@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
 )
 
@@ -51,8 +52,9 @@ func testStore(t *testing.T, open Opener) {
 }
 
 // A request's cancellation reaches the store: a read with a context that ended returns an
-// error that wraps the context's error (whatever it has cached), and a write refuses without
-// writing.
+// error that wraps the context's error (whatever it has cached, and whether or not the record
+// exists), and a write refuses without writing, with an internal error (a storage failure,
+// not a refusal) that wraps it.
 func testContext(t *testing.T, open Opener) {
 	lic, licKey := newLicense(t, persistence.LevelCommunity, "shop", "", 0)
 	set := mdsSet("x", 3, 0)
@@ -133,6 +135,37 @@ func testContext(t *testing.T, open Opener) {
 		{"MDSEntries", func(ctx context.Context, s persistence.Store) error { _, _, err := s.MDSEntries(ctx); return err }},
 		{"Empty", func(ctx context.Context, s persistence.Store) error { _, err := s.Empty(ctx); return err }},
 		{"Ping", func(ctx context.Context, s persistence.Store) error { return s.Ping(ctx) }},
+		// What does not exist, or cannot, is no answer either: not ErrNotFound.
+		{"Tenant of an unknown id", func(ctx context.Context, s persistence.Store) error { _, err := s.Tenant(ctx, "nobody"); return err }},
+		{"TenantByDNS of what is no host", func(ctx context.Context, s persistence.Store) error { _, err := s.TenantByDNS(ctx, "a/b"); return err }},
+		{"Community of an unknown id", func(ctx context.Context, s persistence.Store) error {
+			_, err := s.Community(ctx, "nothing")
+			return err
+		}},
+		{"User of an unknown username", func(ctx context.Context, s persistence.Store) error {
+			_, err := s.User(ctx, "shop", "nobody")
+			return err
+		}},
+		{"Credential of an unknown id", func(ctx context.Context, s persistence.Store) error {
+			_, err := s.Credential(ctx, []byte("nope"))
+			return err
+		}},
+		{"LicenseByKey of a wrong key", func(ctx context.Context, s persistence.Store) error {
+			_, err := s.LicenseByKey(ctx, "not-a-key")
+			return err
+		}},
+		{"VendorRecord of what cannot be a community", func(ctx context.Context, s persistence.Store) error {
+			_, err := s.VendorRecord(ctx, "a/b", yubikey)
+			return err
+		}},
+		{"VendorRecordsOf what cannot be a community", func(ctx context.Context, s persistence.Store) error {
+			_, err := s.VendorRecordsOf(ctx, "a/b", nil)
+			return err
+		}},
+		{"MDSEntryByAAGUID of what is no AAGUID", func(ctx context.Context, s persistence.Store) error {
+			_, err := s.MDSEntryByAAGUID(ctx, "nonsense")
+			return err
+		}},
 	}
 	t.Run("reads", func(t *testing.T) {
 		s := open(t)
@@ -141,7 +174,7 @@ func testContext(t *testing.T, open Opener) {
 		for _, r := range reads {
 			t.Run(r.name, func(t *testing.T) {
 				// A live context reads (and lets the store cache what it caches).
-				if err := r.read(t.Context(), s); err != nil {
+				if err := r.read(t.Context(), s); err != nil && !errors.Is(err, persistence.ErrNotFound) {
 					t.Fatalf("with a live context: %s", describe(err))
 				}
 				if err := r.read(cancelled, s); !errors.Is(err, context.Canceled) {
@@ -171,8 +204,9 @@ func testContext(t *testing.T, open Opener) {
 				t.Fatalf("Apply of %d ops returned %d results", len(ops), len(res))
 			}
 			for i, r := range res {
-				if !errors.Is(r.Err, ctxErr) {
-					t.Fatalf("result %d (%T): %s, want an error that wraps %v", i, ops[i], describe(r.Err), ctxErr)
+				// A storage failure, not a refusal: an internal error, its cause logged.
+				if !errors.Is(r.Err, ctxErr) || messages.ErrorCode(r.Err) != messages.CodeInternal {
+					t.Fatalf("result %d (%T): %s, want an internal error that wraps %v", i, ops[i], describe(r.Err), ctxErr)
 				}
 			}
 			_, err := s.Secret(t.Context(), "other")
@@ -191,6 +225,9 @@ func testContext(t *testing.T, open Opener) {
 		u := importUser("alice", "ha")
 		if err := s.Import(ctx, []persistence.User{u}, []persistence.Credential{credential("c1", u)}); !errors.Is(err, context.Canceled) {
 			t.Fatalf("Import: %s, want an error that wraps context.Canceled", describe(err))
+		}
+		if err := s.Import(ctx, nil, nil); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Import of nothing: %s, want an error that wraps context.Canceled", describe(err))
 		}
 		wantNoUser(t, s, "shop", "alice", []byte("ha"))
 		wantNoCredential(t, s, "c1")
