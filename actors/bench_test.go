@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -16,9 +17,9 @@ import (
 	"github.com/webauthnd/webauthnd/persistence"
 )
 
-// The engine's hot paths, one benchmark each (the store's are in persistence, the envelope's
-// in httpapi). docs/bench-baseline.txt holds their figures; compare with benchstat after
-// changing one of them (docs/performance.md says how).
+// The engine's hot paths, one benchmark each (the store's are in persistence/badger, the
+// envelope's in httpapi). docs/bench-baseline.txt holds their figures; compare with benchstat
+// after changing one of them (docs/performance.md says how).
 
 // BenchmarkBeginSignIn measures a discoverable options call: supervisor, ceremony actor,
 // go-webauthn options, one round trip. Ceremonies expire after 100 ms, so the number alive
@@ -28,7 +29,7 @@ func BenchmarkBeginSignIn(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := e.BeginSignIn(messages.BeginSignIn{Scope: scope}); err != nil {
+			if _, err := e.BeginSignIn(ctx, messages.BeginSignIn{Scope: scope}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -42,7 +43,7 @@ func BenchmarkActorRoundTrip(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := e.Live("c1"); err != nil {
+			if _, err := e.Live(ctx, "c1"); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -56,7 +57,7 @@ func BenchmarkGroupCommit(b *testing.B) {
 	var batches atomic.Int64
 	e := newTestEngine(b, Config{CeremonyTimeout: time.Minute}, func(s Store) Store { return countingStore{s, &batches} })
 	u := newBenchUser(b, e)
-	stored, err := e.deps.store.CredentialsOf("c1", u.username)
+	stored, err := e.deps.store.CredentialsOf(ctx, "c1", u.username)
 	if err != nil || len(stored) != 1 {
 		b.Fatal(stored, err)
 	}
@@ -67,7 +68,7 @@ func BenchmarkGroupCommit(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			// Counter 0 is never a regression: passkeys that keep no counter send 0.
-			if _, err := e.Write(persistence.RecordSignIn{ID: id, At: time.Now()}); err != nil {
+			if _, err := e.Write(ctx, persistence.RecordSignIn{ID: id, At: time.Now()}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -81,9 +82,9 @@ type countingStore struct {
 	batches *atomic.Int64
 }
 
-func (c countingStore) Apply(ops []persistence.Op) []persistence.Result {
+func (c countingStore) Apply(ctx context.Context, ops []persistence.Op) []persistence.Result {
 	c.batches.Add(1)
-	return c.Store.Apply(ops)
+	return c.Store.Apply(ctx, ops)
 }
 
 // BenchmarkVerifyAssertion measures what a ceremony actor runs on an assertion before its write,
@@ -121,7 +122,7 @@ func BenchmarkFinishSignIn(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			res, err := e.FinishSignIn(results[next.Add(1)-1])
+			res, err := e.FinishSignIn(ctx, results[next.Add(1)-1])
 			if err != nil || res.Token == "" {
 				b.Fatal(err)
 			}
@@ -140,7 +141,7 @@ func BenchmarkSignInCeremony(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		u := newBenchUser(b, e)
 		for pb.Next() {
-			res, err := e.FinishSignIn(u.signedResult(b, e, true))
+			res, err := e.FinishSignIn(ctx, u.signedResult(b, e, true))
 			if err != nil || res.Token == "" {
 				b.Fatal(err)
 			}
@@ -160,12 +161,12 @@ var benchRP = virtualwebauthn.RelyingParty{ID: "localhost", Name: "c1", Origin: 
 
 func newBenchUser(b *testing.B, e *Engine) *benchUser {
 	u := &benchUser{username: rand.Text(), auth: virtualwebauthn.NewAuthenticator(), cred: benchCredential()}
-	opts, err := e.BeginRegistration(messages.BeginRegistration{Scope: scope, Username: u.username})
+	opts, err := e.BeginRegistration(ctx, messages.BeginRegistration{Scope: scope, Username: u.username})
 	if err != nil {
 		b.Fatal(err)
 	}
 	ao, _ := virtualwebauthn.ParseAttestationOptions(string(opts.Options))
-	if _, err := e.FinishRegistration(messages.FinishRegistration{Scope: scope,
+	if _, err := e.FinishRegistration(ctx, messages.FinishRegistration{Scope: scope,
 		Credential: credentialOf(b, []byte(virtualwebauthn.CreateAttestationResponse(benchRP, u.auth, u.cred, *ao)))}); err != nil {
 		b.Fatal(err)
 	}
@@ -177,7 +178,7 @@ func newBenchUser(b *testing.B, e *Engine) *benchUser {
 // signedResult asks for sign-in options by username and answers them with the next counter,
 // or with counter 0 (as passkeys that keep no counter do) when results may arrive out of order.
 func (u *benchUser) signedResult(b *testing.B, e *Engine, counted bool) messages.FinishSignIn {
-	opts, err := e.BeginSignIn(messages.BeginSignIn{Scope: scope, Username: u.username})
+	opts, err := e.BeginSignIn(ctx, messages.BeginSignIn{Scope: scope, Username: u.username})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -46,7 +47,7 @@ func (c *ceremony) Receive(ctx actor.Context) {
 		ctx.SetReceiveTimeout(c.deps.cfg.CeremonyTimeout)
 	case begin:
 		c.caller = ctx.Sender()
-		c.begin(ctx, m.msg)
+		c.begin(ctx, m.ctx, m.msg)
 	case finish:
 		if c.done || c.session == nil || c.caller != nil {
 			// A result that raced the ceremony's end still gets an answer.
@@ -145,9 +146,9 @@ func (c *ceremony) write(ctx actor.Context, op persistence.Op, next func(actor.C
 }
 
 // setup loads the community, checks the RP ID and builds the go-webauthn relying party.
-func (c *ceremony) setup(scope messages.Scope) error {
+func (c *ceremony) setup(rctx context.Context, scope messages.Scope) error {
 	c.scope = scope
-	community, err := c.deps.store.Community(scope.CommunityID)
+	community, err := c.deps.store.Community(rctx, scope.CommunityID)
 	if errors.Is(err, persistence.ErrNotFound) {
 		return messages.Errorf(messages.CodeCommunityUnknown, "unknown community")
 	} else if err != nil {
@@ -177,12 +178,14 @@ func (c *ceremony) setup(scope messages.Scope) error {
 	return nil
 }
 
-func (c *ceremony) begin(ctx actor.Context, msg any) {
+// begin answers the begin message msg of a request whose context is rctx. In the ceremony's
+// methods, ctx is the actor's context and rctx the request's, under which the store is read.
+func (c *ceremony) begin(ctx actor.Context, rctx context.Context, msg any) {
 	switch m := msg.(type) {
 	case messages.BeginRegistration:
-		c.beginRegistration(ctx, m)
+		c.beginRegistration(ctx, rctx, m)
 	case messages.BeginSignIn:
-		c.beginSignIn(ctx, m)
+		c.beginSignIn(ctx, rctx, m)
 	}
 }
 
@@ -193,9 +196,9 @@ func (c *ceremony) finish(ctx actor.Context, f finish) {
 	}
 	switch m := f.msg.(type) {
 	case messages.FinishRegistration:
-		c.finishRegistration(ctx, m, f.parsed.value.(*protocol.ParsedCredentialCreationData))
+		c.finishRegistration(ctx, f.ctx, m, f.parsed.value.(*protocol.ParsedCredentialCreationData))
 	case messages.FinishSignIn:
-		c.finishSignIn(ctx, m, f.parsed.value.(*protocol.ParsedCredentialAssertionData))
+		c.finishSignIn(ctx, f.ctx, m, f.parsed.value.(*protocol.ParsedCredentialAssertionData))
 	}
 }
 

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdh"
 	"crypto/hmac"
 	"crypto/rand"
@@ -55,8 +56,8 @@ var decoyPublicKey = func() []byte {
 
 // decoyUser is the made-up user of an unknown username: a stable 32-byte handle and passkeys of
 // the community's common shape with stable ids, all derived from the decoy secret.
-func (c *ceremony) decoyUser(communityID, username string) (*waUser, error) {
-	shape, err := c.deps.store.CommonShape(communityID)
+func (c *ceremony) decoyUser(rctx context.Context, communityID, username string) (*waUser, error) {
+	shape, err := c.deps.store.CommonShape(rctx, communityID)
 	if errors.Is(err, persistence.ErrNotFound) {
 		shape = defaultDecoyShape
 	} else if err != nil {

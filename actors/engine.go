@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"errors"
 	"fmt"
@@ -127,8 +128,8 @@ func (e *Engine) Stop() {
 }
 
 // Live returns the number of live ceremony actors of a community.
-func (e *Engine) Live(communityID string) (int, error) {
-	res, err := e.request(e.supervisor(communityID), liveQuery{})
+func (e *Engine) Live(ctx context.Context, communityID string) (int, error) {
+	res, err := e.request(ctx, e.supervisor(communityID), liveQuery{})
 	if err != nil {
 		return 0, err
 	}
@@ -136,12 +137,12 @@ func (e *Engine) Live(communityID string) (int, error) {
 }
 
 // LiveTotal returns the number of live ceremony actors of every community that has had one.
-func (e *Engine) LiveTotal() (int, error) {
+func (e *Engine) LiveTotal(ctx context.Context) (int, error) {
 	total := 0
 	var err error
 	e.supervisors.Range(func(key, _ any) bool {
 		var n int
-		n, err = e.Live(key.(string))
+		n, err = e.Live(ctx, key.(string))
 		total += n
 		return err == nil
 	})
@@ -149,26 +150,27 @@ func (e *Engine) LiveTotal() (int, error) {
 }
 
 // Ping checks that the actor system answers.
-func (e *Engine) Ping() error {
-	_, err := e.request(e.writer, ping{})
+func (e *Engine) Ping(ctx context.Context) error {
+	_, err := e.request(ctx, e.writer, ping{})
 	return err
 }
 
-// BeginRegistration starts a registration ceremony.
-func (e *Engine) BeginRegistration(m messages.BeginRegistration) (messages.RegistrationOptions, error) {
-	return ask[messages.RegistrationOptions](e, m.CommunityID, begin{kind: kindRegistration, sessionInfo: m.SessionInfo, licenseID: m.LicenseID, msg: m}, nil)
+// BeginRegistration starts a registration ceremony. The ceremony reads the store under ctx.
+func (e *Engine) BeginRegistration(ctx context.Context, m messages.BeginRegistration) (messages.RegistrationOptions, error) {
+	return ask[messages.RegistrationOptions](ctx, e, m.CommunityID, begin{ctx: ctx, kind: kindRegistration, sessionInfo: m.SessionInfo, licenseID: m.LicenseID, msg: m}, nil)
 }
 
-// FinishRegistration delivers a registration result to its ceremony.
-func (e *Engine) FinishRegistration(m messages.FinishRegistration) (messages.Registered, error) {
+// FinishRegistration delivers a registration result to its ceremony, which reads the store
+// under ctx.
+func (e *Engine) FinishRegistration(ctx context.Context, m messages.FinishRegistration) (messages.Registered, error) {
 	name, parsed, err := parseRegistration(m.Credential)
-	return ask[messages.Registered](e, m.CommunityID, finish{kind: kindRegistration, name: name, sessionInfo: m.SessionInfo,
+	return ask[messages.Registered](ctx, e, m.CommunityID, finish{ctx: ctx, kind: kindRegistration, name: name, sessionInfo: m.SessionInfo,
 		licenseID: m.LicenseID, msg: m, parsed: parsed}, err)
 }
 
-// BeginSignIn starts a sign-in ceremony.
-func (e *Engine) BeginSignIn(m messages.BeginSignIn) (messages.SignInOptions, error) {
-	return ask[messages.SignInOptions](e, m.CommunityID, begin{kind: kindSignIn, sessionInfo: m.SessionInfo, licenseID: m.LicenseID, msg: m}, nil)
+// BeginSignIn starts a sign-in ceremony. The ceremony reads the store under ctx.
+func (e *Engine) BeginSignIn(ctx context.Context, m messages.BeginSignIn) (messages.SignInOptions, error) {
+	return ask[messages.SignInOptions](ctx, e, m.CommunityID, begin{ctx: ctx, kind: kindSignIn, sessionInfo: m.SessionInfo, licenseID: m.LicenseID, msg: m}, nil)
 }
 
 // FinishSignIn delivers an assertion to its ceremony. A sign-in that fails after its
@@ -176,10 +178,10 @@ func (e *Engine) BeginSignIn(m messages.BeginSignIn) (messages.SignInOptions, er
 // and of the license's; a failure that finds a bucket empty answers 429 rate_limited instead of
 // its own error. The limit never refuses an assertion before it is verified: one whose
 // signature verifies signs in whatever the buckets hold, so forged assertions for a victim's
-// credential id cannot lock the victim out.
-func (e *Engine) FinishSignIn(m messages.FinishSignIn) (messages.SignedIn, error) {
+// credential id cannot lock the victim out. The ceremony reads the store under ctx.
+func (e *Engine) FinishSignIn(ctx context.Context, m messages.FinishSignIn) (messages.SignedIn, error) {
 	name, parsed, err := parseAssertion(m.Credential)
-	res, err := ask[messages.SignedIn](e, m.CommunityID, finish{kind: kindSignIn, name: name, sessionInfo: m.SessionInfo,
+	res, err := ask[messages.SignedIn](ctx, e, m.CommunityID, finish{ctx: ctx, kind: kindSignIn, name: name, sessionInfo: m.SessionInfo,
 		licenseID: m.LicenseID, msg: m, parsed: parsed}, err)
 	var counted verificationFailure
 	if errors.As(err, &counted) {
@@ -194,12 +196,12 @@ func (e *Engine) FinishSignIn(m messages.FinishSignIn) (messages.SignedIn, error
 
 // ask sends msg to a community's supervisor and returns its answer as a T, unless prior (an
 // error found before asking) is set.
-func ask[T any](e *Engine, communityID string, msg any, prior error) (T, error) {
+func ask[T any](ctx context.Context, e *Engine, communityID string, msg any, prior error) (T, error) {
 	var zero T
 	if prior != nil {
 		return zero, prior
 	}
-	res, err := e.request(e.supervisor(communityID), msg)
+	res, err := e.request(ctx, e.supervisor(communityID), msg)
 	if err != nil {
 		return zero, err
 	}
@@ -207,8 +209,10 @@ func ask[T any](e *Engine, communityID string, msg any, prior error) (T, error) 
 }
 
 // Write applies one store operation through the writer, grouped with the ceremonies' writes.
-func (e *Engine) Write(op persistence.Op) (any, error) {
-	res, err := e.request(e.writer, writeRequest{op: op})
+// ctx bounds the wait for the answer; the batch that carries op runs under the writer's own
+// deadline, as it carries the writes of other requests too.
+func (e *Engine) Write(ctx context.Context, op persistence.Op) (any, error) {
+	res, err := e.request(ctx, e.writer, writeRequest{op: op})
 	if err != nil {
 		return nil, err
 	}
@@ -236,9 +240,13 @@ func (e *Engine) supervisor(communityID string) *actor.PID {
 }
 
 // request sends msg to pid and waits for its answer. Every actor answers every request, so
-// the timeout is only a safety net.
-func (e *Engine) request(pid *actor.PID, msg any) (any, error) {
-	res, err := e.system.Root.RequestFuture(pid, msg, e.deps.cfg.RequestTimeout).Result()
+// the timeout is only a safety net: RequestTimeout, or less when ctx has a sooner deadline.
+func (e *Engine) request(ctx context.Context, pid *actor.PID, msg any) (any, error) {
+	timeout := e.deps.cfg.RequestTimeout
+	if deadline, ok := ctx.Deadline(); ok {
+		timeout = max(min(timeout, time.Until(deadline)), time.Millisecond)
+	}
+	res, err := e.system.Root.RequestFuture(pid, msg, timeout).Result()
 	switch {
 	case errors.Is(err, actor.ErrDeadLetter):
 		// The ceremony stopped between the supervisor's routing and delivery.

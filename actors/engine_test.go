@@ -2,6 +2,7 @@ package actors
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -19,17 +20,21 @@ import (
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
+	"github.com/webauthnd/webauthnd/persistence/badger"
 )
+
+// ctx is the context of the tests' calls, which never end it.
+var ctx = context.Background()
 
 // newTestEngine starts an engine on a real store with one community, "c1" (RP ID localhost).
 func newTestEngine(t testing.TB, cfg Config, wrap func(Store) Store) *Engine {
 	t.Helper()
-	store, err := persistence.Open(t.TempDir(), zap.NewNop())
+	store, err := badger.Open(t.TempDir(), zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	_, err = store.ApplyOne(persistence.PutCommunity{Create: true, Community: persistence.Community{
+	_, err = persistence.ApplyOne(ctx, store, persistence.PutCommunity{Create: true, Community: persistence.Community{
 		ID: "c1", TenantID: "t1", Name: "c1", RPIDs: []string{"localhost"}, Origins: []string{"http://localhost:8080"},
 		UserVerification: persistence.VerificationPreferred}})
 	if err != nil {
@@ -113,7 +118,7 @@ func waitLive(t *testing.T, e *Engine, want int, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		n, err := e.Live("c1")
+		n, err := e.Live(ctx, "c1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,13 +134,13 @@ func waitLive(t *testing.T, e *Engine, want int, within time.Duration) {
 
 func TestTimedOutCeremonyIsAnsweredBySupervisor(t *testing.T) {
 	e := newTestEngine(t, Config{CeremonyTimeout: 200 * time.Millisecond, RequestTimeout: 10 * time.Second}, nil)
-	opts, err := e.BeginSignIn(messages.BeginSignIn{Scope: scope})
+	opts, err := e.BeginSignIn(ctx, messages.BeginSignIn{Scope: scope})
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitLive(t, e, 0, 2*time.Second)
 	start := time.Now()
-	_, err = e.FinishSignIn(messages.FinishSignIn{Scope: scope, Credential: resultFor(t, opts.Options)})
+	_, err = e.FinishSignIn(ctx, messages.FinishSignIn{Scope: scope, Credential: resultFor(t, opts.Options)})
 	if code(err) != messages.CodeCeremonyNotFound {
 		t.Fatalf("late result: %v, want %s", err, messages.CodeCeremonyNotFound)
 	}
@@ -147,15 +152,15 @@ func TestTimedOutCeremonyIsAnsweredBySupervisor(t *testing.T) {
 
 func TestResultReachesItsCeremonyOnce(t *testing.T) {
 	e := newTestEngine(t, Config{CeremonyTimeout: time.Minute}, nil)
-	opts, err := e.BeginSignIn(messages.BeginSignIn{Scope: scope})
+	opts, err := e.BeginSignIn(ctx, messages.BeginSignIn{Scope: scope})
 	if err != nil {
 		t.Fatal(err)
 	}
 	result := messages.FinishSignIn{Scope: scope, Credential: resultFor(t, opts.Options)}
-	if _, err := e.FinishSignIn(result); code(err) == messages.CodeCeremonyNotFound || err == nil {
+	if _, err := e.FinishSignIn(ctx, result); code(err) == messages.CodeCeremonyNotFound || err == nil {
 		t.Fatalf("first result: %v, want a verification failure from the ceremony", err)
 	}
-	if _, err := e.FinishSignIn(result); code(err) != messages.CodeCeremonyNotFound {
+	if _, err := e.FinishSignIn(ctx, result); code(err) != messages.CodeCeremonyNotFound {
 		t.Fatalf("second result: %v, want %s", err, messages.CodeCeremonyNotFound)
 	}
 	waitLive(t, e, 0, 2*time.Second)
@@ -170,7 +175,7 @@ func TestBurstLeavesNoCeremonyBehind(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := e.BeginSignIn(messages.BeginSignIn{Scope: scope}); err != nil {
+			if _, err := e.BeginSignIn(ctx, messages.BeginSignIn{Scope: scope}); err != nil {
 				errs <- err
 			}
 		}()
@@ -180,7 +185,7 @@ func TestBurstLeavesNoCeremonyBehind(t *testing.T) {
 	for err := range errs {
 		t.Fatalf("options call failed: %v", err)
 	}
-	if live, _ := e.Live("c1"); live == 0 {
+	if live, _ := e.Live(ctx, "c1"); live == 0 {
 		t.Fatal("no live ceremonies right after the burst")
 	}
 	waitLive(t, e, 0, 10*time.Second)
@@ -199,11 +204,11 @@ func TestCapOnLiveCeremonies(t *testing.T) {
 	t.Run("per community", func(t *testing.T) {
 		e := newTestEngine(t, Config{CeremonyTimeout: time.Minute, MaxCeremonies: 5, MaxCeremoniesPerLicense: 5}, nil)
 		for i := range 5 {
-			if _, err := e.BeginSignIn(messages.BeginSignIn{Scope: scope}); err != nil {
+			if _, err := e.BeginSignIn(ctx, messages.BeginSignIn{Scope: scope}); err != nil {
 				t.Fatalf("ceremony %d: %v", i, err)
 			}
 		}
-		_, err := e.BeginSignIn(messages.BeginSignIn{Scope: scope})
+		_, err := e.BeginSignIn(ctx, messages.BeginSignIn{Scope: scope})
 		busy(t, err, "ceremony beyond the community's cap")
 	})
 	t.Run("per license, a quarter of the community's by default", func(t *testing.T) {
@@ -211,7 +216,7 @@ func TestCapOnLiveCeremonies(t *testing.T) {
 		as := func(license string) error {
 			s := scope
 			s.LicenseID = license
-			_, err := e.BeginSignIn(messages.BeginSignIn{Scope: s})
+			_, err := e.BeginSignIn(ctx, messages.BeginSignIn{Scope: s})
 			return err
 		}
 		for i := range 2 {
@@ -228,13 +233,13 @@ func TestCapOnLiveCeremonies(t *testing.T) {
 	})
 	t.Run("a license's ended ceremony frees its place", func(t *testing.T) {
 		e := newTestEngine(t, Config{CeremonyTimeout: 200 * time.Millisecond, MaxCeremonies: 100, MaxCeremoniesPerLicense: 1}, nil)
-		if _, err := e.BeginSignIn(messages.BeginSignIn{Scope: scope}); err != nil {
+		if _, err := e.BeginSignIn(ctx, messages.BeginSignIn{Scope: scope}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := e.BeginSignIn(messages.BeginSignIn{Scope: scope})
+		_, err := e.BeginSignIn(ctx, messages.BeginSignIn{Scope: scope})
 		busy(t, err, "a second ceremony of a license capped at one")
 		waitLive(t, e, 0, 2*time.Second)
-		if _, err := e.BeginSignIn(messages.BeginSignIn{Scope: scope}); err != nil {
+		if _, err := e.BeginSignIn(ctx, messages.BeginSignIn{Scope: scope}); err != nil {
 			t.Fatalf("after the first expired: %v", err)
 		}
 	})
@@ -243,24 +248,24 @@ func TestCapOnLiveCeremonies(t *testing.T) {
 // panickyStore panics when asked for the user "panic", as a faulty store might.
 type panickyStore struct{ Store }
 
-func (p panickyStore) User(communityID, username string) (persistence.User, error) {
+func (p panickyStore) User(ctx context.Context, communityID, username string) (persistence.User, error) {
 	if username == "panic" {
 		panic("store fault")
 	}
-	return p.Store.User(communityID, username)
+	return p.Store.User(ctx, communityID, username)
 }
 
 func TestPanickingCeremonyDoesNotTakeItsCommunityDown(t *testing.T) {
 	e := newTestEngine(t, Config{CeremonyTimeout: time.Minute, RequestTimeout: 10 * time.Second}, func(s Store) Store { return panickyStore{s} })
 	start := time.Now()
-	_, err := e.BeginSignIn(messages.BeginSignIn{Scope: scope, Username: "panic"})
+	_, err := e.BeginSignIn(ctx, messages.BeginSignIn{Scope: scope, Username: "panic"})
 	if code(err) != messages.CodeInternal {
 		t.Fatalf("panicking ceremony: %v, want %s", err, messages.CodeInternal)
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("the caller of a panicking ceremony waited %s", d)
 	}
-	if _, err := e.BeginSignIn(messages.BeginSignIn{Scope: scope, Username: "someone"}); err != nil {
+	if _, err := e.BeginSignIn(ctx, messages.BeginSignIn{Scope: scope, Username: "someone"}); err != nil {
 		t.Fatalf("the community is down after a panic: %v", err)
 	}
 	waitLive(t, e, 1, 2*time.Second)
@@ -270,7 +275,7 @@ func TestOptionsCarryTheCeremonysChallenge(t *testing.T) {
 	e := newTestEngine(t, Config{CeremonyTimeout: time.Minute}, nil)
 	seen := map[string]bool{}
 	for range 100 {
-		opts, err := e.BeginSignIn(messages.BeginSignIn{Scope: scope})
+		opts, err := e.BeginSignIn(ctx, messages.BeginSignIn{Scope: scope})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -295,8 +300,8 @@ func TestOptionsCarryTheCeremonysChallenge(t *testing.T) {
 // exists only once a result stores it with its first passkey), and when two first
 // registrations of one username race, the second result to arrive gets 409 and writes nothing.
 func TestRegistrationWritesOnlyItsResult(t *testing.T) {
-	var store *persistence.Store
-	e := newTestEngine(t, Config{CeremonyTimeout: time.Minute}, func(s Store) Store { store = s.(*persistence.Store); return s })
+	var store *badger.Store
+	e := newTestEngine(t, Config{CeremonyTimeout: time.Minute}, func(s Store) Store { store = s.(*badger.Store); return s })
 	digest := func() []byte {
 		t.Helper()
 		d, err := store.Digest()
@@ -306,13 +311,13 @@ func TestRegistrationWritesOnlyItsResult(t *testing.T) {
 		return d
 	}
 	before := digest()
-	if _, err := e.BeginRegistration(messages.BeginRegistration{Scope: scope, Username: "ghost-never-finished"}); err != nil {
+	if _, err := e.BeginRegistration(ctx, messages.BeginRegistration{Scope: scope, Username: "ghost-never-finished"}); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(before, digest()) {
 		t.Fatal("registration options changed the store")
 	}
-	if _, err := store.User("c1", "ghost-never-finished"); !errors.Is(err, persistence.ErrNotFound) {
+	if _, err := store.User(ctx, "c1", "ghost-never-finished"); !errors.Is(err, persistence.ErrNotFound) {
 		t.Fatalf("User(ghost-never-finished) after options: %v, want ErrNotFound", err)
 	}
 
@@ -322,7 +327,7 @@ func TestRegistrationWritesOnlyItsResult(t *testing.T) {
 	}
 	var runs [2]started
 	for i := range runs {
-		o, err := e.BeginRegistration(messages.BeginRegistration{Scope: scope, Username: "carol"})
+		o, err := e.BeginRegistration(ctx, messages.BeginRegistration{Scope: scope, Username: "carol"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -333,7 +338,7 @@ func TestRegistrationWritesOnlyItsResult(t *testing.T) {
 		t.Fatalf("two first registrations got user handles %q and %q, want two fresh 32-byte handles", runs[0].opts.UserID, runs[1].opts.UserID)
 	}
 	finish := func(r started) error {
-		_, err := e.FinishRegistration(messages.FinishRegistration{Scope: scope, Credential: credentialOf(t,
+		_, err := e.FinishRegistration(ctx, messages.FinishRegistration{Scope: scope, Credential: credentialOf(t,
 			[]byte(virtualwebauthn.CreateAttestationResponse(benchRP, r.auth, benchCredential(), *r.opts)))})
 		return err
 	}
@@ -349,7 +354,134 @@ func TestRegistrationWritesOnlyItsResult(t *testing.T) {
 	if !bytes.Equal(before, digest()) {
 		t.Fatal("the refused registration changed the store")
 	}
-	if u, err := store.User("c1", "carol"); err != nil || string(u.Handle) != runs[1].opts.UserID {
+	if u, err := store.User(ctx, "c1", "carol"); err != nil || string(u.Handle) != runs[1].opts.UserID {
 		t.Fatalf("User(carol) = %+v, %v; want the first result's handle", u, err)
 	}
+}
+
+// requestLabel is the context key under which TestCeremonyReadsUnderItsRequestsContext names
+// each request.
+type requestLabel struct{}
+
+// labelStore records the request label of the context of every read the engine makes.
+type labelStore struct {
+	Store
+	mu     *sync.Mutex
+	labels *[]any
+}
+
+func (s labelStore) saw(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	*s.labels = append(*s.labels, ctx.Value(requestLabel{}))
+}
+
+func (s labelStore) Community(ctx context.Context, id string) (persistence.Community, error) {
+	s.saw(ctx)
+	return s.Store.Community(ctx, id)
+}
+
+func (s labelStore) User(ctx context.Context, communityID, username string) (persistence.User, error) {
+	s.saw(ctx)
+	return s.Store.User(ctx, communityID, username)
+}
+
+func (s labelStore) CredentialsOf(ctx context.Context, communityID, username string) ([]persistence.Credential, error) {
+	s.saw(ctx)
+	return s.Store.CredentialsOf(ctx, communityID, username)
+}
+
+func (s labelStore) Credential(ctx context.Context, id []byte) (persistence.Credential, error) {
+	s.saw(ctx)
+	return s.Store.Credential(ctx, id)
+}
+
+func (s labelStore) CommonShape(ctx context.Context, communityID string) ([]persistence.CredentialShape, error) {
+	s.saw(ctx)
+	return s.Store.CommonShape(ctx, communityID)
+}
+
+func (s labelStore) VendorRecord(ctx context.Context, communityID, aaguid string) (persistence.VendorRecord, error) {
+	s.saw(ctx)
+	return s.Store.VendorRecord(ctx, communityID, aaguid)
+}
+
+func (s labelStore) MDSEntryByAAGUID(ctx context.Context, aaguid string) (persistence.MDSEntry, error) {
+	s.saw(ctx)
+	return s.Store.MDSEntryByAAGUID(ctx, aaguid)
+}
+
+// TestCeremonyReadsUnderItsRequestsContext: the store reads a ceremony makes while it answers a
+// request run under that request's context (so its deadline and cancellation reach the store),
+// never under another request's; and a request whose context ended is refused without a
+// ceremony being left waiting for it.
+func TestCeremonyReadsUnderItsRequestsContext(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		labels []any
+	)
+	e := newTestEngine(t, Config{CeremonyTimeout: time.Minute}, func(s Store) Store { return labelStore{s, &mu, &labels} })
+	step := func(label string, call func(ctx context.Context) error) {
+		t.Helper()
+		mu.Lock()
+		labels = nil
+		mu.Unlock()
+		if err := call(context.WithValue(ctx, requestLabel{}, label)); err != nil {
+			t.Fatalf("%s: %v", label, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(labels) == 0 {
+			t.Fatalf("%s read nothing", label)
+		}
+		for _, l := range labels {
+			if l != label {
+				t.Fatalf("%s read under the context of %v (all reads: %v)", label, l, labels)
+			}
+		}
+	}
+	auth, cred := virtualwebauthn.NewAuthenticator(), benchCredential()
+	var regOpts messages.RegistrationOptions
+	step("begin registration", func(ctx context.Context) (err error) {
+		regOpts, err = e.BeginRegistration(ctx, messages.BeginRegistration{Scope: scope, Username: "alice"})
+		return err
+	})
+	ao, err := virtualwebauthn.ParseAttestationOptions(string(regOpts.Options))
+	if err != nil {
+		t.Fatal(err)
+	}
+	step("finish registration", func(ctx context.Context) error {
+		_, err := e.FinishRegistration(ctx, messages.FinishRegistration{Scope: scope,
+			Credential: credentialOf(t, []byte(virtualwebauthn.CreateAttestationResponse(benchRP, auth, cred, *ao)))})
+		return err
+	})
+	auth.Options.UserHandle = []byte(ao.UserID)
+	auth.AddCredential(cred)
+	var signOpts messages.SignInOptions
+	// A discoverable sign-in: its result reads the credential it names.
+	step("begin sign-in", func(ctx context.Context) (err error) {
+		signOpts, err = e.BeginSignIn(ctx, messages.BeginSignIn{Scope: scope})
+		return err
+	})
+	so, err := virtualwebauthn.ParseAssertionOptions(string(signOpts.Options))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred.Counter++
+	step("finish sign-in", func(ctx context.Context) error {
+		_, err := e.FinishSignIn(ctx, messages.FinishSignIn{Scope: scope,
+			Credential: credentialOf(t, []byte(virtualwebauthn.CreateAssertionResponse(benchRP, auth, cred, *so)))})
+		return err
+	})
+	step("decoy sign-in", func(ctx context.Context) error {
+		_, err := e.BeginSignIn(ctx, messages.BeginSignIn{Scope: scope, Username: "nobody"})
+		return err
+	})
+
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := e.BeginSignIn(ended, messages.BeginSignIn{Scope: scope, Username: "alice"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("BeginSignIn with an ended context: err = %v, want one caused by context.Canceled", err)
+	}
+	waitLive(t, e, 1, 5*time.Second) // the decoy sign-in's ceremony, waiting for its result
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
+	"github.com/webauthnd/webauthnd/persistence/badger"
 )
 
 // fuzzRP is one community's relying party, built by the ceremony's own setup, with a user, a
@@ -29,12 +30,12 @@ type fuzzRP struct {
 
 func newFuzzRP(tb testing.TB) *fuzzRP {
 	tb.Helper()
-	store, err := persistence.Open(tb.TempDir(), zap.NewNop())
+	store, err := badger.Open(tb.TempDir(), zap.NewNop())
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { store.Close() })
-	if _, err := store.ApplyOne(persistence.PutCommunity{Create: true, Community: persistence.Community{
+	if _, err := persistence.ApplyOne(ctx, store, persistence.PutCommunity{Create: true, Community: persistence.Community{
 		ID: "c1", TenantID: "t1", Name: "c1", RPIDs: []string{"localhost"}, Origins: []string{"http://localhost:8080"},
 		UserVerification: persistence.VerificationPreferred}}); err != nil {
 		tb.Fatal(err)
@@ -45,7 +46,7 @@ func newFuzzRP(tb testing.TB) *fuzzRP {
 		c:    &ceremony{deps: &deps{cfg: Config{CeremonyTimeout: time.Hour}, store: store, log: zap.NewNop()}, challenge: challenge},
 		user: &waUser{u: persistence.User{CommunityID: "c1", Username: "alice", DisplayName: "Alice", Handle: handle}},
 	}
-	if err := r.c.setup(scope); err != nil {
+	if err := r.c.setup(ctx, scope); err != nil {
 		tb.Fatal(err)
 	}
 	_, session, err := r.c.wa.BeginRegistration(r.user, webauthn.WithCredentialParameters(credentialParameters),

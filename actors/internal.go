@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -21,8 +22,11 @@ const (
 	kindSignIn
 )
 
-// begin asks a supervisor to start a ceremony; msg is a messages.Begin*.
+// begin asks a supervisor to start a ceremony; msg is a messages.Begin*. ctx is the request's
+// context, under which the ceremony reads the store while it answers this message (and only
+// then: a context is good for its request only).
 type begin struct {
+	ctx         context.Context
 	kind        kind
 	sessionInfo string
 	licenseID   string
@@ -30,8 +34,9 @@ type begin struct {
 }
 
 // finish asks a supervisor to route a result to the ceremony called name; msg is a
-// messages.Finish*, parsed is its credential parsed.
+// messages.Finish*, parsed is its credential parsed. ctx is the request's context, as in begin.
 type finish struct {
+	ctx         context.Context
 	kind        kind
 	name        string
 	sessionInfo string

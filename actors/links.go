@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -10,21 +11,22 @@ import (
 )
 
 // Passkeys lists a user's passkeys with their links to DIDs. It reads the store in the
-// caller's goroutine: no ceremony is involved. An unknown user has none (Found false).
-func (e *Engine) Passkeys(m messages.ListPasskeys) (messages.UserPasskeys, error) {
-	u, err := e.deps.store.User(m.CommunityID, m.Username)
+// caller's goroutine, under ctx: no ceremony is involved. An unknown user has none (Found
+// false).
+func (e *Engine) Passkeys(ctx context.Context, m messages.ListPasskeys) (messages.UserPasskeys, error) {
+	u, err := e.deps.store.User(ctx, m.CommunityID, m.Username)
 	if errors.Is(err, persistence.ErrNotFound) {
 		return messages.UserPasskeys{}, nil
 	} else if err != nil {
 		return messages.UserPasskeys{}, messages.Wrap(messages.CodeInternal, "internal error", err)
 	}
-	creds, err := e.deps.store.CredentialsOf(m.CommunityID, m.Username)
+	creds, err := e.deps.store.CredentialsOf(ctx, m.CommunityID, m.Username)
 	if err != nil {
 		return messages.UserPasskeys{}, messages.Wrap(messages.CodeInternal, "internal error", err)
 	}
 	out := messages.UserPasskeys{Found: true, UserHandle: u.Handle, DisplayName: u.DisplayName}
 	for _, c := range creds {
-		model, err := e.deps.models.of(m.CommunityID, c.AAGUID)
+		model, err := e.deps.models.of(ctx, m.CommunityID, c.AAGUID)
 		if err != nil {
 			return messages.UserPasskeys{}, messages.Wrap(messages.CodeInternal, "internal error", err)
 		}
@@ -48,29 +50,29 @@ func (e *Engine) Passkeys(m messages.ListPasskeys) (messages.UserPasskeys, error
 
 // Link links a user's passkey to a DID, through the writer; once linked, the passkey's
 // signature tokens carry the DID.
-func (e *Engine) Link(m messages.Link) error {
+func (e *Engine) Link(ctx context.Context, m messages.Link) error {
 	hash, err := fidoKeyHashBytes(m.FidoKeyHash)
 	if err != nil {
 		return err
 	}
-	_, err = e.Write(persistence.LinkCredential{CommunityID: m.CommunityID, Username: m.Username, FidoKeyHash: hash, DID: m.DID})
+	_, err = e.Write(ctx, persistence.LinkCredential{CommunityID: m.CommunityID, Username: m.Username, FidoKeyHash: hash, DID: m.DID})
 	return err
 }
 
 // Unlink removes the link of a user's passkey to a DID, through the writer.
-func (e *Engine) Unlink(m messages.Link) error {
+func (e *Engine) Unlink(ctx context.Context, m messages.Link) error {
 	hash, err := fidoKeyHashBytes(m.FidoKeyHash)
 	if err != nil {
 		return err
 	}
-	_, err = e.Write(persistence.UnlinkCredential{CommunityID: m.CommunityID, Username: m.Username, FidoKeyHash: hash, DID: m.DID})
+	_, err = e.Write(ctx, persistence.UnlinkCredential{CommunityID: m.CommunityID, Username: m.Username, FidoKeyHash: hash, DID: m.DID})
 	return err
 }
 
 // Unregister removes the passkeys an identifier names (a fidoKeyHash, or a DID: every passkey
 // linked to it), through the writer, and returns how many it removed. A sign-in of a removed
 // passkey that has not committed yet fails: its counter write finds no credential.
-func (e *Engine) Unregister(m messages.Unregister) (int, error) {
+func (e *Engine) Unregister(ctx context.Context, m messages.Unregister) (int, error) {
 	op := persistence.RemoveCredentials{CommunityID: m.CommunityID, Username: m.Username}
 	if strings.HasPrefix(m.Identifier, "did:") {
 		op.DID = m.Identifier
@@ -81,7 +83,7 @@ func (e *Engine) Unregister(m messages.Unregister) (int, error) {
 		}
 		op.FidoKeyHash = hash
 	}
-	n, err := e.Write(op)
+	n, err := e.Write(ctx, op)
 	if err != nil {
 		return 0, err
 	}

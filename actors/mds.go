@@ -71,7 +71,7 @@ var mdsAlgorithms = map[string]jwt.SigningMethod{
 	"PS256": jwt.SigningMethodPS256, "PS384": jwt.SigningMethodPS384, "PS512": jwt.SigningMethodPS512,
 }
 
-// MDSBlob is a verified and decoded FIDO MDS3 BLOB, ready for [persistence.Store.ReplaceMDS].
+// MDSBlob is a verified and decoded FIDO MDS3 BLOB, ready for [persistence.MDSImporter.ReplaceMDS].
 type MDSBlob struct {
 	Blob    persistence.MDSBlob
 	Entries []persistence.MDSEntry

@@ -42,9 +42,9 @@ func startCeremonies(t *testing.T, e *Engine, first, n int) time.Duration {
 			for i := range work {
 				var err error
 				if i%2 == 0 {
-					_, err = e.BeginRegistration(messages.BeginRegistration{Scope: scope, Username: fmt.Sprintf("user-%d", i)})
+					_, err = e.BeginRegistration(ctx, messages.BeginRegistration{Scope: scope, Username: fmt.Sprintf("user-%d", i)})
 				} else {
-					_, err = e.BeginSignIn(messages.BeginSignIn{Scope: scope})
+					_, err = e.BeginSignIn(ctx, messages.BeginSignIn{Scope: scope})
 				}
 				if err != nil {
 					select {
@@ -101,7 +101,7 @@ func TestLiveCeremonyMemory(t *testing.T) {
 		rest := liveHeap()
 		took := startCeremonies(t, e, 0, n)
 		full := liveHeap()
-		live, err := e.Live("c1")
+		live, err := e.Live(ctx, "c1")
 		if err != nil || live != n {
 			t.Fatalf("%d live ceremonies (%v), want %d", live, err, n)
 		}

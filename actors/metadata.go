@@ -56,8 +56,9 @@ func (m model) refusal(now time.Time) string {
 
 // models looks up and caches the models of (community, AAGUID). Sign-ins read the cache only: a
 // change to vendor records or an MDS import moves a generation, and the next look-up finds the
-// cache stale and starts a new one, so a change takes effect at once. Only this process writes
-// the store (Badger's directory lock), so the generations in memory are never behind it.
+// cache stale and starts a new one, so a change takes effect at once. The store keeps its
+// generations current with every write, this process's or (over a shared database) another's:
+// see persistence.VendorMetadata and persistence.MDS.
 type models struct {
 	store MetadataStore
 	cache atomic.Pointer[modelCache]
@@ -86,7 +87,7 @@ func newModels(store MetadataStore) *models {
 // of returns the model of a raw AAGUID in a community. The generations are read before the
 // records, so a model read while a change commits is cached under the older generation and
 // dropped at the next look-up.
-func (ms *models) of(communityID string, aaguid []byte) (model, error) {
+func (ms *models) of(ctx context.Context, communityID string, aaguid []byte) (model, error) {
 	if len(aaguid) != 16 || [16]byte(aaguid) == uuid.Nil {
 		return model{}, nil // no AAGUID (U2F): records cannot describe it
 	}
@@ -105,7 +106,7 @@ func (ms *models) of(communityID string, aaguid []byte) (model, error) {
 		return m.(model), nil
 	}
 	id, _ := persistence.FormatAAGUID(aaguid)
-	m, err := ms.read(communityID, id)
+	m, err := ms.read(ctx, communityID, id)
 	if err != nil {
 		return model{}, err
 	}
@@ -120,9 +121,9 @@ func (ms *models) of(communityID string, aaguid []byte) (model, error) {
 // read looks a model up in the store: the community's record first, then the global MDS entry.
 // The record's name, disabled flag and statement win; the MDS entry's status reports apply
 // either way (a record cannot lift a revocation).
-func (ms *models) read(communityID, aaguid string) (model, error) {
+func (ms *models) read(ctx context.Context, communityID, aaguid string) (model, error) {
 	var m model
-	record, err := ms.store.VendorRecord(communityID, aaguid)
+	record, err := ms.store.VendorRecord(ctx, communityID, aaguid)
 	switch {
 	case err == nil:
 		m.name, m.disabled = record.Name, record.Disabled
@@ -132,7 +133,7 @@ func (ms *models) read(communityID, aaguid string) (model, error) {
 	case !errors.Is(err, persistence.ErrNotFound):
 		return m, err
 	}
-	e, err := ms.store.MDSEntryByAAGUID(aaguid)
+	e, err := ms.store.MDSEntryByAAGUID(ctx, aaguid)
 	switch {
 	case errors.Is(err, persistence.ErrNotFound):
 		return m, nil
@@ -197,11 +198,11 @@ func refused(m model, aaguid []byte, why string) error {
 // describe it: the MDS finds it by its attestation certificate's key identifier), and whether the
 // x5c chain leads to a root of the model's statement (none and self attestation are never
 // trusted). The checks are go-webauthn's own (protocol.ValidateMetadata), run against a provider
-// that answers from m and from the MDS entries.
-func (ms *models) attestationVerdict(m model, aaguid uuid.UUID, attestationType, format string, x5cs []any, now time.Time) (trusted bool, refusal string) {
+// that answers from m and from the MDS entries, reading them under ctx.
+func (ms *models) attestationVerdict(ctx context.Context, m model, aaguid uuid.UUID, attestationType, format string, x5cs []any, now time.Time) (trusted bool, refusal string) {
 	if aaguid == uuid.Nil && len(x5cs) > 0 {
 		status := &metadataProvider{ms: ms, now: now, validateStatus: true}
-		if err := protocol.ValidateMetadata(context.Background(), status, aaguid, attestationType, format, x5cs); err != nil && status.statusErr != "" {
+		if err := protocol.ValidateMetadata(ctx, status, aaguid, attestationType, format, x5cs); err != nil && status.statusErr != "" {
 			return false, "the FIDO Metadata Service reports it as " + status.statusErr
 		}
 	}
@@ -213,7 +214,7 @@ func (ms *models) attestationVerdict(m model, aaguid uuid.UUID, attestationType,
 		return false, ""
 	}
 	trust := &metadataProvider{ms: ms, entry: m.entry, now: now, validateTrust: true}
-	err := protocol.ValidateMetadata(context.Background(), trust, aaguid, attestationType, format, x5cs)
+	err := protocol.ValidateMetadata(ctx, trust, aaguid, attestationType, format, x5cs)
 	return err == nil && trust.found, ""
 }
 
@@ -235,8 +236,8 @@ func (p *metadataProvider) GetEntry(context.Context, uuid.UUID) (*metadata.Entry
 	return p.entry, nil
 }
 
-func (p *metadataProvider) GetEntryByKeyIdentifier(_ context.Context, keyID string) (*metadata.Entry, error) {
-	e, err := p.ms.store.MDSEntryByKeyIdentifier(keyID)
+func (p *metadataProvider) GetEntryByKeyIdentifier(ctx context.Context, keyID string) (*metadata.Entry, error) {
+	e, err := p.ms.store.MDSEntryByKeyIdentifier(ctx, keyID)
 	if errors.Is(err, persistence.ErrNotFound) {
 		return nil, nil
 	} else if err != nil {

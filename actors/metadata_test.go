@@ -17,6 +17,7 @@ import (
 
 	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
+	"github.com/webauthnd/webauthnd/persistence/badger"
 )
 
 // w3cVector is the W3C test vectors' packed ES256 registration (testdata/w3c-packed-es256.txt):
@@ -102,20 +103,20 @@ func TestMetadataGovernsRegistration(t *testing.T) {
 			&persistence.VendorRecord{Name: "Vector Key", Disabled: true, Metadata: statementFor(t, aaguid, v.caCert)}, messages.CodeAuthenticatorRefused, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			store, err := persistence.Open(t.TempDir(), zap.NewNop())
+			store, err := badger.Open(t.TempDir(), zap.NewNop())
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { store.Close() })
 			community := persistence.Community{ID: "w3c", TenantID: "t1", Name: "w3c", RPIDs: []string{"example.org"},
 				Origins: []string{"https://example.org"}, UserVerification: persistence.VerificationPreferred, AttestationTrust: tc.trust}
-			if _, err := store.ApplyOne(persistence.PutCommunity{Create: true, Community: community}); err != nil {
+			if _, err := persistence.ApplyOne(ctx, store, persistence.PutCommunity{Create: true, Community: community}); err != nil {
 				t.Fatal(err)
 			}
 			if tc.record != nil {
 				r := *tc.record
 				r.CommunityID, r.AAGUID, r.UpdatedBy = "w3c", aaguid, "test"
-				if _, err := store.ApplyOne(persistence.PutVendorMetadata{Record: r}); err != nil {
+				if _, err := persistence.ApplyOne(ctx, store, persistence.PutVendorMetadata{Record: r}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -127,17 +128,17 @@ func TestMetadataGovernsRegistration(t *testing.T) {
 			}
 			t.Cleanup(e.Stop)
 			scope := messages.Scope{TenantID: "t1", CommunityID: "w3c", RPID: "example.org", LicenseID: "l1"}
-			if _, err := e.BeginRegistration(messages.BeginRegistration{Scope: scope, Username: "vector", Attestation: "direct"}); err != nil {
+			if _, err := e.BeginRegistration(ctx, messages.BeginRegistration{Scope: scope, Username: "vector", Attestation: "direct"}); err != nil {
 				t.Fatal(err)
 			}
-			res, err := e.FinishRegistration(messages.FinishRegistration{Scope: scope, Credential: messages.Credential{
+			res, err := e.FinishRegistration(ctx, messages.FinishRegistration{Scope: scope, Credential: messages.Credential{
 				ID: v.credentialID, RawID: v.credentialID, Type: "public-key",
 				ClientDataJSON: v.clientDataJSON, AttestationObject: v.attestationObject}})
 			if tc.code != "" {
 				if code(err) != tc.code {
 					t.Fatalf("got %v, want %s", err, tc.code)
 				}
-				if _, err := store.Credential(v.credentialID); err == nil {
+				if _, err := store.Credential(ctx, v.credentialID); err == nil {
 					t.Fatal("a refused registration stored its credential")
 				}
 				return
@@ -148,7 +149,7 @@ func TestMetadataGovernsRegistration(t *testing.T) {
 			if res.AttestationFormat != "packed" || res.AttestationTrusted != tc.trusted || res.AuthenticatorName != tc.authName {
 				t.Fatalf("registered %+v; want trusted %v, name %q", res, tc.trusted, tc.authName)
 			}
-			if stored, err := store.Credential(v.credentialID); err != nil || stored.AttestationTrusted != tc.trusted {
+			if stored, err := store.Credential(ctx, v.credentialID); err != nil || stored.AttestationTrusted != tc.trusted {
 				t.Fatalf("stored %+v, %v", stored, err)
 			}
 		})
@@ -158,7 +159,7 @@ func TestMetadataGovernsRegistration(t *testing.T) {
 // TestModelCacheIsBounded: made-up AAGUIDs (what an authenticator under none attestation may
 // claim) fill the models cache up to its bound and no further; look-ups beyond it still answer.
 func TestModelCacheIsBounded(t *testing.T) {
-	store, err := persistence.Open(t.TempDir(), zap.NewNop())
+	store, err := badger.Open(t.TempDir(), zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +168,7 @@ func TestModelCacheIsBounded(t *testing.T) {
 	aaguid := make([]byte, 16)
 	for i := range maxCachedModels + 100 {
 		aaguid[0], aaguid[1], aaguid[2], aaguid[15] = byte(i), byte(i>>8), byte(i>>16), 1
-		if _, err := ms.of("default", aaguid); err != nil {
+		if _, err := ms.of(ctx, "default", aaguid); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -183,7 +184,7 @@ func TestModelCacheIsBounded(t *testing.T) {
 // refuses its model: the import keeps such an entry, and `metadata list` shows it REVOKED, so a
 // ceremony must not let the model pass as unknown.
 func TestMDSStatusSurvivesFaultsElsewhereInItsReport(t *testing.T) {
-	store, err := persistence.Open(t.TempDir(), zap.NewNop())
+	store, err := badger.Open(t.TempDir(), zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,12 +193,12 @@ func TestMDSStatusSurvivesFaultsElsewhereInItsReport(t *testing.T) {
 	for i, fault := range []string{`"url":"http://bad url"`, `"certificate":"not base64 DER"`} {
 		entry := `{"aaguid":"` + aaguid + `","statusReports":[{"status":"FIDO_CERTIFIED","effectiveDate":"2019-01-01"},` +
 			`{"status":"REVOKED","effectiveDate":"2020-01-01",` + fault + `}],"timeOfLastStatusChange":"2020-01-01"}`
-		if _, err := store.ReplaceMDS(persistence.MDSBlob{Number: i + 1, NextUpdate: time.Now().AddDate(0, 1, 0)},
+		if _, err := store.ReplaceMDS(ctx, persistence.MDSBlob{Number: i + 1, NextUpdate: time.Now().AddDate(0, 1, 0)},
 			[]persistence.MDSEntry{{AAGUID: aaguid, Description: "Broken Key", Status: "REVOKED", Entry: json.RawMessage(entry)}}, false); err != nil {
 			t.Fatal(err)
 		}
 		raw, _ := hex.DecodeString(strings.ReplaceAll(aaguid, "-", ""))
-		m, err := newModels(store).of("default", raw)
+		m, err := newModels(store).of(ctx, "default", raw)
 		if err != nil {
 			t.Fatal(err)
 		}

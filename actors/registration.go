@@ -3,6 +3,7 @@ package actors
 // Registration: the options of a new passkey and the verification of its attestation.
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"encoding/pem"
@@ -36,15 +37,15 @@ var credentialParameters = []protocol.CredentialParameter{
 // excludeCredentials; a new username gets a fresh random handle, kept in the ceremony, and the
 // user is created by the result, with its first passkey (so that a registration nobody
 // finishes leaves nothing behind).
-func (c *ceremony) beginRegistration(ctx actor.Context, m messages.BeginRegistration) {
-	if err := c.setup(m.Scope); err != nil {
+func (c *ceremony) beginRegistration(ctx actor.Context, rctx context.Context, m messages.BeginRegistration) {
+	if err := c.setup(rctx, m.Scope); err != nil {
 		c.fail(ctx, err)
 		return
 	}
-	u, err := c.deps.store.User(m.CommunityID, m.Username)
+	u, err := c.deps.store.User(rctx, m.CommunityID, m.Username)
 	switch {
 	case err == nil:
-		if c.user, err = c.loadUser(u); err != nil {
+		if c.user, err = c.loadUser(rctx, u); err != nil {
 			c.fail(ctx, err)
 			return
 		}
@@ -100,7 +101,7 @@ func (c *ceremony) beginRegistration(ctx actor.Context, m messages.BeginRegistra
 }
 
 // finishRegistration verifies an attestation; parsed is shared with no one and only read.
-func (c *ceremony) finishRegistration(ctx actor.Context, m messages.FinishRegistration, parsed *protocol.ParsedCredentialCreationData) {
+func (c *ceremony) finishRegistration(ctx actor.Context, rctx context.Context, m messages.FinishRegistration, parsed *protocol.ParsedCredentialCreationData) {
 	if m.RPID != "" && m.RPID != c.scope.RPID {
 		c.fail(ctx, messages.Errorf(messages.CodeRPIDNotAllowed, "dns differs from the ceremony's RP ID"))
 		return
@@ -123,7 +124,7 @@ func (c *ceremony) finishRegistration(ctx actor.Context, m messages.FinishRegist
 		c.fail(ctx, messages.Wrap(messages.CodeInvalidCredential, "the credential public key cannot be read", err))
 		return
 	}
-	trusted, name, err := c.judgeAttestation(cred, parsed)
+	trusted, name, err := c.judgeAttestation(rctx, cred, parsed)
 	if err != nil {
 		c.fail(ctx, err)
 		return
@@ -177,9 +178,9 @@ func (c *ceremony) finishRegistration(ctx actor.Context, m messages.FinishRegist
 // registration: a refused model (a disabled record, an undesired status) is 403; the attestation
 // is trusted when its x5c chain leads to a root of the model's statement; a community that
 // requires trust refuses an untrusted one. It returns the trust and the model's name.
-func (c *ceremony) judgeAttestation(cred *webauthn.Credential, parsed *protocol.ParsedCredentialCreationData) (bool, string, error) {
+func (c *ceremony) judgeAttestation(rctx context.Context, cred *webauthn.Credential, parsed *protocol.ParsedCredentialCreationData) (bool, string, error) {
 	now := time.Now()
-	m, err := c.deps.models.of(c.scope.CommunityID, cred.Authenticator.AAGUID)
+	m, err := c.deps.models.of(rctx, c.scope.CommunityID, cred.Authenticator.AAGUID)
 	if err != nil {
 		return false, "", messages.Wrap(messages.CodeInternal, "internal error", err)
 	}
@@ -188,7 +189,7 @@ func (c *ceremony) judgeAttestation(cred *webauthn.Credential, parsed *protocol.
 	}
 	aaguid, _ := uuid.FromBytes(cred.Authenticator.AAGUID)
 	x5cs, _ := parsed.Response.AttestationObject.AttStatement["x5c"].([]any)
-	trusted, why := c.deps.models.attestationVerdict(m, aaguid, cred.AttestationType, cred.AttestationFormat, x5cs, now)
+	trusted, why := c.deps.models.attestationVerdict(rctx, m, aaguid, cred.AttestationType, cred.AttestationFormat, x5cs, now)
 	if why != "" {
 		return false, m.name, refused(m, cred.Authenticator.AAGUID, why)
 	}

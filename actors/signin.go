@@ -5,6 +5,7 @@ package actors
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"time"
@@ -18,8 +19,8 @@ import (
 	"github.com/webauthnd/webauthnd/persistence"
 )
 
-func (c *ceremony) beginSignIn(ctx actor.Context, m messages.BeginSignIn) {
-	if err := c.setup(m.Scope); err != nil {
+func (c *ceremony) beginSignIn(ctx actor.Context, rctx context.Context, m messages.BeginSignIn) {
+	if err := c.setup(rctx, m.Scope); err != nil {
 		c.fail(ctx, err)
 		return
 	}
@@ -35,10 +36,10 @@ func (c *ceremony) beginSignIn(ctx actor.Context, m messages.BeginSignIn) {
 	)
 	var user *waUser
 	if m.Username != "" {
-		u, err := c.deps.store.User(m.CommunityID, m.Username)
+		u, err := c.deps.store.User(rctx, m.CommunityID, m.Username)
 		switch {
 		case err == nil:
-			if user, err = c.loadUser(u); err != nil {
+			if user, err = c.loadUser(rctx, u); err != nil {
 				c.fail(ctx, err)
 				return
 			}
@@ -54,7 +55,7 @@ func (c *ceremony) beginSignIn(ctx actor.Context, m messages.BeginSignIn) {
 	case m.Username != "":
 		// Unknown user, or one without passkeys: answer like a known one, with stable decoy
 		// passkeys shaped like the community's, so that usernames cannot be enumerated.
-		if c.user, err = c.decoyUser(m.CommunityID, m.Username); err != nil {
+		if c.user, err = c.decoyUser(rctx, m.CommunityID, m.Username); err != nil {
 			c.fail(ctx, err)
 			return
 		}
@@ -82,7 +83,7 @@ var (
 )
 
 // finishSignIn verifies an assertion; parsed is shared with no one and only read.
-func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn, parsed *protocol.ParsedCredentialAssertionData) {
+func (c *ceremony) finishSignIn(ctx actor.Context, rctx context.Context, m messages.FinishSignIn, parsed *protocol.ParsedCredentialAssertionData) {
 	if m.RPID != "" && m.RPID != c.scope.RPID {
 		c.fail(ctx, messages.Errorf(messages.CodeRPIDNotAllowed, "dns differs from the ceremony's RP ID"))
 		return
@@ -90,7 +91,7 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn, pars
 	// A decoy ceremony goes the same way as a real one: its passkeys verify against a key whose
 	// private half nobody has, so an assertion naming one fails as a bad signature would, and
 	// is counted by the limiter like one.
-	user, cloneWarning, err := c.signInUser(parsed.RawID, parsed.Response.UserHandle)
+	user, cloneWarning, err := c.signInUser(rctx, parsed.RawID, parsed.Response.UserHandle)
 	if err != nil {
 		c.fail(ctx, err)
 		return
@@ -120,7 +121,7 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn, pars
 		c.fail(ctx, messages.Errorf(messages.CodeCounterRegression, "this credential is blocked: its signature counter once went backwards"))
 		return
 	}
-	if err := c.modelAllowed(user, parsed.RawID); err != nil {
+	if err := c.modelAllowed(rctx, user, parsed.RawID); err != nil {
 		c.fail(ctx, err)
 		return
 	}
@@ -164,7 +165,7 @@ func (c *ceremony) finishSignIn(ctx actor.Context, m messages.FinishSignIn, pars
 // credential of another community, not of the user the options named, or (discoverable) not
 // of the userHandle given, is unknown: so a decoy's id and a real one answer alike unless the
 // caller knows the real user's handle.
-func (c *ceremony) signInUser(rawID, userHandle []byte) (*waUser, bool, error) {
+func (c *ceremony) signInUser(rctx context.Context, rawID, userHandle []byte) (*waUser, bool, error) {
 	if c.user != nil {
 		for _, cred := range c.user.creds {
 			if bytes.Equal(cred.ID, rawID) {
@@ -176,7 +177,7 @@ func (c *ceremony) signInUser(rawID, userHandle []byte) (*waUser, bool, error) {
 	if len(userHandle) == 0 {
 		return nil, false, errNoUserHandle
 	}
-	stored, err := c.deps.store.Credential(rawID)
+	stored, err := c.deps.store.Credential(rctx, rawID)
 	switch {
 	case errors.Is(err, persistence.ErrNotFound):
 		return nil, false, errUnknownCredential
@@ -195,12 +196,12 @@ func (c *ceremony) signInUser(rawID, userHandle []byte) (*waUser, bool, error) {
 // refuses (a disabled record, an undesired MDS status), read from memory. It runs after the
 // signature verified, so only the passkey's holder learns of it; re-enabling the model lets
 // its passkeys in again at once.
-func (c *ceremony) modelAllowed(user *waUser, rawID []byte) error {
+func (c *ceremony) modelAllowed(rctx context.Context, user *waUser, rawID []byte) error {
 	for _, cred := range user.creds {
 		if !bytes.Equal(cred.ID, rawID) {
 			continue
 		}
-		m, err := c.deps.models.of(c.scope.CommunityID, cred.Authenticator.AAGUID)
+		m, err := c.deps.models.of(rctx, c.scope.CommunityID, cred.Authenticator.AAGUID)
 		if err != nil {
 			return messages.Wrap(messages.CodeInternal, "internal error", err)
 		}

@@ -3,6 +3,8 @@ package actors
 // Stored users and credentials as go-webauthn sees them.
 
 import (
+	"context"
+
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 
@@ -21,8 +23,8 @@ func (w *waUser) WebAuthnName() string                       { return w.u.Userna
 func (w *waUser) WebAuthnDisplayName() string                { return w.u.DisplayName }
 func (w *waUser) WebAuthnCredentials() []webauthn.Credential { return w.creds }
 
-func (c *ceremony) loadUser(u persistence.User) (*waUser, error) {
-	stored, err := c.deps.store.CredentialsOf(u.CommunityID, u.Username)
+func (c *ceremony) loadUser(rctx context.Context, u persistence.User) (*waUser, error) {
+	stored, err := c.deps.store.CredentialsOf(rctx, u.CommunityID, u.Username)
 	if err != nil {
 		return nil, messages.Wrap(messages.CodeInternal, "internal error", err)
 	}

@@ -1,7 +1,9 @@
 package actors
 
 import (
+	"context"
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
@@ -11,6 +13,11 @@ import (
 
 // maxBatch bounds the writes of one commit, keeping Badger transactions small.
 const maxBatch = 256
+
+// batchTimeout bounds one batch, waiting for the store included. A batch carries the writes of
+// many requests, so no request's context may cancel it; its own deadline keeps a store that
+// stopped answering from holding the writer (and every ceremony waiting on it) forever.
+const batchTimeout = 10 * time.Second
 
 // writer groups the writes of concurrent ceremonies into one synced transaction (group commit):
 // while one batch commits in the background, new writes queue; when it is done, each writer of
@@ -68,7 +75,9 @@ func (w *writer) commitNext(ctx actor.Context) {
 	w.inflight.Add(1)
 	go func() {
 		defer w.inflight.Done()
-		results := w.store.Apply(ops)
+		batchCtx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+		defer cancel()
+		results := w.store.Apply(batchCtx, ops)
 		system.Root.Send(self, committed{batch: batch, results: results})
 	}()
 }

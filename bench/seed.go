@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/webauthnd/webauthnd/persistence"
+	"github.com/webauthnd/webauthnd/persistence/badger"
 )
 
 // The seed subcommand writes a large store directly, as issue 10 asks for a store of a million
@@ -78,12 +79,12 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	store, err := persistence.Open(filepath.Join(cfg.dataDir, "badger"), zap.NewNop())
+	store, err := badger.Open(filepath.Join(cfg.dataDir, "badger"), zap.NewNop())
 	if err != nil {
 		return fmt.Errorf("seed: %w (stop the server on %s first)", err, cfg.dataDir)
 	}
 	defer store.Close()
-	community, err := store.Community(cfg.community)
+	community, err := store.Community(ctx, cfg.community)
 	if errors.Is(err, persistence.ErrNotFound) {
 		return fmt.Errorf("seed: community %q does not exist in %s: start webauthnd once on it (it makes the default community), or create it", cfg.community, cfg.dataDir)
 	} else if err != nil {
@@ -96,7 +97,6 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("seed: --rp-id %q: community %q has RP IDs %q", cfg.rpID, cfg.community, community.RPIDs)
 	}
 
-	write := store.Import
 	fmt.Fprintf(stderr, "seeding %d users into community %q (RP ID %s) of %s, %d a batch\n", cfg.users, cfg.community, cfg.rpID, cfg.dataDir, cfg.batch)
 	type batch struct {
 		users []persistence.User
@@ -117,7 +117,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	start, lastPrint, done := time.Now(), time.Now(), 0
 	for b := range batches {
 		if b.err == nil {
-			b.err = write(b.users, b.creds)
+			b.err = store.Import(ctx, b.users, b.creds)
 		}
 		if b.err != nil {
 			for range batches { // let the producer end

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -16,19 +17,19 @@ import (
 
 // AdminDeps is what the admin API uses: a writer that groups its writes with the ceremonies'.
 type AdminDeps struct {
-	Write func(op persistence.Op) (any, error)
+	Write func(ctx context.Context, op persistence.Op) (any, error)
 	// Licenses lists every license (ids, levels, scopes; never keys).
-	Licenses func() ([]persistence.License, error)
+	Licenses func(ctx context.Context) ([]persistence.License, error)
 	// RotateKeys replaces the envelope key (on curve, or its current one) and/or the token
 	// signing key, generated inside the server.
-	RotateKeys func(envelope bool, curve string, signing bool) (any, error)
+	RotateKeys func(ctx context.Context, envelope bool, curve string, signing bool) (any, error)
 	// Backup writes a consistent snapshot of the store (webauthnd backup).
 	Backup func(w io.Writer) error
 	// LiveCeremonies counts the ceremony actors alive in every community.
-	LiveCeremonies func() (int, error)
+	LiveCeremonies func(ctx context.Context) (int, error)
 	// ImportMetadata verifies an MDS BLOB and makes its entries the global metadata
 	// (`webauthnd metadata import`); MDS reads them back (`webauthnd metadata list`).
-	ImportMetadata func(MetadataImport) (MetadataImported, error)
+	ImportMetadata func(context.Context, MetadataImport) (MetadataImported, error)
 	MDS            persistence.MDS
 	Log            *zap.Logger
 }
@@ -47,7 +48,7 @@ func handleWrite[T AdminRequest](a AdminDeps) http.Handler {
 		if err := decode(r, &req); err != nil {
 			return err
 		}
-		v, err := a.Write(req.Op())
+		v, err := a.Write(r.Context(), req.Op())
 		if err != nil {
 			return err
 		}
@@ -58,7 +59,7 @@ func handleWrite[T AdminRequest](a AdminDeps) http.Handler {
 
 func handleListLicenses(a AdminDeps) http.Handler {
 	return handle(a.Log, func(w http.ResponseWriter, r *http.Request) error {
-		licenses, err := a.Licenses()
+		licenses, err := a.Licenses(r.Context())
 		if err != nil {
 			return err
 		}
@@ -77,7 +78,7 @@ func handleStats(a AdminDeps) http.Handler {
 			runtime.GC()
 			runtime.GC()
 		}
-		live, err := a.LiveCeremonies()
+		live, err := a.LiveCeremonies(r.Context())
 		if err != nil {
 			return err
 		}
@@ -102,7 +103,7 @@ func handleRotateKeys(a AdminDeps) http.Handler {
 		if err := decode(r, &req); err != nil {
 			return err
 		}
-		v, err := a.RotateKeys(req.Envelope, req.Curve, req.Signing)
+		v, err := a.RotateKeys(r.Context(), req.Envelope, req.Curve, req.Signing)
 		var known *messages.Error
 		if err != nil && !errors.As(err, &known) {
 			// A bad curve name or nothing to rotate: the operator's mistake, said plainly.

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -17,8 +18,11 @@ import (
 func TestAdminRequestsAreWireTypes(t *testing.T) {
 	var got []persistence.Op
 	srv := NewAdminServer(AdminDeps{
-		Write: func(op persistence.Op) (any, error) { got = append(got, op); return map[string]string{}, nil },
-		Log:   zap.NewNop(),
+		Write: func(_ context.Context, op persistence.Op) (any, error) {
+			got = append(got, op)
+			return map[string]string{}, nil
+		},
+		Log: zap.NewNop(),
 	})
 	yes := true
 	for _, tc := range []struct {

@@ -8,7 +8,7 @@ import (
 	"github.com/webauthnd/webauthnd/messages"
 )
 
-// handleBackup streams a consistent snapshot of the store (see persistence.Store.Backup) to
+// handleBackup streams a consistent snapshot of the store (the Badger store's Backup) to
 // `webauthnd backup`. Once the body has started, a failure can only cut the stream: the
 // format's end marker then lacks, and the client refuses the file.
 func handleBackup(a AdminDeps) http.Handler {

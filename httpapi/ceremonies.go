@@ -142,14 +142,14 @@ func sessionInfoHeader(r *http.Request) (string, error) {
 // community the body names (403, or 404 for a system license). The caller checks the fields
 // (400) last.
 func readLicensed(r *http.Request, lc licenseChecker, body any, communityID, tenantID *string) (persistence.License, persistence.Community, error) {
-	lic, err := lc.authenticate(r.Header.Get("licensekey"))
+	lic, err := lc.authenticate(r.Context(), r.Header.Get("licensekey"))
 	if err != nil {
 		return lic, persistence.Community{}, err
 	}
 	if err := decode(r, body); err != nil {
 		return lic, persistence.Community{}, err
 	}
-	community, err := lc.scope(lic, *communityID, *tenantID)
+	community, err := lc.scope(r.Context(), lic, *communityID, *tenantID)
 	return lic, community, err
 }
 
@@ -251,7 +251,7 @@ func handleAttestationOptions(lc licenseChecker, engine Ceremonies, envelope *Ke
 		if err != nil {
 			return err
 		}
-		res, err := engine.BeginRegistration(messages.BeginRegistration{Scope: scope, Username: req.Username,
+		res, err := engine.BeginRegistration(r.Context(), messages.BeginRegistration{Scope: scope, Username: req.Username,
 			DisplayName: req.DisplayName, Attestation: req.Attestation, Selection: selection, Hints: req.Hints,
 			SessionInfo: session})
 		if err != nil {
@@ -273,7 +273,7 @@ func handleAttestationResult(lc licenseChecker, engine Ceremonies, log *zap.Logg
 		if err != nil {
 			return err
 		}
-		res, err := engine.FinishRegistration(messages.FinishRegistration{Scope: scope, SessionInfo: session, Credential: credential})
+		res, err := engine.FinishRegistration(r.Context(), messages.FinishRegistration{Scope: scope, SessionInfo: session, Credential: credential})
 		if err != nil {
 			return err
 		}
@@ -305,7 +305,7 @@ func handleAssertionOptions(lc licenseChecker, engine Ceremonies, log *zap.Logge
 		if err := checkHints(req.Hints); err != nil {
 			return err
 		}
-		res, err := engine.BeginSignIn(messages.BeginSignIn{Scope: scope, Username: req.Username,
+		res, err := engine.BeginSignIn(r.Context(), messages.BeginSignIn{Scope: scope, Username: req.Username,
 			UserVerification: req.UserVerification, Hints: req.Hints, SessionInfo: session})
 		if err != nil {
 			return err
@@ -326,7 +326,7 @@ func handleAssertionResult(lc licenseChecker, engine Ceremonies, log *zap.Logger
 		if err != nil {
 			return err
 		}
-		res, err := engine.FinishSignIn(messages.FinishSignIn{Scope: scope, SessionInfo: session, Credential: credential})
+		res, err := engine.FinishSignIn(r.Context(), messages.FinishSignIn{Scope: scope, SessionInfo: session, Credential: credential})
 		if err != nil {
 			return err
 		}

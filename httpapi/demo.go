@@ -284,8 +284,8 @@ func (d *demo) session(w http.ResponseWriter, r *http.Request, signedIn bool) (d
 }
 
 // community is the demo's community, read at each request (an update applies at once).
-func (d *demo) community() (persistence.Community, error) {
-	c, err := d.communities.Community(d.cfg.CommunityID)
+func (d *demo) community(ctx context.Context) (persistence.Community, error) {
+	c, err := d.communities.Community(ctx, d.cfg.CommunityID)
 	if err != nil {
 		return c, err
 	}
@@ -387,7 +387,7 @@ type demoStartRequest struct {
 // session. options is the answer's creation or request options, without the API's own
 // members (status, errorMessage, sessionInfo), ready for parse…OptionsFromJSON.
 func (d *demo) begin(w http.ResponseWriter, r *http.Request, ses demoSession, kind, path string, body map[string]any) error {
-	c, err := d.community()
+	c, err := d.community(r.Context())
 	if err != nil {
 		return err
 	}
@@ -445,7 +445,7 @@ func (d *demo) finish(r *http.Request, ses *demoSession, kind, path string, out 
 	if err != nil || subtle.ConstantTimeCompare(got, p.challenge) != 1 {
 		return messages.Errorf(messages.CodeChallengeMismatch, "this answer is for a ceremony this browser session did not start: start again")
 	}
-	c, err := d.community()
+	c, err := d.community(r.Context())
 	if err != nil {
 		return err
 	}
@@ -461,7 +461,7 @@ func handleDemoSession(dm *demo) http.Handler {
 		if err != nil {
 			return err
 		}
-		c, err := dm.community()
+		c, err := dm.community(r.Context())
 		if err != nil {
 			return err
 		}
@@ -641,7 +641,7 @@ func handleDemoSignInResult(dm *demo) http.Handler {
 // token"): ES256 under the key of /webauthn/publickeys its kid names, the tenant's issuer, the
 // community as audience, not expired.
 func (d *demo) verify(ctx context.Context, token string) (*demoToken, error) {
-	c, err := d.community()
+	c, err := d.community(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -713,7 +713,7 @@ func handleDemoDeletePasskey(dm *demo) http.Handler {
 		if st, err = dm.status(r.Context(), ses.username); err != nil {
 			return err
 		}
-		c, err := dm.community()
+		c, err := dm.community(r.Context())
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -24,16 +25,16 @@ type demoFakePasskeys struct{}
 
 const demoAliceKeyHash = "1f40fc92da241694750979ee6cf582f2d5d7d28e18335de05abc54d0560e0f53"
 
-func (demoFakePasskeys) Passkeys(m messages.ListPasskeys) (messages.UserPasskeys, error) {
+func (demoFakePasskeys) Passkeys(_ context.Context, m messages.ListPasskeys) (messages.UserPasskeys, error) {
 	if m.Username != "alice" {
 		return messages.UserPasskeys{}, nil
 	}
 	return messages.UserPasskeys{Found: true, UserHandle: []byte{1, 2}, DisplayName: "alice", Passkeys: []messages.Passkey{
 		{FidoKeyHash: demoAliceKeyHash, CredentialID: []byte{1, 2, 3, 4}, Created: time.Now()}}}, nil
 }
-func (demoFakePasskeys) Link(messages.Link) error                    { return nil }
-func (demoFakePasskeys) Unlink(messages.Link) error                  { return nil }
-func (demoFakePasskeys) Unregister(messages.Unregister) (int, error) { return 1, nil }
+func (demoFakePasskeys) Link(context.Context, messages.Link) error                    { return nil }
+func (demoFakePasskeys) Unlink(context.Context, messages.Link) error                  { return nil }
+func (demoFakePasskeys) Unregister(context.Context, messages.Unregister) (int, error) { return 1, nil }
 
 // demoClient is a browser of the demo: a cookie jar, and the session's CSRF token.
 type demoClient struct {
@@ -62,7 +63,7 @@ func newDemoServerWith(t *testing.T, demo bool, passkeys Passkeys) *demoClient {
 		Ceremonies:  openAPIEngine,
 		Licenses:    openAPIFakeStore{},
 		Communities: openAPIFakeStore{},
-		Health:      func() error { return nil },
+		Health:      func(context.Context) error { return nil },
 		Draining:    func() bool { return false },
 		TokenKeys:   func() any { return []any{} },
 		Envelope:    NewKeyring(envelope),
@@ -308,7 +309,7 @@ type demoRacyPasskeys struct {
 	arrived chan struct{}
 }
 
-func (p *demoRacyPasskeys) Passkeys(m messages.ListPasskeys) (messages.UserPasskeys, error) {
+func (p *demoRacyPasskeys) Passkeys(_ context.Context, m messages.ListPasskeys) (messages.UserPasskeys, error) {
 	p.mu.Lock()
 	p.lists++
 	first, keys := p.lists == 1 && len(p.keys) > 0, slices.Clone(p.keys)
@@ -332,7 +333,7 @@ func (p *demoRacyPasskeys) Passkeys(m messages.ListPasskeys) (messages.UserPassk
 	return out, nil
 }
 
-func (p *demoRacyPasskeys) Unregister(m messages.Unregister) (int, error) {
+func (p *demoRacyPasskeys) Unregister(_ context.Context, m messages.Unregister) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := len(p.keys)
@@ -410,7 +411,7 @@ func (p *demoListPasskeys) set(keys ...string) {
 	p.keys = keys
 }
 
-func (p *demoListPasskeys) Passkeys(m messages.ListPasskeys) (messages.UserPasskeys, error) {
+func (p *demoListPasskeys) Passkeys(_ context.Context, m messages.ListPasskeys) (messages.UserPasskeys, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if m.Username != "bob" || len(p.keys) == 0 {
@@ -423,7 +424,7 @@ func (p *demoListPasskeys) Passkeys(m messages.ListPasskeys) (messages.UserPassk
 	return out, nil
 }
 
-func (p *demoListPasskeys) Unregister(m messages.Unregister) (int, error) {
+func (p *demoListPasskeys) Unregister(_ context.Context, m messages.Unregister) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := len(p.keys)

@@ -37,21 +37,21 @@ func handleCommunityInfo(communities persistence.Communities, envelope *Keyring,
 			err    error
 		)
 		if req.TenantID != "" {
-			tenant, err = communities.Tenant(req.TenantID)
+			tenant, err = communities.Tenant(r.Context(), req.TenantID)
 		} else {
-			tenant, err = communities.TenantByDNS(req.DNS)
+			tenant, err = communities.TenantByDNS(r.Context(), req.DNS)
 		}
 		if err != nil {
 			return notFound(err)
 		}
 		var community persistence.Community
 		if req.CommunityID != "" {
-			community, err = communities.Community(req.CommunityID)
+			community, err = communities.Community(r.Context(), req.CommunityID)
 			if err == nil && community.TenantID != tenant.ID {
 				err = persistence.ErrNotFound
 			}
 		} else {
-			community, err = communities.CommunityByName(tenant.ID, req.CommunityName)
+			community, err = communities.CommunityByName(r.Context(), tenant.ID, req.CommunityName)
 		}
 		if err != nil {
 			return notFound(err)

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
+	"github.com/webauthnd/webauthnd/persistence/badger"
 )
 
 // realCredentials are a registration and a sign-in as a browser's toJSON() sends them (made by
@@ -159,7 +161,7 @@ func normalize(c messages.Credential) messages.Credential {
 // fuzzLicenses is a store with the default community and a community license for it.
 func fuzzLicenses(f testing.TB) (licenseChecker, string) {
 	f.Helper()
-	store, err := persistence.Open(f.TempDir(), zap.NewNop())
+	store, err := badger.Open(f.TempDir(), zap.NewNop())
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -168,7 +170,7 @@ func fuzzLicenses(f testing.TB) (licenseChecker, string) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	for _, r := range store.Apply([]persistence.Op{
+	for _, r := range store.Apply(context.Background(), []persistence.Op{
 		persistence.PutCommunity{Create: true, Community: persistence.Community{ID: "default", TenantID: "default", Name: "default",
 			RPIDs: []string{"localhost"}, Origins: []string{"http://localhost:8080"}, UserVerification: persistence.VerificationPreferred}},
 		persistence.PutLicense{License: lic},

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -30,7 +31,7 @@ func TestHealthzSaysWhy(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := openAPITestServer(t, openAPIEngine, func() error { return tc.health }, tc.draining)
+			srv := openAPITestServer(t, openAPIEngine, func(context.Context) error { return tc.health }, tc.draining)
 			rec := httptest.NewRecorder()
 			srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/webauthn/healthz", nil))
 			var body map[string]string

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	_ "embed"
 	"net/http"
 
@@ -16,13 +17,13 @@ var openAPIDocument []byte
 // draining (shutting down), storage_full (free space below the reserve: registrations are
 // refused, reads and, above a quarter of the reserve, sign-ins go on), or unavailable (the
 // store or the engine does not answer). A load balancer takes the instance out either way.
-func handleHealthz(health func() error, draining func() bool, version string, log *zap.Logger) http.HandlerFunc {
+func handleHealthz(health func(context.Context) error, draining func() bool, version string, log *zap.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if draining != nil && draining() {
 			encode(w, http.StatusServiceUnavailable, map[string]string{"status": "draining", "code": "503", "version": version, "reason": "draining"})
 			return
 		}
-		if err := health(); err != nil {
+		if err := health(r.Context()); err != nil {
 			reason := messages.ErrorCode(err)
 			if reason != messages.CodeStorageFull {
 				reason = messages.CodeUnavailable

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -20,11 +21,11 @@ type licenseChecker struct {
 
 // authenticate returns the license whose key is given: missing, unknown, disabled or expired
 // licenses are 401. It reads, never writes.
-func (lc licenseChecker) authenticate(key string) (persistence.License, error) {
+func (lc licenseChecker) authenticate(ctx context.Context, key string) (persistence.License, error) {
 	if key == "" {
 		return persistence.License{}, messages.Errorf(messages.CodeLicenseMissing, "the licensekey header is missing")
 	}
-	lic, err := lc.licenses.LicenseByKey(key)
+	lic, err := lc.licenses.LicenseByKey(ctx, key)
 	if errors.Is(err, persistence.ErrNotFound) {
 		return lic, messages.Errorf(messages.CodeLicenseInvalid, "the license key is not valid")
 	} else if err != nil {
@@ -43,7 +44,7 @@ func (lc licenseChecker) authenticate(key string) (persistence.License, error) {
 // communityId, or the license's own when the request names none, and by tenantId when given).
 // A community outside the license's reach is 403 whether or not it exists: only a system
 // license, which may see every community, learns that one does not exist (404).
-func (lc licenseChecker) scope(lic persistence.License, communityID, tenantID string) (persistence.Community, error) {
+func (lc licenseChecker) scope(ctx context.Context, lic persistence.License, communityID, tenantID string) (persistence.Community, error) {
 	if communityID == "" {
 		if lic.Level != persistence.LevelCommunity {
 			return persistence.Community{}, messages.Errorf(messages.CodeInvalidRequest, "communityId is required with a service or system license")
@@ -58,7 +59,7 @@ func (lc licenseChecker) scope(lic persistence.License, communityID, tenantID st
 		err       = persistence.ErrNotFound
 	)
 	if checkName("communityId", communityID, true) == nil { // no look-up of what cannot be a name
-		community, err = lc.communities.Community(communityID)
+		community, err = lc.communities.Community(ctx, communityID)
 	}
 	switch {
 	case errors.Is(err, persistence.ErrNotFound) && lic.Level == persistence.LevelSystem:

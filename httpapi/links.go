@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/hex"
 	"net/http"
 	"net/url"
@@ -16,10 +17,10 @@ import (
 
 // Passkeys is what the link and de-registration routes ask of the engine.
 type Passkeys interface {
-	Passkeys(messages.ListPasskeys) (messages.UserPasskeys, error)
-	Link(messages.Link) error
-	Unlink(messages.Link) error
-	Unregister(messages.Unregister) (int, error)
+	Passkeys(context.Context, messages.ListPasskeys) (messages.UserPasskeys, error)
+	Link(context.Context, messages.Link) error
+	Unlink(context.Context, messages.Link) error
+	Unregister(context.Context, messages.Unregister) (int, error)
 }
 
 // routeOnEscapedPath routes a request on its path as sent, percent-encoded, so that a '/' inside
@@ -68,7 +69,7 @@ type passkeyRequest struct {
 // route: license (401), body (none: 413/400), scope over the path's community (403, or 404 for
 // a system license), then the path's other parameters (400).
 func readPasskeyRequest(r *http.Request, lc licenseChecker, names ...string) (passkeyRequest, error) {
-	lic, err := lc.authenticate(r.Header.Get("licensekey"))
+	lic, err := lc.authenticate(r.Context(), r.Header.Get("licensekey"))
 	if err != nil {
 		return passkeyRequest{}, err
 	}
@@ -79,7 +80,7 @@ func readPasskeyRequest(r *http.Request, lc licenseChecker, names ...string) (pa
 	if err != nil {
 		return passkeyRequest{}, err
 	}
-	community, err := lc.scope(lic, communityID[0], "")
+	community, err := lc.scope(r.Context(), lic, communityID[0], "")
 	if err != nil {
 		return passkeyRequest{}, err
 	}
@@ -170,7 +171,7 @@ func handleLinkStatus(lc licenseChecker, engine Passkeys, log *zap.Logger) http.
 		if err != nil {
 			return err
 		}
-		res, err := engine.Passkeys(messages.ListPasskeys{Scope: req.scope, Username: req.params["userId"]})
+		res, err := engine.Passkeys(r.Context(), messages.ListPasskeys{Scope: req.scope, Username: req.params["userId"]})
 		if err != nil {
 			return err
 		}
@@ -205,9 +206,9 @@ func handleLink(lc licenseChecker, engine Passkeys, link bool, log *zap.Logger) 
 		}
 		m := messages.Link{Scope: req.scope, Username: req.params["userId"], FidoKeyHash: req.params["fidoKeyHash"], DID: req.params["did"]}
 		if link {
-			err = engine.Link(m)
+			err = engine.Link(r.Context(), m)
 		} else {
-			err = engine.Unlink(m)
+			err = engine.Unlink(r.Context(), m)
 		}
 		if err != nil {
 			return err
@@ -229,7 +230,7 @@ func handleUnregister(lc licenseChecker, engine Passkeys, withUser bool, log *za
 		if err != nil {
 			return err
 		}
-		if _, err := engine.Unregister(messages.Unregister{Scope: req.scope, Username: req.params["userId"], Identifier: req.params["identifier"]}); err != nil {
+		if _, err := engine.Unregister(r.Context(), messages.Unregister{Scope: req.scope, Username: req.params["userId"], Identifier: req.params["identifier"]}); err != nil {
 			return err
 		}
 		encode(w, http.StatusOK, struct{}{})

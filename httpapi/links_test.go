@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -16,12 +17,12 @@ import (
 // fakePasskeys answers the link routes with one user's passkeys.
 type fakePasskeys struct{ res messages.UserPasskeys }
 
-func (f fakePasskeys) Passkeys(messages.ListPasskeys) (messages.UserPasskeys, error) {
+func (f fakePasskeys) Passkeys(context.Context, messages.ListPasskeys) (messages.UserPasskeys, error) {
 	return f.res, nil
 }
-func (fakePasskeys) Link(messages.Link) error                    { return nil }
-func (fakePasskeys) Unlink(messages.Link) error                  { return nil }
-func (fakePasskeys) Unregister(messages.Unregister) (int, error) { return 1, nil }
+func (fakePasskeys) Link(context.Context, messages.Link) error                    { return nil }
+func (fakePasskeys) Unlink(context.Context, messages.Link) error                  { return nil }
+func (fakePasskeys) Unregister(context.Context, messages.Unregister) (int, error) { return 1, nil }
 
 // TestLinkStatusTimes: a passkey's times are RFC 3339, and one without a creation time (an
 // import may store a zero Created) is listed with createdAt null, not answered with a 500.

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -90,7 +91,7 @@ func (e MetadataEntry) Identifier() string {
 // ListMetadata reads the global MDS entries for a listing: those of aaguid, or of keyID, or all
 // when both are empty. It is shared by the admin API and `webauthnd metadata list` run without
 // a server.
-func ListMetadata(r persistence.MDS, aaguid, keyID string) (MetadataList, error) {
+func ListMetadata(ctx context.Context, r persistence.MDS, aaguid, keyID string) (MetadataList, error) {
 	var (
 		blob    persistence.MDSBlob
 		entries []persistence.MDSEntry
@@ -102,20 +103,20 @@ func ListMetadata(r persistence.MDS, aaguid, keyID string) (MetadataList, error)
 	case aaguid != "" || keyID != "":
 		var e persistence.MDSEntry
 		if aaguid != "" {
-			e, err = r.MDSEntryByAAGUID(aaguid)
+			e, err = r.MDSEntryByAAGUID(ctx, aaguid)
 		} else {
-			e, err = r.MDSEntryByKeyIdentifier(keyID)
+			e, err = r.MDSEntryByKeyIdentifier(ctx, keyID)
 		}
 		if err == nil {
 			entries = []persistence.MDSEntry{e}
-			blob, err = r.CurrentMDSBlob()
+			blob, err = r.CurrentMDSBlob(ctx)
 		}
 	default:
-		blob, entries, err = r.MDSEntries()
+		blob, entries, err = r.MDSEntries(ctx)
 	}
 	if errors.Is(err, persistence.ErrNotFound) {
 		err = nil
-		if blob, err = r.CurrentMDSBlob(); errors.Is(err, persistence.ErrNotFound) {
+		if blob, err = r.CurrentMDSBlob(ctx); errors.Is(err, persistence.ErrNotFound) {
 			return MetadataList{Entries: []MetadataEntry{}}, nil
 		}
 	}
@@ -165,7 +166,7 @@ func handleImportMetadata(a AdminDeps) http.Handler {
 		if err := unmarshalStrict(raw, &req); err != nil {
 			return err
 		}
-		v, err := a.ImportMetadata(req)
+		v, err := a.ImportMetadata(r.Context(), req)
 		if err != nil {
 			return err
 		}
@@ -180,7 +181,7 @@ func handleListMetadata(a AdminDeps) http.Handler {
 			return messages.Errorf(messages.CodeNotFound, "MDS entries are not available here")
 		}
 		q := r.URL.Query()
-		list, err := ListMetadata(a.MDS, q.Get("aaguid"), q.Get("keyId"))
+		list, err := ListMetadata(r.Context(), a.MDS, q.Get("aaguid"), q.Get("keyId"))
 		if err != nil {
 			return err
 		}

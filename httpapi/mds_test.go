@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -16,7 +17,7 @@ import (
 func TestAdminBodyLimits(t *testing.T) {
 	var imported MetadataImport
 	srv := NewAdminServer(AdminDeps{
-		ImportMetadata: func(req MetadataImport) (MetadataImported, error) {
+		ImportMetadata: func(_ context.Context, req MetadataImport) (MetadataImported, error) {
 			imported = req
 			return MetadataImported{Number: 9, Entries: 98}, nil
 		},

@@ -272,59 +272,66 @@ type openAPIFakeEngine struct {
 	err         error
 }
 
-func (f openAPIFakeEngine) BeginRegistration(messages.BeginRegistration) (messages.RegistrationOptions, error) {
+func (f openAPIFakeEngine) BeginRegistration(context.Context, messages.BeginRegistration) (messages.RegistrationOptions, error) {
 	return f.regOptions, f.err
 }
 
-func (f openAPIFakeEngine) FinishRegistration(messages.FinishRegistration) (messages.Registered, error) {
+func (f openAPIFakeEngine) FinishRegistration(context.Context, messages.FinishRegistration) (messages.Registered, error) {
 	return f.registered, f.err
 }
 
-func (f openAPIFakeEngine) BeginSignIn(messages.BeginSignIn) (messages.SignInOptions, error) {
+func (f openAPIFakeEngine) BeginSignIn(context.Context, messages.BeginSignIn) (messages.SignInOptions, error) {
 	return f.signOptions, f.err
 }
 
-func (f openAPIFakeEngine) FinishSignIn(messages.FinishSignIn) (messages.SignedIn, error) {
+func (f openAPIFakeEngine) FinishSignIn(context.Context, messages.FinishSignIn) (messages.SignedIn, error) {
 	return f.signedIn, f.err
 }
 
 // The link and de-registration routes: alice has no passkey; writes answer err.
-func (f openAPIFakeEngine) Passkeys(messages.ListPasskeys) (messages.UserPasskeys, error) {
+func (f openAPIFakeEngine) Passkeys(context.Context, messages.ListPasskeys) (messages.UserPasskeys, error) {
 	return messages.UserPasskeys{}, f.err
 }
-func (f openAPIFakeEngine) Link(messages.Link) error                    { return f.err }
-func (f openAPIFakeEngine) Unlink(messages.Link) error                  { return f.err }
-func (f openAPIFakeEngine) Unregister(messages.Unregister) (int, error) { return 1, f.err }
+func (f openAPIFakeEngine) Link(context.Context, messages.Link) error   { return f.err }
+func (f openAPIFakeEngine) Unlink(context.Context, messages.Link) error { return f.err }
+func (f openAPIFakeEngine) Unregister(context.Context, messages.Unregister) (int, error) {
+	return 1, f.err
+}
 
 // openAPIFakeStore knows one community license, "good-key", of the community "default".
 type openAPIFakeStore struct{}
 
-func (openAPIFakeStore) LicenseByKey(key string) (persistence.License, error) {
+func (openAPIFakeStore) LicenseByKey(_ context.Context, key string) (persistence.License, error) {
 	if key != "good-key" {
 		return persistence.License{}, persistence.ErrNotFound
 	}
 	return persistence.License{ID: "l1", Level: persistence.LevelCommunity, CommunityID: "default"}, nil
 }
 
-func (openAPIFakeStore) Tenant(id string) (persistence.Tenant, error) {
+func (f openAPIFakeStore) AllLicenses(ctx context.Context) ([]persistence.License, error) {
+	l, err := f.LicenseByKey(ctx, "good-key")
+	return []persistence.License{l}, err
+}
+
+func (openAPIFakeStore) Tenant(_ context.Context, id string) (persistence.Tenant, error) {
 	return persistence.Tenant{ID: id}, nil
 }
 
-func (openAPIFakeStore) TenantByDNS(host string) (persistence.Tenant, error) {
+func (openAPIFakeStore) TenantByDNS(_ context.Context, host string) (persistence.Tenant, error) {
 	if host != "localhost" {
 		return persistence.Tenant{}, persistence.ErrNotFound
 	}
 	return persistence.Tenant{ID: "default", DNS: []string{"localhost"}}, nil
 }
 
-func (f openAPIFakeStore) CommunityByName(tenantID, name string) (persistence.Community, error) {
+func (f openAPIFakeStore) CommunityByName(ctx context.Context, tenantID, name string) (persistence.Community, error) {
 	if name != "default" {
 		return persistence.Community{}, persistence.ErrNotFound
 	}
-	return f.Community("default")
+	return f.Community(ctx, "default")
 }
 
-func (openAPIFakeStore) Community(id string) (persistence.Community, error) {
+func (openAPIFakeStore) Community(_ context.Context, id string) (persistence.Community, error) {
 	if id != "default" {
 		return persistence.Community{}, persistence.ErrNotFound
 	}
@@ -360,7 +367,7 @@ var (
 )
 
 // openAPITestServer is the real handler with the fakes above.
-func openAPITestServer(t *testing.T, engine Ceremonies, health func() error, draining bool) http.Handler {
+func openAPITestServer(t *testing.T, engine Ceremonies, health func(context.Context) error, draining bool) http.Handler {
 	t.Helper()
 	envelope, err := NewEnvelopeKey(CurveSecp256k1)
 	if err != nil {
@@ -388,7 +395,7 @@ func openAPITestServer(t *testing.T, engine Ceremonies, health func() error, dra
 // TestOpenAPIServesDocument checks that GET /webauthn/openapi.json answers the embedded
 // document as JSON, and that the route is guarded like every other.
 func TestOpenAPIServesDocument(t *testing.T) {
-	srv := openAPITestServer(t, openAPIEngine, func() error { return nil }, false)
+	srv := openAPITestServer(t, openAPIEngine, func(context.Context) error { return nil }, false)
 	cases := []struct {
 		name        string
 		method      string
@@ -468,7 +475,7 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok := func() error { return nil }
+	ok := func(context.Context) error { return nil }
 	good := map[string]string{"licensekey": "good-key"}
 	regBody := `{"id":"AQIDBA","rawId":"AQIDBA","type":"public-key","response":{"clientDataJSON":"e30","attestationObject":"oA"}}`
 	signBody := `{"id":"AQIDBA","rawId":"AQIDBA","type":"public-key","response":{"clientDataJSON":"e30","authenticatorData":"AA","signature":"AA"}}`
@@ -483,7 +490,7 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 	cases := []struct {
 		name     string
 		engine   Ceremonies
-		health   func() error
+		health   func(context.Context) error
 		draining bool
 		method   string
 		path     string
@@ -494,8 +501,8 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 	}{
 		{name: "healthz", method: "GET", path: "/webauthn/healthz", status: 200},
 		{name: "healthz while draining", draining: true, method: "GET", path: "/webauthn/healthz", status: 503},
-		{name: "healthz when the store fails", health: func() error { return io.ErrUnexpectedEOF }, method: "GET", path: "/webauthn/healthz", status: 503},
-		{name: "healthz below the free-space reserve", health: func() error { return messages.Errorf(messages.CodeStorageFull, "full") },
+		{name: "healthz when the store fails", health: func(context.Context) error { return io.ErrUnexpectedEOF }, method: "GET", path: "/webauthn/healthz", status: 503},
+		{name: "healthz below the free-space reserve", health: func(context.Context) error { return messages.Errorf(messages.CodeStorageFull, "full") },
 			method: "GET", path: "/webauthn/healthz", status: 503},
 		{name: "environment", method: "GET", path: "/webauthn/environment", status: 200},
 		{name: "publickeys", method: "GET", path: "/webauthn/publickeys", status: 200},

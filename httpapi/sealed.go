@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"io"
 	"net/http"
@@ -18,7 +19,7 @@ import (
 type Replays interface {
 	// Remember records uuid from caller until the given time; a uuid already recorded for that
 	// caller is a *messages.Error with CodeRequestReplayed.
-	Remember(caller []byte, uuid string, until time.Time) error
+	Remember(ctx context.Context, caller []byte, uuid string, until time.Time) error
 }
 
 // clockSkew is added to a replay record's life beyond ts + allowed_time_span.
@@ -97,7 +98,7 @@ func sealed(keys *Keyring, lc licenseChecker, replays Replays, span time.Duratio
 		if shared == nil {
 			return messages.Errorf(messages.CodeLicenseInvalid, "the licensekey header does not decrypt with the key shared with your publickey")
 		}
-		if _, err := lc.authenticate(string(license)); err != nil {
+		if _, err := lc.authenticate(r.Context(), string(license)); err != nil {
 			return err
 		}
 		rawID := r.Header.Get("requestid")
@@ -121,7 +122,7 @@ func sealed(keys *Keyring, lc licenseChecker, replays Replays, span time.Duratio
 		}
 		// The record lives from ts, not from arrival: a request stamped in the future cannot
 		// outlive its record.
-		if err := replays.Remember(caller, id.UUID, stamped.Add(span+clockSkew)); err != nil {
+		if err := replays.Remember(r.Context(), caller, id.UUID, stamped.Add(span+clockSkew)); err != nil {
 			return err
 		}
 		var plain []byte

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/base64"
@@ -27,7 +28,7 @@ type memoryReplays struct {
 	seen map[string]bool
 }
 
-func (m *memoryReplays) Remember(caller []byte, uuid string, _ time.Time) error {
+func (m *memoryReplays) Remember(_ context.Context, caller []byte, uuid string, _ time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := string(caller) + "\x00" + uuid

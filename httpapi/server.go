@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"io"
@@ -17,10 +18,10 @@ import (
 
 // Ceremonies is the ceremony engine as handlers see it.
 type Ceremonies interface {
-	BeginRegistration(messages.BeginRegistration) (messages.RegistrationOptions, error)
-	FinishRegistration(messages.FinishRegistration) (messages.Registered, error)
-	BeginSignIn(messages.BeginSignIn) (messages.SignInOptions, error)
-	FinishSignIn(messages.FinishSignIn) (messages.SignedIn, error)
+	BeginRegistration(context.Context, messages.BeginRegistration) (messages.RegistrationOptions, error)
+	FinishRegistration(context.Context, messages.FinishRegistration) (messages.Registered, error)
+	BeginSignIn(context.Context, messages.BeginSignIn) (messages.SignInOptions, error)
+	FinishSignIn(context.Context, messages.FinishSignIn) (messages.SignedIn, error)
 }
 
 // Config is what the public routes report about the service.
@@ -46,7 +47,7 @@ type Deps struct {
 	Licenses    persistence.Licenses
 	Communities persistence.Communities
 	// Health reports whether the store and the actor system answer.
-	Health func() error
+	Health func(ctx context.Context) error
 	// Draining reports whether the server is shutting down (healthz then answers 503).
 	Draining func() bool
 	// TokenKeys returns the signature token verification keys, as JWKs (published at

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,7 +19,7 @@ type VendorDeps struct {
 	// Records reads the communities' records.
 	Records persistence.VendorMetadata
 	// Write applies one op through the engine's writer, grouped with the ceremonies' writes.
-	Write func(op persistence.Op) (any, error)
+	Write func(ctx context.Context, op persistence.Op) (any, error)
 	// Statements checks metadata statements.
 	Statements StatementChecker
 }
@@ -88,7 +89,7 @@ func vendorCommunity(lc licenseChecker, lic persistence.License, r *http.Request
 		return persistence.Community{}, messages.Errorf(messages.CodeInvalidRequest,
 			"communityId \"any\" is for fetch only: name the community whose record this is")
 	default:
-		return lc.scope(lic, id, "")
+		return lc.scope(r.Context(), lic, id, "")
 	}
 }
 
@@ -132,7 +133,7 @@ func messageOf(err error) string {
 // community has one.
 func handlePutVendorMetadata(lc licenseChecker, v VendorDeps, log *zap.Logger) http.Handler {
 	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
-		lic, err := lc.authenticate(r.Header.Get("licensekey"))
+		lic, err := lc.authenticate(r.Context(), r.Header.Get("licensekey"))
 		if err != nil {
 			return err
 		}
@@ -154,7 +155,7 @@ func handlePutVendorMetadata(lc licenseChecker, v VendorDeps, log *zap.Logger) h
 		if err := checkMetadata(v.Statements, req.Metadata, aaguid); err != nil {
 			return err
 		}
-		res, err := v.Write(persistence.PutVendorMetadata{Record: persistence.VendorRecord{
+		res, err := v.Write(r.Context(), persistence.PutVendorMetadata{Record: persistence.VendorRecord{
 			CommunityID: community.ID, AAGUID: aaguid, Metadata: req.Metadata, Name: req.Name,
 			Disabled: req.Disabled, UpdatedBy: req.UpdatedBy,
 		}})
@@ -174,7 +175,7 @@ func handlePutVendorMetadata(lc licenseChecker, v VendorDeps, log *zap.Logger) h
 // the community has none.
 func handlePatchVendorMetadata(lc licenseChecker, v VendorDeps, log *zap.Logger) http.Handler {
 	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
-		lic, err := lc.authenticate(r.Header.Get("licensekey"))
+		lic, err := lc.authenticate(r.Context(), r.Header.Get("licensekey"))
 		if err != nil {
 			return err
 		}
@@ -210,7 +211,7 @@ func handlePatchVendorMetadata(lc licenseChecker, v VendorDeps, log *zap.Logger)
 				return err
 			}
 		}
-		if _, err := v.Write(persistence.PatchVendorMetadata{CommunityID: community.ID, AAGUID: aaguid,
+		if _, err := v.Write(r.Context(), persistence.PatchVendorMetadata{CommunityID: community.ID, AAGUID: aaguid,
 			Metadata: req.Metadata, Name: req.Name, Disabled: req.Disabled, UpdatedBy: req.UpdatedBy}); err != nil {
 			return err
 		}
@@ -225,7 +226,7 @@ func handlePatchVendorMetadata(lc licenseChecker, v VendorDeps, log *zap.Logger)
 // array.
 func handleFetchVendorMetadata(lc licenseChecker, v VendorDeps, log *zap.Logger) http.Handler {
 	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
-		lic, err := lc.authenticate(r.Header.Get("licensekey"))
+		lic, err := lc.authenticate(r.Context(), r.Header.Get("licensekey"))
 		if err != nil {
 			return err
 		}
@@ -251,7 +252,7 @@ func handleFetchVendorMetadata(lc licenseChecker, v VendorDeps, log *zap.Logger)
 		case id == persistence.AnyCommunity && lic.Level == persistence.LevelCommunity:
 			return errOutOfScope
 		case id != persistence.AnyCommunity:
-			if community, err = lc.scope(lic, id, ""); err != nil {
+			if community, err = lc.scope(r.Context(), lic, id, ""); err != nil {
 				return err
 			}
 		}
@@ -265,9 +266,9 @@ func handleFetchVendorMetadata(lc licenseChecker, v VendorDeps, log *zap.Logger)
 		}
 		var records []persistence.VendorRecord
 		if id == persistence.AnyCommunity {
-			records, err = v.Records.AllVendorRecords(req.AAGUIDs)
+			records, err = v.Records.AllVendorRecords(r.Context(), req.AAGUIDs)
 		} else {
-			records, err = v.Records.VendorRecordsOf(community.ID, req.AAGUIDs)
+			records, err = v.Records.VendorRecordsOf(r.Context(), community.ID, req.AAGUIDs)
 		}
 		if err != nil {
 			return err
@@ -278,7 +279,7 @@ func handleFetchVendorMetadata(lc licenseChecker, v VendorDeps, log *zap.Logger)
 			if id == persistence.AnyCommunity && lic.Level == persistence.LevelService {
 				tenant, ok := tenants[rec.CommunityID]
 				if !ok {
-					c, err := lc.communities.Community(rec.CommunityID)
+					c, err := lc.communities.Community(r.Context(), rec.CommunityID)
 					if err != nil && !errors.Is(err, persistence.ErrNotFound) {
 						return err
 					}

@@ -143,6 +143,13 @@ type Writer interface {
 	Apply(ctx context.Context, ops []Op) []Result
 }
 
+// ApplyOne runs op through w in a batch of its own and returns its value or its refusal: what
+// start-up, the management commands and tests write outside the writer actor.
+func ApplyOne(ctx context.Context, w Writer, op Op) (any, error) {
+	r := w.Apply(ctx, []Op{op})[0]
+	return r.Value, r.Err
+}
+
 // MDSImporter replaces the global metadata entries. It is a method of its own, not an Op: an
 // import spans many transactions. A BLOB whose Number is not above the stored one is refused
 // (409) unless force is set; entries are checked with ValidateMDSEntry, and no two may share an

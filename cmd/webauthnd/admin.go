@@ -20,13 +20,15 @@ import (
 	"github.com/webauthnd/webauthnd/actors"
 	"github.com/webauthnd/webauthnd/httpapi"
 	"github.com/webauthnd/webauthnd/persistence"
+	"github.com/webauthnd/webauthnd/persistence/badger"
 )
 
 func socketPath(dataDir string) string { return filepath.Join(dataDir, "admin.sock") }
 
 // listenAdmin serves the admin API on the data directory's Unix socket: mode 0600, and each
-// connection's peer must run as this process's user.
-func listenAdmin(dataDir string, engine *actors.Engine, store *persistence.Store, keys *keyManager, log *zap.Logger) (*http.Server, net.Listener, error) {
+// connection's peer must run as this process's user. backup writes a backup of the store, or is
+// nil for a store that has no backups of its own.
+func listenAdmin(dataDir string, engine *actors.Engine, store persistence.Store, backup func(io.Writer) error, keys *keyManager, log *zap.Logger) (*http.Server, net.Listener, error) {
 	path := socketPath(dataDir)
 	_ = os.Remove(path) // a stale socket of a dead server; the store's lock proves none runs
 	ln, err := net.Listen("unix", path)
@@ -41,14 +43,16 @@ func listenAdmin(dataDir string, engine *actors.Engine, store *persistence.Store
 		Handler: httpapi.NewAdminServer(httpapi.AdminDeps{
 			Write:    engine.Write,
 			Licenses: store.AllLicenses,
-			RotateKeys: func(envelope bool, curve string, signing bool) (any, error) {
-				return keys.rotate(rotateRequest{Envelope: envelope, Curve: curve, Signing: signing})
+			RotateKeys: func(ctx context.Context, envelope bool, curve string, signing bool) (any, error) {
+				return keys.rotate(ctx, rotateRequest{Envelope: envelope, Curve: curve, Signing: signing})
 			},
-			Backup:         store.Backup,
+			Backup:         backup,
 			LiveCeremonies: engine.LiveTotal,
-			ImportMetadata: func(req httpapi.MetadataImport) (httpapi.MetadataImported, error) { return importMetadata(store, req) },
-			MDS:            store,
-			Log:            log.Named("admin"),
+			ImportMetadata: func(ctx context.Context, req httpapi.MetadataImport) (httpapi.MetadataImported, error) {
+				return importMetadata(ctx, store, req)
+			},
+			MDS: store,
+			Log: log.Named("admin"),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          zap.NewStdLog(log),
@@ -103,7 +107,7 @@ func peerUID(c net.Conn) (int, error) {
 // adminDo runs a management action through a running server's admin socket (method, path
 // and body), or, when no server runs, directly on the store. What it has to say about the data
 // dir (secureDataDir) goes to stderr.
-func adminDo(ctx context.Context, dataDir string, stderr io.Writer, method, path string, body any, direct func(*persistence.Store) (any, error)) (any, error) {
+func adminDo(ctx context.Context, dataDir string, stderr io.Writer, method, path string, body any, direct func(persistence.Store) (any, error)) (any, error) {
 	sock := socketPath(dataDir)
 	if up, err := probeAdmin(ctx, sock); err != nil {
 		return nil, err
@@ -119,12 +123,12 @@ func adminDo(ctx context.Context, dataDir string, stderr io.Writer, method, path
 }
 
 // openStoreDirect opens dataDir's store for a management command when no server runs.
-func openStoreDirect(dataDir string, stderr io.Writer) (*persistence.Store, error) {
+func openStoreDirect(dataDir string, stderr io.Writer) (*badger.Store, error) {
 	log, _ := newLogger("info", stderr)
 	if err := secureDataDir(dataDir, log); err != nil {
 		return nil, err
 	}
-	store, err := persistence.Open(filepath.Join(dataDir, "badger"), zap.NewNop())
+	store, err := badger.Open(filepath.Join(dataDir, "badger"), zap.NewNop())
 	if err != nil {
 		return nil, fmt.Errorf("%w (if a server runs on this data dir, its admin socket %s is unreachable)", err, socketPath(dataDir))
 	}
@@ -133,7 +137,9 @@ func openStoreDirect(dataDir string, stderr io.Writer) (*persistence.Store, erro
 
 // adminWrite applies req through a running server, or its store operation directly on the store.
 func adminWrite(ctx context.Context, dataDir string, stderr io.Writer, path string, method string, req httpapi.AdminRequest) (any, error) {
-	return adminDo(ctx, dataDir, stderr, method, path, req, func(s *persistence.Store) (any, error) { return s.ApplyOne(req.Op()) })
+	return adminDo(ctx, dataDir, stderr, method, path, req, func(s persistence.Store) (any, error) {
+		return persistence.ApplyOne(ctx, s, req.Op())
+	})
 }
 
 // adminClient is an HTTP client of the admin socket sock; every connection it makes is
@@ -255,8 +261,8 @@ func licenseCommand(ctx context.Context, verb string, args []string, getenv func
 	}
 	switch verb {
 	case "list":
-		v, err := adminDo(ctx, dataDir, stderr, http.MethodGet, "/admin/licenses", nil, func(s *persistence.Store) (any, error) {
-			l, err := s.AllLicenses()
+		v, err := adminDo(ctx, dataDir, stderr, http.MethodGet, "/admin/licenses", nil, func(s persistence.Store) (any, error) {
+			l, err := s.AllLicenses(ctx)
 			return map[string]any{"licenses": l}, err
 		})
 		if err != nil {
@@ -333,8 +339,8 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 	if req.Curve != "" && !req.Envelope {
 		return errors.New("--ec-curve goes with --envelope")
 	}
-	v, err := adminDo(ctx, dataDir, stderr, http.MethodPost, "/admin/keys/rotate", req, func(s *persistence.Store) (any, error) {
-		return (&keyManager{store: s, write: s.ApplyOne, tokenTTL: ttl}).rotate(req)
+	v, err := adminDo(ctx, dataDir, stderr, http.MethodPost, "/admin/keys/rotate", req, func(s persistence.Store) (any, error) {
+		return (&keyManager{store: s, write: applyOne(s), tokenTTL: ttl}).rotate(ctx, req)
 	})
 	if err != nil {
 		return err

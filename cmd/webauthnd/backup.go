@@ -14,7 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/webauthnd/webauthnd/persistence"
+	"github.com/webauthnd/webauthnd/persistence/badger"
 )
 
 // backupCommand implements `webauthnd backup --out FILE`: a consistent snapshot of the store,
@@ -54,7 +54,7 @@ func backupCommand(ctx context.Context, args []string, getenv func(string) strin
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	if err := persistence.CheckBackup(tmp); err != nil {
+	if err := badger.CheckBackup(tmp); err != nil {
 		return fmt.Errorf("backup: the written file fails its check, %s not written: %w", out, err)
 	}
 	if err := os.Rename(tmp.Name(), out); err != nil {
@@ -133,7 +133,7 @@ func restoreCommand(args []string, getenv func(string) string, stdout, stderr io
 	if err := secureDataDir(dataDir, log); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	if err := persistence.Restore(filepath.Join(dataDir, "badger"), f, zap.NewNop()); err != nil {
+	if err := badger.Restore(filepath.Join(dataDir, "badger"), f, zap.NewNop()); err != nil {
 		return fmt.Errorf("restore from %s: %w", in, err)
 	}
 	fmt.Fprintf(stdout, "restored %s into %s; start the server on it. License keys are stored only as hashes, so the keys "+

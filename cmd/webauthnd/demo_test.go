@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"io/fs"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
+	"github.com/webauthnd/webauthnd/persistence/badger"
 )
 
 // TestDemoOnlyWhereAsked checks when serve offers the demo: by default only for a localhost
@@ -144,7 +146,7 @@ func TestDemoOverHTTPS(t *testing.T) {
 // active (a full disk), as a start with the demo on does when it cannot re-key it: that key
 // was in the memory of a process gone, and the next start revokes it.
 func TestDemoOffStartsWhenItsLicenseCannotBeRevoked(t *testing.T) {
-	store, err := persistence.Open(filepath.Join(t.TempDir(), "badger"), zap.NewNop())
+	store, err := badger.Open(filepath.Join(t.TempDir(), "badger"), zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,17 +156,17 @@ func TestDemoOffStartsWhenItsLicenseCannotBeRevoked(t *testing.T) {
 		t.Fatal(err)
 	}
 	dataDir := t.TempDir()
-	if err := bootstrap(store, community, dataDir, io.Discard, "http://localhost:8080"); err != nil {
+	if err := bootstrap(t.Context(), store, community, dataDir, io.Discard, "http://localhost:8080"); err != nil {
 		t.Fatal(err)
 	}
-	if cfg, err := demoLicense(store, store.ApplyOne, dataDir, community, true, zap.NewNop()); err != nil || cfg == nil {
+	if cfg, err := demoLicense(t.Context(), store, applyOne(store), dataDir, community, true, zap.NewNop()); err != nil || cfg == nil {
 		t.Fatalf("demo on: %v, %v", cfg, err)
 	}
-	full := func(persistence.Op) (any, error) {
+	full := func(context.Context, persistence.Op) (any, error) {
 		return nil, messages.Errorf(messages.CodeStorageFull, "the data directory's filesystem is full")
 	}
 	core, logs := observer.New(zap.WarnLevel)
-	if cfg, err := demoLicense(store, full, dataDir, community, false, zap.New(core)); err != nil || cfg != nil {
+	if cfg, err := demoLicense(t.Context(), store, full, dataDir, community, false, zap.New(core)); err != nil || cfg != nil {
 		t.Errorf("demo off, its license not revocable: %v, %v; want the service up without the demo", cfg, err)
 	}
 	if logs.Len() != 1 {

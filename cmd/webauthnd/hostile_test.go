@@ -12,19 +12,19 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/webauthnd/webauthnd/persistence"
+	"github.com/webauthnd/webauthnd/persistence/badger"
 )
 
 // storeDigest is the digest of a stopped server's store, without the replay records (which
 // refused sealed requests may leave, and which expire on their own).
 func storeDigest(t *testing.T, dataDir string) string {
 	t.Helper()
-	store, err := persistence.Open(filepath.Join(dataDir, "badger"), zap.NewNop())
+	store, err := badger.Open(filepath.Join(dataDir, "badger"), zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	sum, err := store.Digest(persistence.ReplayPrefix)
+	sum, err := store.Digest(badger.ReplayPrefix)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -32,7 +33,7 @@ const (
 // only in the store.
 type keyManager struct {
 	store    persistence.Keyrings
-	write    func(persistence.Op) (any, error)
+	write    func(context.Context, persistence.Op) (any, error)
 	tokenTTL time.Duration
 	envelope *httpapi.Keyring
 	signer   *actors.Signer
@@ -57,13 +58,13 @@ func newSigningRecord() (persistence.KeyRecord, error) {
 
 // ensure creates both keyrings when absent and checks the envelope curve against the flag.
 // It writes only a keyring that is absent, so that a server restarts on a store whose disk is
-// too full for writes (see persistence's reserve).
-func (m *keyManager) ensure(curve string) error {
+// too full for writes (see the Badger store's free-space reserve).
+func (m *keyManager) ensure(ctx context.Context, curve string) error {
 	want, err := httpapi.CanonicalCurve(curve)
 	if err != nil {
 		return err
 	}
-	env, err := m.ensureRing(envelopeRing, func() (persistence.KeyRecord, error) { return newEnvelopeRecord(curve) })
+	env, err := m.ensureRing(ctx, envelopeRing, func() (persistence.KeyRecord, error) { return newEnvelopeRecord(curve) })
 	if err != nil {
 		return err
 	}
@@ -71,13 +72,13 @@ func (m *keyManager) ensure(curve string) error {
 		return fmt.Errorf("the stored envelope key is on %s, not %s; change curves with `webauthnd keys rotate --envelope --ec-curve %s`",
 			stored, want, curve)
 	}
-	_, err = m.ensureRing(signingRing, newSigningRecord)
+	_, err = m.ensureRing(ctx, signingRing, newSigningRecord)
 	return err
 }
 
 // ensureRing returns the keyring name, creating it with a key from generate when absent.
-func (m *keyManager) ensureRing(name string, generate func() (persistence.KeyRecord, error)) (persistence.Keyring, error) {
-	ring, err := m.store.Keyring(name)
+func (m *keyManager) ensureRing(ctx context.Context, name string, generate func() (persistence.KeyRecord, error)) (persistence.Keyring, error) {
+	ring, err := m.store.Keyring(ctx, name)
 	if err == nil && len(ring.Keys) > 0 {
 		return ring, nil
 	}
@@ -89,7 +90,7 @@ func (m *keyManager) ensureRing(name string, generate func() (persistence.KeyRec
 		return ring, err
 	}
 	// OnlyIfAbsent: two first starts that race agree on one key.
-	v, err := m.write(persistence.RotateKey{Name: name, New: rec, OnlyIfAbsent: true})
+	v, err := m.write(ctx, persistence.RotateKey{Name: name, New: rec, OnlyIfAbsent: true})
 	if err != nil {
 		return ring, err
 	}
@@ -97,8 +98,8 @@ func (m *keyManager) ensureRing(name string, generate func() (persistence.KeyRec
 }
 
 // load reads both keyrings and installs them.
-func (m *keyManager) load() error {
-	ring, err := m.store.Keyring(envelopeRing)
+func (m *keyManager) load(ctx context.Context) error {
+	ring, err := m.store.Keyring(ctx, envelopeRing)
 	if err != nil {
 		return fmt.Errorf("envelope keyring: %w", err)
 	}
@@ -119,7 +120,7 @@ func (m *keyManager) load() error {
 	}
 	m.envelope.Set(current, previous, until)
 
-	ring, err = m.store.Keyring(signingRing)
+	ring, err = m.store.Keyring(ctx, signingRing)
 	if err != nil {
 		return fmt.Errorf("signing keyring: %w", err)
 	}
@@ -147,8 +148,8 @@ func (m *keyManager) load() error {
 }
 
 // currentSigningKey returns the current token signing key.
-func (m *keyManager) currentSigningKey() (*ecdsa.PrivateKey, error) {
-	ring, err := m.store.Keyring(signingRing)
+func (m *keyManager) currentSigningKey(ctx context.Context) (*ecdsa.PrivateKey, error) {
+	ring, err := m.store.Keyring(ctx, signingRing)
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +173,7 @@ type rotateRequest struct {
 
 // rotate replaces the keys asked for and installs the result. A retired envelope key keeps
 // decrypting for envelopeGrace; a retired signing key stays published for the token lifetime.
-func (m *keyManager) rotate(req rotateRequest) (any, error) {
+func (m *keyManager) rotate(ctx context.Context, req rotateRequest) (any, error) {
 	if !req.Envelope && !req.Signing {
 		return nil, errors.New("say what to rotate: --envelope and/or --signing")
 	}
@@ -180,7 +181,7 @@ func (m *keyManager) rotate(req rotateRequest) (any, error) {
 	if req.Envelope {
 		curve := req.Curve
 		if curve == "" {
-			ring, err := m.store.Keyring(envelopeRing)
+			ring, err := m.store.Keyring(ctx, envelopeRing)
 			if err != nil {
 				return nil, err
 			}
@@ -190,7 +191,7 @@ func (m *keyManager) rotate(req rotateRequest) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, err := m.write(persistence.RotateKey{Name: envelopeRing, New: rec, Keep: envelopeGrace}); err != nil {
+		if _, err := m.write(ctx, persistence.RotateKey{Name: envelopeRing, New: rec, Keep: envelopeGrace}); err != nil {
 			return nil, err
 		}
 		done["envelope"] = rec.Kind
@@ -200,29 +201,41 @@ func (m *keyManager) rotate(req rotateRequest) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, err := m.write(persistence.RotateKey{Name: signingRing, New: rec, Keep: m.tokenTTL + time.Minute}); err != nil {
+		if _, err := m.write(ctx, persistence.RotateKey{Name: signingRing, New: rec, Keep: m.tokenTTL + time.Minute}); err != nil {
 			return nil, err
 		}
 		done["signing"] = rec.Kind
 	}
 	if m.envelope != nil {
-		if err := m.load(); err != nil {
+		if err := m.load(ctx); err != nil {
 			return nil, err
 		}
 	}
 	return map[string]any{"rotated": done}, nil
 }
 
+// applyOne is a write function that applies each op in a batch of its own on w: what start-up
+// and the management commands write with before (or without) the engine's writer.
+func applyOne(w persistence.Writer) func(context.Context, persistence.Op) (any, error) {
+	return func(ctx context.Context, op persistence.Op) (any, error) { return persistence.ApplyOne(ctx, w, op) }
+}
+
+// secretStore is what decoySecret reads and writes.
+type secretStore interface {
+	persistence.Secrets
+	persistence.Writer
+}
+
 // decoySecret returns the secret that derives decoy credentials, creating it on first start.
-func decoySecret(store *persistence.Store) ([]byte, error) {
-	if v, err := store.Secret("decoy-secret"); err == nil {
+func decoySecret(ctx context.Context, store secretStore) ([]byte, error) {
+	if v, err := store.Secret(ctx, "decoy-secret"); err == nil {
 		return v, nil
 	}
 	fresh := make([]byte, 32)
 	if _, err := rand.Read(fresh); err != nil {
 		return nil, err
 	}
-	v, err := store.ApplyOne(persistence.PutSecretIfAbsent{Name: "decoy-secret", Value: fresh})
+	v, err := persistence.ApplyOne(ctx, store, persistence.PutSecretIfAbsent{Name: "decoy-secret", Value: fresh})
 	if err != nil {
 		return nil, err
 	}
@@ -232,8 +245,8 @@ func decoySecret(store *persistence.Store) ([]byte, error) {
 // bootstrap gives an empty store the embedded default: tenant and community "default" and a
 // community license whose key goes to <data-dir>/default-license.key (mode 0600). The key is
 // printed only to a terminal; otherwise the file's path is.
-func bootstrap(store *persistence.Store, community persistence.Community, dataDir string, stdout io.Writer, publicURL string) error {
-	empty, err := store.Empty()
+func bootstrap(ctx context.Context, store persistence.Store, community persistence.Community, dataDir string, stdout io.Writer, publicURL string) error {
+	empty, err := store.Empty(ctx)
 	if err != nil || !empty {
 		return err
 	}
@@ -247,7 +260,7 @@ func bootstrap(store *persistence.Store, community persistence.Community, dataDi
 	if err := writeFileSynced(path, []byte(key+"\n")); err != nil {
 		return fmt.Errorf("write the default license key: %w", err)
 	}
-	results := store.Apply([]persistence.Op{
+	results := store.Apply(ctx, []persistence.Op{
 		// The default tenant's host name is the public URL's, so BlockID SDKs find it by dns.
 		persistence.PutCommunity{Community: community, Create: true, TenantDNS: []string{hostOf(publicURL)}},
 		persistence.PutLicense{License: lic},

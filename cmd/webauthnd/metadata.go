@@ -63,8 +63,8 @@ func metadataCommand(ctx context.Context, verb string, args []string, getenv fun
 			return fmt.Errorf("--root: %w", err)
 		}
 	}
-	v, err := adminDo(ctx, dataDir, stderr, http.MethodPost, httpapi.AdminMetadataImportPath, req, func(s *persistence.Store) (any, error) {
-		return importMetadata(s, req)
+	v, err := adminDo(ctx, dataDir, stderr, http.MethodPost, httpapi.AdminMetadataImportPath, req, func(s persistence.Store) (any, error) {
+		return importMetadata(ctx, s, req)
 	})
 	if err != nil {
 		return fmt.Errorf("metadata import: %w", err)
@@ -92,7 +92,7 @@ func metadataCommand(ctx context.Context, verb string, args []string, getenv fun
 
 // importMetadata verifies an MDS BLOB and replaces the store's global entries with its own: the
 // admin socket's import, and the command's when no server runs.
-func importMetadata(store *persistence.Store, req httpapi.MetadataImport) (httpapi.MetadataImported, error) {
+func importMetadata(ctx context.Context, store persistence.MDSImporter, req httpapi.MetadataImport) (httpapi.MetadataImported, error) {
 	at := req.At
 	if at.IsZero() {
 		at = time.Now()
@@ -101,7 +101,7 @@ func importMetadata(store *persistence.Store, req httpapi.MetadataImport) (httpa
 	if err != nil {
 		return httpapi.MetadataImported{}, err
 	}
-	stored, err := store.ReplaceMDS(blob.Blob, blob.Entries, req.Force)
+	stored, err := store.ReplaceMDS(ctx, blob.Blob, blob.Entries, req.Force)
 	if err != nil {
 		return httpapi.MetadataImported{}, err
 	}
@@ -130,8 +130,8 @@ func listMetadata(ctx context.Context, dataDir, aaguid, keyID string, stdout, st
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	v, err := adminDo(ctx, dataDir, stderr, http.MethodGet, path, nil, func(s *persistence.Store) (any, error) {
-		return httpapi.ListMetadata(s, aaguid, keyID)
+	v, err := adminDo(ctx, dataDir, stderr, http.MethodGet, path, nil, func(s persistence.Store) (any, error) {
+		return httpapi.ListMetadata(ctx, s, aaguid, keyID)
 	})
 	if err != nil {
 		return fmt.Errorf("metadata list: %w", err)

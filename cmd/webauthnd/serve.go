@@ -21,6 +21,7 @@ import (
 	"github.com/webauthnd/webauthnd/actors"
 	"github.com/webauthnd/webauthnd/httpapi"
 	"github.com/webauthnd/webauthnd/persistence"
+	"github.com/webauthnd/webauthnd/persistence/badger"
 )
 
 type serveConfig struct {
@@ -41,7 +42,7 @@ type serveConfig struct {
 	failuresPerMin  float64
 	failureBurst    float64
 	licenseFactor   float64
-	minFreeDisk     persistence.Reserve
+	minFreeDisk     badger.Reserve
 	demo            autoBool
 }
 
@@ -118,7 +119,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := secureDataDir(cfg.dataDir, log); err != nil {
 		return err
 	}
-	store, err := persistence.Open(filepath.Join(cfg.dataDir, "badger"), log, persistence.WithReserve(cfg.minFreeDisk))
+	store, err := badger.Open(filepath.Join(cfg.dataDir, "badger"), log, badger.WithReserve(cfg.minFreeDisk))
 	if err != nil {
 		return err
 	}
@@ -136,21 +137,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			err = errors.Join(err, cerr)
 		}
 	}()
-	if err := bootstrap(store, defaultCommunity, cfg.dataDir, stdout, cfg.publicURL); err != nil {
+	if err := bootstrap(ctx, store, defaultCommunity, cfg.dataDir, stdout, cfg.publicURL); err != nil {
 		return err
 	}
-	keys := &keyManager{store: store, write: store.ApplyOne, tokenTTL: cfg.tokenTTL}
-	if err := keys.ensure(cfg.ecCurve); err != nil {
+	keys := &keyManager{store: store, write: applyOne(store), tokenTTL: cfg.tokenTTL}
+	if err := keys.ensure(ctx, cfg.ecCurve); err != nil {
 		return err
 	}
-	if err := keys.load(); err != nil {
+	if err := keys.load(ctx); err != nil {
 		return err
 	}
-	signing, err := keys.currentSigningKey()
+	signing, err := keys.currentSigningKey(ctx)
 	if err != nil {
 		return err
 	}
-	decoy, err := decoySecret(store)
+	decoy, err := decoySecret(ctx, store)
 	if err != nil {
 		return err
 	}
@@ -172,11 +173,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	// From here on keys change through the engine's writer, and rotations reach the signer.
 	keys.write, keys.signer = engine.Write, engine.Signer()
-	if err := keys.load(); err != nil {
+	if err := keys.load(ctx); err != nil {
 		return err
 	}
 
-	demo, err := demoLicense(store, engine.Write, cfg.dataDir, defaultCommunity, cfg.demo.or(hostOf(cfg.publicURL) == "localhost"), log)
+	demo, err := demoLicense(ctx, store, engine.Write, cfg.dataDir, defaultCommunity, cfg.demo.or(hostOf(cfg.publicURL) == "localhost"), log)
 	if err != nil {
 		return err
 	}
@@ -190,14 +191,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Ceremonies:  engine,
 		Licenses:    store,
 		Communities: store,
-		Health: func() error {
-			if err := store.Ping(); err != nil {
+		Health: func(ctx context.Context) error {
+			if err := store.Ping(ctx); err != nil {
 				return err
 			}
-			if err := engine.Ping(); err != nil {
+			if err := engine.Ping(ctx); err != nil {
 				return err
 			}
-			return store.CheckSpace()
+			return store.CheckSpace(ctx)
 		},
 		Draining:  draining.Load,
 		TokenKeys: func() any { return engine.Signer().JWKS() },
@@ -231,7 +232,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
-	adminSrv, adminLn, err := listenAdmin(cfg.dataDir, engine, store, keys, log)
+	adminSrv, adminLn, err := listenAdmin(cfg.dataDir, engine, store, store.Backup, keys, log)
 	if err != nil {
 		_ = ln.Close()
 		return err
@@ -278,6 +279,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return nil
 }
 
+// demoStore is what demoLicense reads.
+type demoStore interface {
+	persistence.Licenses
+	persistence.Communities
+}
+
 // demoLicenseID is the fixed id of the demo's license.
 const demoLicenseID = "demo"
 
@@ -292,15 +299,16 @@ var onDemoLicense = func(dataDir, key string) {}
 // refused (a full disk), leaves the demo off with a warning rather than stopping the service:
 // a revocation refused too (that key was in the memory of a process gone; the next start
 // revokes it).
-func demoLicense(store *persistence.Store, write func(persistence.Op) (any, error), dataDir string, community persistence.Community, on bool, log *zap.Logger) (*httpapi.DemoConfig, error) {
+func demoLicense(ctx context.Context, store demoStore, write func(context.Context, persistence.Op) (any, error), dataDir string,
+	community persistence.Community, on bool, log *zap.Logger) (*httpapi.DemoConfig, error) {
 	if !on {
-		licenses, err := store.AllLicenses()
+		licenses, err := store.AllLicenses(ctx)
 		if err != nil {
 			return nil, err
 		}
 		for _, l := range licenses {
 			if l.ID == demoLicenseID && !l.Disabled {
-				if _, err := write(persistence.RevokeLicense{ID: demoLicenseID}); err != nil {
+				if _, err := write(ctx, persistence.RevokeLicense{ID: demoLicenseID}); err != nil {
 					log.Warn("demo off: its license, left active by an earlier start, could not be revoked (the next start tries again)", zap.Error(err))
 					return nil, nil
 				}
@@ -309,7 +317,7 @@ func demoLicense(store *persistence.Store, write func(persistence.Op) (any, erro
 		}
 		return nil, nil
 	}
-	if _, err := store.Community(community.ID); err != nil {
+	if _, err := store.Community(ctx, community.ID); err != nil {
 		log.Warn("demo off: the default community is missing", zap.String("community", community.ID), zap.Error(err))
 		return nil, nil
 	}
@@ -318,7 +326,7 @@ func demoLicense(store *persistence.Store, write func(persistence.Op) (any, erro
 		return nil, err
 	}
 	lic.ID = demoLicenseID
-	if _, err := write(persistence.PutLicense{License: lic, Rekey: true}); err != nil {
+	if _, err := write(ctx, persistence.PutLicense{License: lic, Rekey: true}); err != nil {
 		log.Warn("demo off: its license could not be stored", zap.Error(err))
 		return nil, nil
 	}
@@ -410,7 +418,7 @@ func isTerminal(w io.Writer) bool {
 // ceremonies' writes.
 type replays struct{ engine *actors.Engine }
 
-func (r replays) Remember(caller []byte, uuid string, until time.Time) error {
-	_, err := r.engine.Write(persistence.RememberRequest{Caller: caller, UUID: uuid, Until: until})
+func (r replays) Remember(ctx context.Context, caller []byte, uuid string, until time.Time) error {
+	_, err := r.engine.Write(ctx, persistence.RememberRequest{Caller: caller, UUID: uuid, Until: until})
 	return err
 }

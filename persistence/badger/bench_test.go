@@ -1,4 +1,4 @@
-package persistence_test
+package badger_test
 
 import (
 	"crypto/sha256"
@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/webauthnd/webauthnd/persistence"
+	"github.com/webauthnd/webauthnd/persistence/badger"
 )
 
 // The benchmarks measure each Badger call of a ceremony on realistic records: a user, and an
@@ -22,9 +23,9 @@ import (
 const benchUsers = 1000
 
 // benchOpen opens a fresh store in a temporary directory, closed when the benchmark ends.
-func benchOpen(tb testing.TB) *persistence.Store {
+func benchOpen(tb testing.TB) *badger.Store {
 	tb.Helper()
-	s, err := persistence.Open(tb.TempDir(), zap.NewNop())
+	s, err := badger.Open(tb.TempDir(), zap.NewNop())
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}
@@ -37,11 +38,11 @@ func benchOpen(tb testing.TB) *persistence.Store {
 }
 
 // benchApply applies ops, a few hundred a batch, and fails on any refusal.
-func benchApply(tb testing.TB, s *persistence.Store, ops []persistence.Op) {
+func benchApply(tb testing.TB, s *badger.Store, ops []persistence.Op) {
 	tb.Helper()
 	for first := 0; first < len(ops); first += 256 {
 		batch := ops[first:min(first+256, len(ops))]
-		for i, r := range s.Apply(batch) {
+		for i, r := range s.Apply(ctx, batch) {
 			if r.Err != nil {
 				tb.Fatalf("Apply(%T): %v", batch[i], r.Err)
 			}
@@ -112,7 +113,7 @@ func benchRegistration(i, perUser int) []persistence.Op {
 
 // benchSeed opens a store with community "shop" and users 0 … n-1, each with perUser
 // credentials.
-func benchSeed(tb testing.TB, n, perUser int) *persistence.Store {
+func benchSeed(tb testing.TB, n, perUser int) *badger.Store {
 	tb.Helper()
 	s := benchOpen(tb)
 	ops := []persistence.Op{persistence.PutCommunity{Community: community("shop"), Create: true}}
@@ -125,7 +126,7 @@ func benchSeed(tb testing.TB, n, perUser int) *persistence.Store {
 
 // benchReads runs read once per iteration, for users 0, 1, 2, … of a store of benchUsers users
 // with one passkey each.
-func benchReads(b *testing.B, read func(s *persistence.Store, user int) error) {
+func benchReads(b *testing.B, read func(s *badger.Store, user int) error) {
 	s := benchSeed(b, benchUsers, 1)
 	b.ReportAllocs()
 	i := 0
@@ -143,8 +144,8 @@ func BenchmarkUser(b *testing.B) {
 	for i := range names {
 		names[i] = benchUser(i).Username
 	}
-	benchReads(b, func(s *persistence.Store, i int) error {
-		_, err := s.User("shop", names[i])
+	benchReads(b, func(s *badger.Store, i int) error {
+		_, err := s.User(ctx, "shop", names[i])
 		return err
 	})
 }
@@ -155,16 +156,16 @@ func BenchmarkUserByHandle(b *testing.B) {
 	for i := range handles {
 		handles[i] = benchUser(i).Handle
 	}
-	benchReads(b, func(s *persistence.Store, i int) error {
-		_, err := s.UserByHandle("shop", handles[i])
+	benchReads(b, func(s *badger.Store, i int) error {
+		_, err := s.UserByHandle(ctx, "shop", handles[i])
 		return err
 	})
 }
 
 // BenchmarkCredential measures a read of a credential by id (a discoverable sign-in's result).
 func BenchmarkCredential(b *testing.B) {
-	benchReads(b, func(s *persistence.Store, i int) error {
-		_, err := s.Credential(benchCredID(i, 0))
+	benchReads(b, func(s *badger.Store, i int) error {
+		_, err := s.Credential(ctx, benchCredID(i, 0))
 		return err
 	})
 }
@@ -181,7 +182,7 @@ func BenchmarkCredentialsOf(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				list, err := s.CredentialsOf("shop", names[i%benchUsers])
+				list, err := s.CredentialsOf(ctx, "shop", names[i%benchUsers])
 				if err != nil || len(list) != perUser {
 					b.Fatalf("CredentialsOf = %d credentials, %v; want %d", len(list), err, perUser)
 				}
@@ -201,7 +202,7 @@ func BenchmarkLicenseByKey(b *testing.B) {
 	benchApply(b, s, []persistence.Op{persistence.PutLicense{License: l}})
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.LicenseByKey(key); err != nil {
+		if _, err := s.LicenseByKey(ctx, key); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -212,7 +213,7 @@ func BenchmarkCommunity(b *testing.B) {
 	s := benchSeed(b, 1, 1)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.Community("shop"); err != nil {
+		if _, err := s.Community(ctx, "shop"); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -235,7 +236,7 @@ func BenchmarkApplyRecordSignIn(b *testing.B) {
 					counters[i]++
 					ops[k] = persistence.RecordSignIn{ID: benchCredID(i, 0), Counter: counters[i], UserVerified: true, BackupState: true, At: t1}
 				}
-				for _, r := range s.Apply(ops) {
+				for _, r := range s.Apply(ctx, ops) {
 					if r.Err != nil {
 						b.Fatal(r.Err)
 					}
@@ -259,7 +260,7 @@ func BenchmarkApplyRegistration(b *testing.B) {
 			ops = append(ops, benchRegistration(next, 1)...)
 			next++
 		}
-		for _, r := range s.Apply(ops) {
+		for _, r := range s.Apply(ctx, ops) {
 			if r.Err != nil {
 				b.Fatal(r.Err)
 			}

@@ -1,4 +1,4 @@
-package persistence_test
+package badger_test
 
 import (
 	"bufio"
@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/webauthnd/webauthnd/persistence"
+	"github.com/webauthnd/webauthnd/persistence/badger"
 )
 
 // TestBigStore measures a store of N users with one passkey each under sign-in load: it imports
@@ -47,7 +48,7 @@ func TestBigStore(t *testing.T) {
 		serveBigStoreIn(t, dir)
 		return
 	}
-	s, err := persistence.Open(dir, zap.NewNop())
+	s, err := badger.Open(dir, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +62,7 @@ func TestBigStore(t *testing.T) {
 			users[k] = benchUser(first + k)
 			creds[k] = benchCredential(first+k, 0, users[k])
 		}
-		if err := s.Import(users, creds); err != nil {
+		if err := s.Import(ctx, users, creds); err != nil {
 			t.Fatalf("Import after %d users: %s", first, describe(err))
 		}
 	}
@@ -93,7 +94,7 @@ func serveBigStore(t *testing.T, dir string) {
 		seconds = 20
 	}
 	opened := time.Now()
-	s, err := persistence.Open(dir, zap.NewNop())
+	s, err := badger.Open(dir, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +122,7 @@ func serveBigStore(t *testing.T, dir string) {
 					break drain
 				}
 			}
-			for _, r := range s.Apply(ops) {
+			for _, r := range s.Apply(ctx, ops) {
 				if r.Err != nil {
 					refused.Add(1)
 				} else {
@@ -138,11 +139,11 @@ func serveBigStore(t *testing.T, dir string) {
 		wg.Go(func() {
 			for time.Now().Before(stop) {
 				u := benchUser(rand.IntN(n))
-				if _, err := s.User(u.CommunityID, u.Username); err != nil {
+				if _, err := s.User(ctx, u.CommunityID, u.Username); err != nil {
 					t.Error(err)
 					return
 				}
-				list, err := s.CredentialsOf(u.CommunityID, u.Username)
+				list, err := s.CredentialsOf(ctx, u.CommunityID, u.Username)
 				if err != nil || len(list) != 1 {
 					t.Errorf("CredentialsOf = %d, %v", len(list), err)
 					return

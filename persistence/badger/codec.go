@@ -1,13 +1,14 @@
-package persistence
+package badger
 
 import (
 	"encoding/json"
 	"errors"
-	"math"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	bdb "github.com/dgraph-io/badger/v4"
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/webauthnd/webauthnd/persistence"
 )
 
 // Users and credentials, which every ceremony reads and every sign-in rewrites, are stored in
@@ -40,7 +41,7 @@ func mustDecMode() cbor.DecMode {
 	return dm
 }
 
-// userRecord is a [User] as stored.
+// userRecord is a [persistence.User] as stored.
 type userRecord struct {
 	CommunityID string `cbor:"1,keyasint,omitempty"`
 	Username    string `cbor:"2,keyasint,omitempty"`
@@ -49,7 +50,7 @@ type userRecord struct {
 	Created     int64  `cbor:"5,keyasint,omitempty"` // Unix nanoseconds, 0 for the zero time
 }
 
-// credRecord is a [Credential] as stored, without its attestation object (under ka/).
+// credRecord is a [persistence.Credential] as stored, without its attestation object (under ka/).
 type credRecord struct {
 	ID                 []byte   `cbor:"1,keyasint,omitempty"`
 	CommunityID        string   `cbor:"2,keyasint,omitempty"`
@@ -83,16 +84,6 @@ func unixNano(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-// storableTime says whether t survives unixNano: the zero time, or a time whose Unix nanoseconds
-// fit in an int64 and are not 0 (the epoch itself would read back as the zero time).
-func storableTime(t time.Time) bool {
-	if t.IsZero() {
-		return true
-	}
-	min, max := time.Unix(0, math.MinInt64+1), time.Unix(0, math.MaxInt64)
-	return t.After(min) && t.Before(max) && t.UnixNano() != 0
-}
-
 func fromUnixNano(n int64) time.Time {
 	if n == 0 {
 		return time.Time{}
@@ -102,15 +93,15 @@ func fromUnixNano(n int64) time.Time {
 
 func isJSON(b []byte) bool { return len(b) > 0 && b[0] == '{' }
 
-func encodeUser(u User) ([]byte, error) {
+func encodeUser(u persistence.User) ([]byte, error) {
 	return cborEnc.Marshal(userRecord{
 		CommunityID: u.CommunityID, Username: u.Username, DisplayName: u.DisplayName, Handle: u.Handle,
 		Created: unixNano(u.Created),
 	})
 }
 
-func decodeUser(b []byte) (User, error) {
-	var u User
+func decodeUser(b []byte) (persistence.User, error) {
+	var u persistence.User
 	if isJSON(b) {
 		err := json.Unmarshal(b, &u)
 		return u, err
@@ -119,12 +110,12 @@ func decodeUser(b []byte) (User, error) {
 	if err := cborDec.Unmarshal(b, &r); err != nil {
 		return u, err
 	}
-	return User{CommunityID: r.CommunityID, Username: r.Username, DisplayName: r.DisplayName, Handle: r.Handle,
+	return persistence.User{CommunityID: r.CommunityID, Username: r.Username, DisplayName: r.DisplayName, Handle: r.Handle,
 		Created: fromUnixNano(r.Created)}, nil
 }
 
 // encodeCredential encodes c without its AttestationObject.
-func encodeCredential(c Credential) ([]byte, error) {
+func encodeCredential(c persistence.Credential) ([]byte, error) {
 	return cborEnc.Marshal(credRecord{
 		ID: c.ID, CommunityID: c.CommunityID, Username: c.Username, UserHandle: c.UserHandle, RPID: c.RPID,
 		PublicKey: c.PublicKey, Algorithm: c.Algorithm, AAGUID: c.AAGUID,
@@ -138,8 +129,8 @@ func encodeCredential(c Credential) ([]byte, error) {
 
 // decodeCredential decodes a stored credential. Only a JSON record of an earlier version has an
 // AttestationObject.
-func decodeCredential(b []byte) (Credential, error) {
-	var c Credential
+func decodeCredential(b []byte) (persistence.Credential, error) {
+	var c persistence.Credential
 	if isJSON(b) {
 		err := json.Unmarshal(b, &c)
 		return c, err
@@ -148,7 +139,7 @@ func decodeCredential(b []byte) (Credential, error) {
 	if err := cborDec.Unmarshal(b, &r); err != nil {
 		return c, err
 	}
-	return Credential{
+	return persistence.Credential{
 		ID: r.ID, CommunityID: r.CommunityID, Username: r.Username, UserHandle: r.UserHandle, RPID: r.RPID,
 		PublicKey: r.PublicKey, Algorithm: r.Algorithm, AAGUID: r.AAGUID,
 		AttestationFormat: r.AttestationFormat, AttestationType: r.AttestationType,
@@ -160,11 +151,11 @@ func decodeCredential(b []byte) (Credential, error) {
 }
 
 // getValue decodes the value under key with decode; a missing key is ErrNotFound.
-func getValue[T any](txn *badger.Txn, key []byte, decode func([]byte) (T, error)) (T, error) {
+func getValue[T any](txn *bdb.Txn, key []byte, decode func([]byte) (T, error)) (T, error) {
 	var v T
 	item, err := txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return v, ErrNotFound
+	if errors.Is(err, bdb.ErrKeyNotFound) {
+		return v, persistence.ErrNotFound
 	}
 	if err != nil {
 		return v, err
@@ -176,11 +167,13 @@ func getValue[T any](txn *badger.Txn, key []byte, decode func([]byte) (T, error)
 	return v, err
 }
 
-func getUser(txn *badger.Txn, key []byte) (User, error) { return getValue(txn, key, decodeUser) }
+func getUser(txn *bdb.Txn, key []byte) (persistence.User, error) {
+	return getValue(txn, key, decodeUser)
+}
 
 // getCredential reads a credential without its attestation object (which a JSON record of an
 // earlier version still holds: it is left out too, so every read answers the same).
-func getCredential(txn *badger.Txn, id []byte) (Credential, error) {
+func getCredential(txn *bdb.Txn, id []byte) (persistence.Credential, error) {
 	c, err := getStoredCredential(txn, id)
 	c.AttestationObject = nil
 	return c, err
@@ -188,11 +181,11 @@ func getCredential(txn *badger.Txn, id []byte) (Credential, error) {
 
 // getStoredCredential reads a credential as stored: with the attestation object only if it is a
 // JSON record of an earlier version.
-func getStoredCredential(txn *badger.Txn, id []byte) (Credential, error) {
+func getStoredCredential(txn *bdb.Txn, id []byte) (persistence.Credential, error) {
 	return getValue(txn, credKey(id), decodeCredential)
 }
 
-func setUser(txn *badger.Txn, u User) error {
+func setUser(txn *bdb.Txn, u persistence.User) error {
 	b, err := encodeUser(u)
 	if err != nil {
 		return err
@@ -201,7 +194,7 @@ func setUser(txn *badger.Txn, u User) error {
 }
 
 // setCredential writes c's record (never its attestation object: see AddCredential).
-func setCredential(txn *badger.Txn, c Credential) error {
+func setCredential(txn *bdb.Txn, c persistence.Credential) error {
 	b, err := encodeCredential(c)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package persistence
+package badger
 
 import (
 	"encoding/json"
@@ -6,15 +6,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	bdb "github.com/dgraph-io/badger/v4"
 	"go.uber.org/zap"
+
+	"github.com/webauthnd/webauthnd/persistence"
 )
 
 // Users and credentials round trip through their CBOR records, from the zero value to every
 // field set.
 func TestRecordCodecRoundTrip(t *testing.T) {
 	at := time.Date(2025, 3, 4, 5, 6, 7, 890, time.UTC)
-	full := Credential{
+	full := persistence.Credential{
 		ID: []byte("id"), CommunityID: "shop", Username: "alice", UserHandle: []byte{0, 1}, RPID: "example.com",
 		PublicKey: []byte{0xa5}, Algorithm: -8, AAGUID: make([]byte, 16), AttestationFormat: "packed",
 		AttestationType: "Basic", AttestationTrusted: true, Transports: []string{"usb", "nfc"}, Attachment: "cross-platform",
@@ -23,11 +25,11 @@ func TestRecordCodecRoundTrip(t *testing.T) {
 	}
 	creds := []struct {
 		name string
-		c    Credential
+		c    persistence.Credential
 	}{
-		{"zero", Credential{}},
+		{"zero", persistence.Credential{}},
 		{"every field", full},
-		{"a time in another zone reads back in UTC", Credential{Created: at.In(time.FixedZone("x", 3600))}},
+		{"a time in another zone reads back in UTC", persistence.Credential{Created: at.In(time.FixedZone("x", 3600))}},
 	}
 	for _, tc := range creds {
 		t.Run("credential: "+tc.name, func(t *testing.T) {
@@ -53,10 +55,10 @@ func TestRecordCodecRoundTrip(t *testing.T) {
 	}
 	users := []struct {
 		name string
-		u    User
+		u    persistence.User
 	}{
-		{"zero", User{}},
-		{"every field", User{CommunityID: "shop", Username: "alice", DisplayName: "Alice", Handle: []byte{0, 1, 2}, Created: at}},
+		{"zero", persistence.User{}},
+		{"every field", persistence.User{CommunityID: "shop", Username: "alice", DisplayName: "Alice", Handle: []byte{0, 1, 2}, Created: at}},
 	}
 	for _, tc := range users {
 		t.Run("user: "+tc.name, func(t *testing.T) {
@@ -90,11 +92,11 @@ func TestReadsRecordsOfEarlierVersions(t *testing.T) {
 	}
 	t.Cleanup(func() { s.Close() })
 	at := time.Date(2025, 3, 4, 5, 6, 7, 890, time.UTC)
-	u := User{CommunityID: "shop", Username: "alice", DisplayName: "Alice", Handle: []byte("ha"), Created: at}
-	c := Credential{ID: []byte("c1"), CommunityID: "shop", Username: "alice", UserHandle: u.Handle, RPID: "example.com",
+	u := persistence.User{CommunityID: "shop", Username: "alice", DisplayName: "Alice", Handle: []byte("ha"), Created: at}
+	c := persistence.Credential{ID: []byte("c1"), CommunityID: "shop", Username: "alice", UserHandle: u.Handle, RPID: "example.com",
 		PublicKey: []byte{0xa5}, Algorithm: -7, AttestationFormat: "none", AttestationObject: []byte{0xa3, 0x63},
 		UserPresent: true, SignCount: 3, Created: at}
-	if err := s.db.Update(func(txn *badger.Txn) error {
+	if err := s.db.Update(func(txn *bdb.Txn) error {
 		for key, v := range map[string]any{string(userKey("shop", "alice")): u, string(credKey(c.ID)): c} {
 			if err := setJSON(txn, []byte(key), v); err != nil {
 				return err
@@ -110,33 +112,33 @@ func TestReadsRecordsOfEarlierVersions(t *testing.T) {
 
 	read := c
 	read.AttestationObject = nil
-	checkReads := func(t *testing.T, want Credential) {
+	checkReads := func(t *testing.T, want persistence.Credential) {
 		t.Helper()
-		if got, err := s.User("shop", "alice"); err != nil || !reflect.DeepEqual(got, u) {
+		if got, err := s.User(ctx, "shop", "alice"); err != nil || !reflect.DeepEqual(got, u) {
 			t.Fatalf("User = %+v, %v; want %+v", got, err, u)
 		}
-		if got, err := s.UserByHandle("shop", u.Handle); err != nil || !reflect.DeepEqual(got, u) {
+		if got, err := s.UserByHandle(ctx, "shop", u.Handle); err != nil || !reflect.DeepEqual(got, u) {
 			t.Fatalf("UserByHandle = %+v, %v; want %+v", got, err, u)
 		}
-		if got, err := s.Credential(c.ID); err != nil || !reflect.DeepEqual(got, want) {
+		if got, err := s.Credential(ctx, c.ID); err != nil || !reflect.DeepEqual(got, want) {
 			t.Fatalf("Credential = %+v, %v\nwant %+v", got, err, want)
 		}
-		if got, err := s.CredentialsOf("shop", "alice"); err != nil || len(got) != 1 || !reflect.DeepEqual(got[0], want) {
+		if got, err := s.CredentialsOf(ctx, "shop", "alice"); err != nil || len(got) != 1 || !reflect.DeepEqual(got[0], want) {
 			t.Fatalf("CredentialsOf = %+v, %v; want [%+v]", got, err, want)
 		}
-		if got, err := s.AttestationObjectOf(c.ID); err != nil || !reflect.DeepEqual(got, c.AttestationObject) {
+		if got, err := s.AttestationObjectOf(ctx, c.ID); err != nil || !reflect.DeepEqual(got, c.AttestationObject) {
 			t.Fatalf("AttestationObjectOf = %x, %v; want %x", got, err, c.AttestationObject)
 		}
 	}
 	checkReads(t, read)
 
-	r := s.Apply([]Op{RecordSignIn{ID: c.ID, Counter: 4, At: at.Add(time.Hour)}})[0]
+	r := s.Apply(ctx, []persistence.Op{persistence.RecordSignIn{ID: c.ID, Counter: 4, At: at.Add(time.Hour)}})[0]
 	read.SignCount, read.LastUsed = 4, at.Add(time.Hour)
 	if r.Err != nil || !reflect.DeepEqual(r.Value, read) {
 		t.Fatalf("RecordSignIn = %+v, %v; want %+v", r.Value, r.Err, read)
 	}
 	checkReads(t, read)
-	if err := s.db.View(func(txn *badger.Txn) error {
+	if err := s.db.View(func(txn *bdb.Txn) error {
 		item, err := txn.Get(credKey(c.ID))
 		if err != nil {
 			return err

@@ -1,15 +1,24 @@
-// Package persistence keeps webauthnd's durable state in an embedded Badger database: tenants,
-// communities, users, credentials, licenses, vendor metadata records and the service's own keys.
+// Package badger is webauthnd's embedded store: the [persistence.Store] of one process over one
+// directory, in a Badger database (the default when no --store is given). It is the only
+// package that imports Badger.
 //
-// It is the only package that imports Badger. Reads run in their own read-only transactions;
-// every write goes through [Store.Apply], which runs a batch of operations in one synced
-// transaction, so a write that a caller is told succeeded survives a crash, and so one writer can
-// group the writes of many concurrent ceremonies into one commit. Two bulk writes have methods of
-// their own, as they span many transactions: [Store.Import] and [Store.ReplaceMDS].
+// Reads run in their own read-only transactions; every write goes through [Store.Apply], which
+// runs a batch of [persistence.Op] in one synced transaction, so a write that a caller is told
+// succeeded survives a crash, and so one writer can group the writes of many concurrent
+// ceremonies into one commit. Two bulk writes have methods of their own, as they span many
+// transactions: [Store.Import] and [Store.ReplaceMDS]. Badger holds an exclusive lock on its
+// directory, so this process is the only writer: the caches and generations (config, vendor
+// metadata, keyrings, MDS) live in memory and are never behind. Ceremonies stay in the actors'
+// memory too: this package does not implement [persistence.Ceremonies].
+//
+// Besides the boundary, the package offers what only an embedded store has: online backups
+// ([Store.Backup], [Restore], [CheckBackup]), [Store.Settle] after a bulk import, [Store.Digest]
+// for tests, and the free-space reserve ([Reserve], [WithReserve]).
 //
 // Writes stop before the disk is full (a full disk makes Badger fault on its memory-mapped
-// files): below a reserve of free space only a sign-in's writes and license revocation run,
-// below a quarter of it none; the others are refused with storage_full (see space.go).
+// files): below a reserve of free space only a sign-in's writes, license revocation and passkey
+// removal run, below a quarter of it none; the others are refused with storage_full (see
+// space.go).
 //
 // Values are JSON, but for users and credentials, which every ceremony reads: those are CBOR
 // with small integer keys (see codec.go), and JSON records of earlier versions (a value
@@ -46,4 +55,4 @@
 // The global MDS entries are written under a new generation (16 hex digits) at each import and
 // switched to by one small write of mds/blob, so that readers, who resolve the generation and
 // read the entries in one snapshot, see one BLOB's entries and never a mix (see [Store.ReplaceMDS]).
-package persistence
+package badger

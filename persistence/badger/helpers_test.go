@@ -1,6 +1,7 @@
-package persistence_test
+package badger_test
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -10,10 +11,14 @@ import (
 
 	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
+	"github.com/webauthnd/webauthnd/persistence/badger"
 )
 
+// ctx is the context of the tests' reads and writes, which never end it.
+var ctx = context.Background()
+
 // mustOpen opens a fresh store in t.TempDir() and closes it when the test ends.
-func mustOpen(t *testing.T) *persistence.Store {
+func mustOpen(t *testing.T) *badger.Store {
 	t.Helper()
 	s, _ := mustOpenAt(t, t.TempDir())
 	return s
@@ -21,9 +26,9 @@ func mustOpen(t *testing.T) *persistence.Store {
 
 // mustOpenAt opens the store in dir. The returned close function may be called by the test
 // (to reopen the directory); otherwise the store is closed when the test ends.
-func mustOpenAt(t *testing.T, dir string) (*persistence.Store, func()) {
+func mustOpenAt(t *testing.T, dir string) (*badger.Store, func()) {
 	t.Helper()
-	s, err := persistence.Open(dir, zap.NewNop())
+	s, err := badger.Open(dir, zap.NewNop())
 	if err != nil {
 		t.Fatalf("Open(%s): %v", dir, err)
 	}
@@ -42,7 +47,7 @@ func mustOpenAt(t *testing.T, dir string) (*persistence.Store, func()) {
 // mustApply runs one op and fails the test when it is refused.
 func mustApply(t *testing.T, s persistence.Writer, op persistence.Op) any {
 	t.Helper()
-	r := s.Apply([]persistence.Op{op})
+	r := s.Apply(ctx, []persistence.Op{op})
 	if len(r) != 1 {
 		t.Fatalf("Apply(%T) returned %d results, want 1", op, len(r))
 	}
@@ -55,7 +60,7 @@ func mustApply(t *testing.T, s persistence.Writer, op persistence.Op) any {
 // applyErr runs one op and returns its error.
 func applyErr(t *testing.T, s persistence.Writer, op persistence.Op) error {
 	t.Helper()
-	r := s.Apply([]persistence.Op{op})
+	r := s.Apply(ctx, []persistence.Op{op})
 	if len(r) != 1 {
 		t.Fatalf("Apply(%T) returned %d results, want 1", op, len(r))
 	}
@@ -90,14 +95,6 @@ func describe(err error) string {
 	return out
 }
 
-// wantNotFound fails the test unless err is ErrNotFound.
-func wantNotFound(t *testing.T, what string, err error) {
-	t.Helper()
-	if !errors.Is(err, persistence.ErrNotFound) {
-		t.Fatalf("%s: err = %v, want ErrNotFound", what, err)
-	}
-}
-
 // community returns a valid community of tenant "acme" for RP ID example.com.
 func community(id string) persistence.Community {
 	return persistence.Community{
@@ -111,7 +108,7 @@ func community(id string) persistence.Community {
 }
 
 // seedCommunity creates community id.
-func seedCommunity(t *testing.T, s *persistence.Store, id string) persistence.Community {
+func seedCommunity(t *testing.T, s *badger.Store, id string) persistence.Community {
 	t.Helper()
 	return mustApply(t, s, persistence.PutCommunity{Community: community(id), Create: true}).(persistence.Community)
 }
@@ -119,12 +116,12 @@ func seedCommunity(t *testing.T, s *persistence.Store, id string) persistence.Co
 // seedUser creates user username in communityID (which must exist or be created by the caller)
 // with handle and no passkey, as only an import can (a registration creates a user with its
 // first passkey).
-func seedUser(t *testing.T, s *persistence.Store, communityID, username string, handle []byte) persistence.User {
+func seedUser(t *testing.T, s *badger.Store, communityID, username string, handle []byte) persistence.User {
 	t.Helper()
-	if err := s.Import([]persistence.User{{CommunityID: communityID, Username: username, DisplayName: "Name of " + username, Handle: handle}}, nil); err != nil {
+	if err := s.Import(ctx, []persistence.User{{CommunityID: communityID, Username: username, DisplayName: "Name of " + username, Handle: handle}}, nil); err != nil {
 		t.Fatalf("seed user %s: %v", username, err)
 	}
-	u, err := s.User(communityID, username)
+	u, err := s.User(ctx, communityID, username)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,64 +1,41 @@
-package persistence
+package badger
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	bdb "github.com/dgraph-io/badger/v4"
 
-	"github.com/webauthnd/webauthnd/messages"
+	"github.com/webauthnd/webauthnd/persistence"
 )
-
-// KeyRecord is one of the service's own private keys.
-type KeyRecord struct {
-	// Kind says what the key is: the envelope curve's name, or "ES256" for token signing.
-	Kind    string    `json:"kind"`
-	Private []byte    `json:"private"`
-	Created time.Time `json:"created"`
-	// Retired is when a rotation replaced the key (zero for the current key).
-	Retired time.Time `json:"retired,omitzero"`
-}
-
-// Keyring is a key with its retired predecessors, newest first: Keys[0] is current.
-type Keyring struct {
-	Keys []KeyRecord `json:"keys"`
-}
-
-// Keyrings reads the service's keyrings.
-type Keyrings interface {
-	Keyring(name string) (Keyring, error)
-}
-
-var _ Keyrings = (*Store)(nil)
 
 func keyringKey(name string) []byte { return join("kr/", []byte(name)) }
 
 // Keyring returns the keyring called name.
-func (s *Store) Keyring(name string) (k Keyring, err error) { return k, s.view(keyringKey(name), &k) }
-
-// RotateKey makes New the current key of the keyring Name: the current one is retired at
-// New.Created, and keys retired more than Keep ago are dropped. With OnlyIfAbsent it only
-// creates a keyring that does not exist yet (two first starts then agree on one key). It
-// returns the stored Keyring.
-type RotateKey struct {
-	Name         string        `json:"name"`
-	New          KeyRecord     `json:"new"`
-	Keep         time.Duration `json:"keep"`
-	OnlyIfAbsent bool          `json:"onlyIfAbsent"`
+func (s *Store) Keyring(ctx context.Context, name string) (k persistence.Keyring, err error) {
+	return k, s.viewJSON(ctx, keyringKey(name), &k)
 }
 
-func (o RotateKey) apply(txn *badger.Txn) (any, error) {
-	var ring Keyring
+// KeyringGeneration changes after every batch that rotated a key (it moves on after the
+// commit, so a cache that loaded a keyring under the old generation is invalidated either way).
+// Only this process writes the store (Badger's directory lock), so an in-memory counter sees
+// every rotation; it starts again at 0 when the store is opened, with every cache of the
+// process empty.
+func (s *Store) KeyringGeneration() uint64 { return s.keyringGen.Load() }
+
+func rotateKey(txn *bdb.Txn, o persistence.RotateKey) (any, error) {
+	var ring persistence.Keyring
 	err := getJSON(txn, keyringKey(o.Name), &ring)
 	switch {
 	case err == nil && o.OnlyIfAbsent:
 		return ring, nil
-	case err != nil && !errors.Is(err, ErrNotFound):
-		return nil, errStoreInternal(err)
+	case err != nil && !errors.Is(err, persistence.ErrNotFound):
+		return nil, persistence.StoreInternal(err)
 	}
-	keys := []KeyRecord{o.New}
+	keys := []persistence.KeyRecord{o.New}
 	for _, k := range ring.Keys {
 		if k.Retired.IsZero() {
 			k.Retired = o.New.Created
@@ -69,7 +46,7 @@ func (o RotateKey) apply(txn *badger.Txn) (any, error) {
 	}
 	ring.Keys = keys
 	if err := setJSON(txn, keyringKey(o.Name), ring); err != nil {
-		return nil, errStoreInternal(err)
+		return nil, persistence.StoreInternal(err)
 	}
 	return ring, nil
 }
@@ -80,31 +57,25 @@ func replayKey(caller []byte, uuid string) []byte {
 	return join("rq/", []byte(hex.EncodeToString(sum[:16])), []byte(uuid))
 }
 
-// ReplayPrefix is the key prefix of replay records (they expire on their own).
+// ReplayPrefix is the key prefix of replay records (they expire on their own), for
+// [Store.Digest] to leave out.
 const ReplayPrefix = "rq/"
 
-// RememberRequest records a sealed request's uuid from a caller key until Until (a Badger TTL,
-// so the record expires on its own and survives a restart until then). A uuid already
-// recorded for that caller is refused.
-type RememberRequest struct {
-	Caller []byte
-	UUID   string
-	Until  time.Time
-}
-
-func (o RememberRequest) apply(txn *badger.Txn) (any, error) {
+// rememberRequest writes the replay record with a Badger TTL, so that it expires on its own and
+// survives a restart until then.
+func rememberRequest(txn *bdb.Txn, o persistence.RememberRequest) (any, error) {
 	key := replayKey(o.Caller, o.UUID)
 	if ok, err := exists(txn, key); err != nil {
-		return nil, errStoreInternal(err)
+		return nil, persistence.StoreInternal(err)
 	} else if ok {
-		return nil, messages.Errorf(messages.CodeRequestReplayed, "this requestid was already used")
+		return nil, persistence.ErrRequestReplayed
 	}
 	ttl := time.Until(o.Until)
 	if ttl < time.Second {
 		ttl = time.Second
 	}
-	if err := txn.SetEntry(badger.NewEntry(key, nil).WithTTL(ttl)); err != nil {
-		return nil, errStoreInternal(err)
+	if err := txn.SetEntry(bdb.NewEntry(key, nil).WithTTL(ttl)); err != nil {
+		return nil, persistence.StoreInternal(err)
 	}
 	return nil, nil
 }

@@ -1,4 +1,4 @@
-package persistence
+package badger
 
 import (
 	"encoding/json"
@@ -6,16 +6,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	bdb "github.com/dgraph-io/badger/v4"
 	"go.uber.org/zap"
+
+	"github.com/webauthnd/webauthnd/persistence"
 )
 
 // countKeys counts the keys under prefix.
 func countKeys(t *testing.T, s *Store, prefix string) int {
 	t.Helper()
 	n := 0
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
+	err := s.db.View(func(txn *bdb.Txn) error {
+		it := txn.NewIterator(bdb.IteratorOptions{Prefix: []byte(prefix)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			n++
@@ -38,29 +40,29 @@ func TestReplaceMDSDropsOtherGenerations(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	entries := func(desc string, n int) []MDSEntry {
-		out := make([]MDSEntry, n)
+	entries := func(desc string, n int) []persistence.MDSEntry {
+		out := make([]persistence.MDSEntry, n)
 		for i := range out {
-			out[i] = MDSEntry{AAGUID: fmt.Sprintf("%08x-0000-4000-8000-000000000000", i+1), KeyIdentifiers: []string{fmt.Sprintf("%x", i+1)},
+			out[i] = persistence.MDSEntry{AAGUID: fmt.Sprintf("%08x-0000-4000-8000-000000000000", i+1), KeyIdentifiers: []string{fmt.Sprintf("%x", i+1)},
 				Description: desc, Entry: json.RawMessage(`{}`)}
 		}
 		return out
 	}
 	next := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	if _, err := s.ReplaceMDS(MDSBlob{Number: 1, NextUpdate: next}, entries("one", 3), false); err != nil {
+	if _, err := s.ReplaceMDS(ctx, persistence.MDSBlob{Number: 1, NextUpdate: next}, entries("one", 3), false); err != nil {
 		t.Fatal(err)
 	}
 	// The dead import: generation 2 written, never switched to.
 	if err := s.writeMDSGeneration(2, entries("dead", 5)); err != nil {
 		t.Fatal(err)
 	}
-	if e, err := s.MDSEntryByAAGUID("00000005-0000-4000-8000-000000000000"); err == nil {
+	if e, err := s.MDSEntryByAAGUID(ctx, "00000005-0000-4000-8000-000000000000"); err == nil {
 		t.Fatalf("an entry of an unswitched generation is visible: %+v", e)
 	}
-	if _, all, _ := s.MDSEntries(); len(all) != 3 || all[0].Description != "one" {
+	if _, all, _ := s.MDSEntries(ctx); len(all) != 3 || all[0].Description != "one" {
 		t.Fatalf("the listing holds %d entries, want the 3 of the current BLOB", len(all))
 	}
-	b, err := s.ReplaceMDS(MDSBlob{Number: 2, NextUpdate: next}, entries("two", 4), false)
+	b, err := s.ReplaceMDS(ctx, persistence.MDSBlob{Number: 2, NextUpdate: next}, entries("two", 4), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +74,7 @@ func TestReplaceMDSDropsOtherGenerations(t *testing.T) {
 			t.Errorf("%d keys under %s, want %d", n, prefix, want)
 		}
 	}
-	if e, err := s.MDSEntryByAAGUID("00000004-0000-4000-8000-000000000000"); err != nil || e.Description != "two" {
+	if e, err := s.MDSEntryByAAGUID(ctx, "00000004-0000-4000-8000-000000000000"); err != nil || e.Description != "two" {
 		t.Fatalf("look-up after the import: %+v, %v", e, err)
 	}
 }

@@ -1,37 +1,21 @@
-package persistence
+package badger
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 
-	"github.com/dgraph-io/badger/v4"
+	bdb "github.com/dgraph-io/badger/v4"
+
+	"github.com/webauthnd/webauthnd/persistence"
 )
 
-// CredentialShape is what a sign-in's allowCredentials shows of a passkey to anyone who asks:
-// the length of its id and its transports, in their stored order.
-type CredentialShape struct {
-	IDLength   int
-	Transports []string
-}
-
-// Shapes reads what a community's users look like from outside, so that the sign-in options of
-// an unknown username can look the same.
-type Shapes interface {
-	// CommonShape returns the shapes of the passkeys of the community's most common kind of
-	// user (how many passkeys, which id lengths and transports), in no particular order;
-	// ErrNotFound when no user of the community has a passkey.
-	CommonShape(communityID string) ([]CredentialShape, error)
-}
-
-var _ Shapes = (*Store)(nil)
-
 // The shape tally. A user's shape is the multiset of its passkeys' shapes, encoded canonically
-// (each passkey's shape encoded, the encodings sorted and concatenated). The tally counts the
-// users of each shape, per community, and is changed in the transaction that adds or removes a
-// passkey, so it is exactly as durable as the passkeys:
+// by [persistence.UserShape]. The tally counts the users of each shape, per community, and is
+// changed in the transaction that adds or removes a passkey, so it is exactly as durable as the
+// passkeys:
 //
 //	ds/<community>\x00<user shape>   uint64 (big endian): users of that shape
 //	dm/<community>                   uint64 count, then the user shape: the most common shape
@@ -49,67 +33,11 @@ func modeKey(community string) []byte { return join("dm/", []byte(community)) }
 
 var shapesMigratedKey = []byte("m/shapes")
 
-// encodeCredentialShape is one passkey's shape: uvarint id length, uvarint transport count, and
-// each transport as uvarint length and bytes.
-func encodeCredentialShape(c Credential) []byte {
-	b := binary.AppendUvarint(nil, uint64(len(c.ID)))
-	b = binary.AppendUvarint(b, uint64(len(c.Transports)))
-	for _, t := range c.Transports {
-		b = binary.AppendUvarint(b, uint64(len(t)))
-		b = append(b, t...)
-	}
-	return b
-}
-
-// userShape is the canonical encoding of the shape of a user with creds.
-func userShape(creds []Credential) []byte {
-	parts := make([][]byte, len(creds))
-	for i, c := range creds {
-		parts[i] = encodeCredentialShape(c)
-	}
-	slices.SortFunc(parts, bytes.Compare)
-	return bytes.Join(parts, nil)
-}
-
-// decodeUserShape reverses userShape.
-func decodeUserShape(b []byte) ([]CredentialShape, error) {
-	var out []CredentialShape
-	next := func() (uint64, error) {
-		v, n := binary.Uvarint(b)
-		if n <= 0 {
-			return 0, errors.New("truncated shape")
-		}
-		b = b[n:]
-		return v, nil
-	}
-	for len(b) > 0 {
-		idLen, err := next()
-		if err != nil {
-			return nil, err
-		}
-		count, err := next()
-		if err != nil || count > uint64(len(b)) {
-			return nil, errors.New("truncated shape")
-		}
-		s := CredentialShape{IDLength: int(idLen)}
-		for range count {
-			l, err := next()
-			if err != nil || l > uint64(len(b)) {
-				return nil, errors.New("truncated shape")
-			}
-			s.Transports = append(s.Transports, string(b[:l]))
-			b = b[l:]
-		}
-		out = append(out, s)
-	}
-	return out, nil
-}
-
 // readCount returns the uint64 at the start of the value under key, and the rest of the value;
 // zero and nil when the key is absent.
-func readCount(txn *badger.Txn, key []byte) (uint64, []byte, error) {
+func readCount(txn *bdb.Txn, key []byte) (uint64, []byte, error) {
 	item, err := txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
+	if errors.Is(err, bdb.ErrKeyNotFound) {
 		return 0, nil, nil
 	} else if err != nil {
 		return 0, nil, err
@@ -126,7 +54,7 @@ func readCount(txn *badger.Txn, key []byte) (uint64, []byte, error) {
 
 // moveUserShape records in the tally that a user of community went from shape from (nil: a new
 // user, or one without passkeys) to shape to.
-func moveUserShape(txn *badger.Txn, community string, from, to []byte) error {
+func moveUserShape(txn *bdb.Txn, community string, from, to []byte) error {
 	var fromCount uint64
 	if from != nil {
 		n, _, err := readCount(txn, shapeKey(community, from))
@@ -175,7 +103,7 @@ func moveUserShape(txn *badger.Txn, community string, from, to []byte) error {
 // to (nil: no passkey left) because passkeys were removed. A removal can leave the most common
 // shape behind another by more than one user, so the most common shape is found again from the
 // community's counts (one key per distinct shape: a short scan).
-func shrinkUserShape(txn *badger.Txn, community string, from, to []byte) error {
+func shrinkUserShape(txn *bdb.Txn, community string, from, to []byte) error {
 	n, _, err := readCount(txn, shapeKey(community, from))
 	if err != nil {
 		return err
@@ -202,7 +130,7 @@ func shrinkUserShape(txn *badger.Txn, community string, from, to []byte) error {
 		mode      []byte
 		modeCount uint64
 	)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	it := txn.NewIterator(bdb.IteratorOptions{Prefix: prefix})
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		v, err := it.Item().ValueCopy(nil)
@@ -222,21 +150,22 @@ func shrinkUserShape(txn *badger.Txn, community string, from, to []byte) error {
 	return setMode(txn, community, modeCount, mode)
 }
 
-func setMode(txn *badger.Txn, community string, count uint64, shape []byte) error {
+func setMode(txn *bdb.Txn, community string, count uint64, shape []byte) error {
 	return txn.Set(modeKey(community), append(binary.BigEndian.AppendUint64(nil, count), shape...))
 }
 
-// CommonShape implements [Shapes].
-func (s *Store) CommonShape(communityID string) (out []CredentialShape, err error) {
-	err = s.db.View(func(txn *badger.Txn) error {
+// CommonShape returns the passkey shapes of the community's most common kind of user (see
+// [persistence.Shapes]).
+func (s *Store) CommonShape(ctx context.Context, communityID string) (out []persistence.CredentialShape, err error) {
+	err = s.view(ctx, func(txn *bdb.Txn) error {
 		n, shape, err := readCount(txn, modeKey(communityID))
 		if err != nil {
 			return err
 		}
 		if n == 0 || len(shape) == 0 {
-			return ErrNotFound
+			return persistence.ErrNotFound
 		}
-		out, err = decodeUserShape(shape)
+		out, err = persistence.DecodeUserShape(shape)
 		return err
 	})
 	return out, err
@@ -251,12 +180,12 @@ func (s *Store) tallyShapes() error {
 		return err
 	}
 	counts := map[string]map[string]uint64{} // community -> user shape -> users
-	err = s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("uk/")})
+	err = s.db.View(func(txn *bdb.Txn) error {
+		it := txn.NewIterator(bdb.IteratorOptions{Prefix: []byte("uk/")})
 		defer it.Close()
 		var (
 			owner []byte // uk/<community>\x00<username>\x00 of the user being read
-			creds []Credential
+			creds []persistence.Credential
 		)
 		flush := func() {
 			if owner == nil {
@@ -266,7 +195,7 @@ func (s *Store) tallyShapes() error {
 			if counts[string(community)] == nil {
 				counts[string(community)] = map[string]uint64{}
 			}
-			counts[string(community)][string(userShape(creds))]++
+			counts[string(community)][string(persistence.UserShape(creds))]++
 			owner, creds = nil, creds[:0]
 		}
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -317,11 +246,11 @@ func (s *Store) tallyShapes() error {
 	if err := wb.Flush(); err != nil {
 		return fmt.Errorf("tally credential shapes: %w", err)
 	}
-	return s.db.Update(func(txn *badger.Txn) error { return txn.Set(shapesMigratedKey, []byte{1}) })
+	return s.db.Update(func(txn *bdb.Txn) error { return txn.Set(shapesMigratedKey, []byte{1}) })
 }
 
 func (s *Store) viewExists(key []byte) (ok bool, err error) {
-	err = s.db.View(func(txn *badger.Txn) error {
+	err = s.db.View(func(txn *bdb.Txn) error {
 		ok, err = exists(txn, key)
 		return err
 	})

@@ -1,4 +1,4 @@
-package persistence
+package badger
 
 import (
 	"errors"
@@ -7,16 +7,18 @@ import (
 	"testing"
 
 	"go.uber.org/zap"
+
+	"github.com/webauthnd/webauthnd/persistence"
 )
 
 // shapeCred is a credential of user name in community "shop" with an id of idLen bytes (made
 // unique by n) and transports.
-func shapeCred(name string, n, idLen int, transports ...string) Credential {
+func shapeCred(name string, n, idLen int, transports ...string) persistence.Credential {
 	id := fmt.Appendf(nil, "%s-%d-", name, n)
 	for len(id) < idLen {
 		id = append(id, 'x')
 	}
-	return Credential{ID: id[:idLen], CommunityID: "shop", Username: name, UserHandle: []byte("h-" + name),
+	return persistence.Credential{ID: id[:idLen], CommunityID: "shop", Username: name, UserHandle: []byte("h-" + name),
 		PublicKey: []byte{1}, Transports: transports}
 }
 
@@ -27,19 +29,19 @@ func openShop(t *testing.T, dir string) *Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ApplyOne(PutCommunity{Create: true, Community: Community{ID: "shop", TenantID: "acme", Name: "shop",
-		RPIDs: []string{"example.com"}, Origins: []string{"https://example.com"}, UserVerification: VerificationPreferred}}); err != nil {
+	if _, err := persistence.ApplyOne(ctx, s, persistence.PutCommunity{Create: true, Community: persistence.Community{ID: "shop", TenantID: "acme", Name: "shop",
+		RPIDs: []string{"example.com"}, Origins: []string{"https://example.com"}, UserVerification: persistence.VerificationPreferred}}); err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
 // wantCommonShape checks shop's most common shape after step (none: ErrNotFound).
-func wantCommonShape(t *testing.T, s *Store, step string, shape ...CredentialShape) {
+func wantCommonShape(t *testing.T, s *Store, step string, shape ...persistence.CredentialShape) {
 	t.Helper()
-	got, err := s.CommonShape("shop")
+	got, err := s.CommonShape(ctx, "shop")
 	if len(shape) == 0 {
-		if !errors.Is(err, ErrNotFound) {
+		if !errors.Is(err, persistence.ErrNotFound) {
 			t.Fatalf("%s: CommonShape = %v, %v; want ErrNotFound", step, got, err)
 		}
 		return
@@ -56,15 +58,15 @@ func TestCommonShape(t *testing.T) {
 	s := openShop(t, dir)
 	defer func() { s.Close() }()
 	var err error
-	phone := CredentialShape{IDLength: 16, Transports: []string{"hybrid", "internal"}}
-	key := CredentialShape{IDLength: 64, Transports: []string{"usb"}}
-	add := func(c Credential) {
+	phone := persistence.CredentialShape{IDLength: 16, Transports: []string{"hybrid", "internal"}}
+	key := persistence.CredentialShape{IDLength: 64, Transports: []string{"usb"}}
+	add := func(c persistence.Credential) {
 		t.Helper()
-		if _, err := s.ApplyOne(AddCredential{Credential: c}); err != nil {
+		if _, err := persistence.ApplyOne(ctx, s, persistence.AddCredential{Credential: c}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want := func(step string, shape ...CredentialShape) {
+	want := func(step string, shape ...persistence.CredentialShape) {
 		t.Helper()
 		wantCommonShape(t, s, step, shape...)
 	}
@@ -83,9 +85,9 @@ func TestCommonShape(t *testing.T) {
 	add(shapeCred("e", 0, 64, "usb"))
 	want("three users with a key", key)
 
-	if err := s.Import([]User{{CommunityID: "shop", Username: "f", Handle: []byte("h-f")}, {CommunityID: "shop", Username: "g", Handle: []byte("h-g")},
+	if err := s.Import(ctx, []persistence.User{{CommunityID: "shop", Username: "f", Handle: []byte("h-f")}, {CommunityID: "shop", Username: "g", Handle: []byte("h-g")},
 		{CommunityID: "shop", Username: "h", Handle: []byte("h-h")}, {CommunityID: "shop", Username: "i", Handle: []byte("h-i")}},
-		[]Credential{shapeCred("f", 0, 16, "hybrid", "internal"), shapeCred("g", 0, 16, "hybrid", "internal"),
+		[]persistence.Credential{shapeCred("f", 0, 16, "hybrid", "internal"), shapeCred("g", 0, 16, "hybrid", "internal"),
 			shapeCred("h", 0, 16, "hybrid", "internal"), shapeCred("h", 1, 64, "usb"), shapeCred("i", 0, 16, "hybrid", "internal")}); err != nil {
 		t.Fatal(err)
 	}
@@ -120,104 +122,4 @@ func TestCommonShape(t *testing.T) {
 	add(shapeCred("d", 1, 16, "hybrid", "internal"))
 	// a, d: phone and key (5); f, g, i, j: phone (4); e: key.
 	want("the rebuilt tally counts on", phone, key)
-}
-
-func TestUserShapeRoundTrip(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		creds []Credential
-	}{
-		{"one passkey without transports", []Credential{{ID: make([]byte, 32)}}},
-		{"two passkeys, any order", []Credential{{ID: make([]byte, 1023), Transports: []string{"usb", "nfc"}}, {ID: make([]byte, 16), Transports: []string{"internal"}}}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := decodeUserShape(userShape(tc.creds))
-			if err != nil || len(got) != len(tc.creds) {
-				t.Fatalf("decode = %+v, %v", got, err)
-			}
-			for _, c := range tc.creds {
-				found := false
-				for _, s := range got {
-					found = found || (s.IDLength == len(c.ID) && reflect.DeepEqual(s.Transports, c.Transports))
-				}
-				if !found {
-					t.Fatalf("shape of %d-byte id %v missing from %+v", len(c.ID), c.Transports, got)
-				}
-			}
-		})
-	}
-	if _, err := decodeUserShape([]byte{0x10, 0x05, 0x02}); err == nil {
-		t.Fatal("a truncated shape decoded")
-	}
-}
-
-// TestCommonShapeFollowsRemovals: removing passkeys moves their users' shapes in the tally, in
-// the removal's transaction, and the most common shape is found again, so that decoys look
-// like the users who still have passkeys.
-func TestCommonShapeFollowsRemovals(t *testing.T) {
-	s := openShop(t, t.TempDir())
-	defer s.Close()
-	phone := CredentialShape{IDLength: 16, Transports: []string{"hybrid", "internal"}}
-	key := CredentialShape{IDLength: 64, Transports: []string{"usb"}}
-	apply := func(op Op) {
-		t.Helper()
-		if _, err := s.ApplyOne(op); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want := func(step string, shape ...CredentialShape) {
-		t.Helper()
-		wantCommonShape(t, s, step, shape...)
-	}
-	remove := func(c Credential) RemoveCredentials {
-		return RemoveCredentials{CommunityID: "shop", FidoKeyHash: FidoKeyHash(c.ID)}
-	}
-	a, b, c := shapeCred("a", 0, 64, "usb"), shapeCred("b", 0, 64, "usb"), shapeCred("c", 0, 64, "usb")
-	d, e := shapeCred("d", 0, 16, "hybrid", "internal"), shapeCred("e", 0, 16, "hybrid", "internal")
-	for _, cred := range []Credential{a, b, c, d, e} {
-		apply(AddCredential{Credential: cred})
-	}
-	want("three users with a key, two with a phone", key)
-	apply(remove(a))
-	apply(remove(b))
-	want("two keys removed: one user with a key, two with a phone", phone)
-
-	// c gets a phone passkey too, then loses its key: the tally moves c from (phone, key) to
-	// phone, not some other user's shape.
-	c1 := shapeCred("c", 1, 16, "hybrid", "internal")
-	apply(AddCredential{Credential: c1})
-	apply(remove(c))
-	want("c now has a phone passkey only", phone)
-	for _, cred := range []Credential{c1, d, e} {
-		apply(remove(cred))
-	}
-	want("nobody has a passkey")
-	apply(AddCredential{Credential: shapeCred("f", 0, 64, "usb")})
-	want("a new user with a key", key)
-}
-
-// TestCommonShapeFollowsTheOnlyUser: when the user of the most common shape changes shape and
-// its new shape now has more users than the old one, the new shape is the most common at once;
-// in a community of one user, its decoys follow its second passkey rather than falling back to
-// the default shape.
-func TestCommonShapeFollowsTheOnlyUser(t *testing.T) {
-	s := openShop(t, t.TempDir())
-	defer s.Close()
-	phone := CredentialShape{IDLength: 16, Transports: []string{"hybrid", "internal"}}
-	key := CredentialShape{IDLength: 64, Transports: []string{"usb"}}
-	for _, step := range []struct {
-		name string
-		add  Credential
-		want []CredentialShape
-	}{
-		{"a has a key", shapeCred("a", 0, 64, "usb"), []CredentialShape{key}},
-		{"a adds a phone passkey", shapeCred("a", 1, 16, "hybrid", "internal"), []CredentialShape{phone, key}},
-		{"b has a phone passkey", shapeCred("b", 0, 16, "hybrid", "internal"), []CredentialShape{phone, key}},
-		{"b adds a key: two users of (phone, key)", shapeCred("b", 1, 64, "usb"), []CredentialShape{phone, key}},
-	} {
-		if _, err := s.ApplyOne(AddCredential{Credential: step.add}); err != nil {
-			t.Fatal(err)
-		}
-		wantCommonShape(t, s, step.name, step.want...)
-	}
 }

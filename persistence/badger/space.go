@@ -1,6 +1,7 @@
-package persistence
+package badger
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/webauthnd/webauthnd/messages"
+	"github.com/webauthnd/webauthnd/persistence"
 )
 
 // A full disk must not kill the process. Badger writes its write-ahead log, its tables and its
@@ -21,7 +23,7 @@ import (
 // is still left: it keeps a reserve free on its filesystem.
 //
 //   - Free space at or above the reserve: every write.
-//   - Below the reserve: only the writes that keep sign-ins working (see essentialOp); every
+//   - Below the reserve: only the writes that keep sign-ins working ([persistence.Essential]); every
 //     other op (registrations, imports, admin writes, and any op added later) is refused with
 //     507 storage_full.
 //   - Below a quarter of the reserve: no write at all. What is left is for Badger's own writes
@@ -160,27 +162,13 @@ const (
 	spaceExhausted
 )
 
-// essentialOp marks the ops that still run below the reserve, until a quarter of it is left:
-// what a sign-in writes (its counter, and the replay record of a sealed request), which is
-// small and keeps users signing in, and what an operator or a relying party needs most when
-// something is wrong: license revocation and the removal of passkeys (a stolen one must stop
-// signing in). Any op without this mark, including every op added later, is refused below the
-// reserve.
-type essentialOp interface{ essential() }
-
-func (RecordSignIn) essential()      {}
-func (RememberRequest) essential()   {}
-func (RevokeLicense) essential()     {}
-func (RemoveCredentials) essential() {}
-
 // admits reports whether op may be written at level.
-func admits(level spaceLevel, op Op) bool {
+func admits(level spaceLevel, op persistence.Op) bool {
 	switch level {
 	case spaceAmple:
 		return true
 	case spaceLow:
-		_, ok := op.(essentialOp)
-		return ok
+		return persistence.Essential(op)
 	}
 	return false
 }
@@ -264,8 +252,9 @@ func (g *spaceGuard) read() spaceReading {
 }
 
 // CheckSpace returns a storage_full error while the free space of the store's filesystem is
-// below its reserve (registrations are refused then), and nil otherwise.
-func (s *Store) CheckSpace() error {
+// below its reserve (registrations are refused then), and nil otherwise. It reads no record,
+// so it ignores ctx.
+func (s *Store) CheckSpace(context.Context) error {
 	if r := s.space.read(); r.level != spaceAmple {
 		return r.refusal()
 	}

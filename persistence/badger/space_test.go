@@ -1,4 +1,4 @@
-package persistence
+package badger
 
 import (
 	"errors"
@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"go.uber.org/zap"
 
 	"github.com/webauthnd/webauthnd/messages"
+	"github.com/webauthnd/webauthnd/persistence"
 )
 
 // TestParseReserve is the syntax of --min-free-disk: a size with or without a unit, or a share
@@ -146,77 +146,77 @@ func openOnFakeDisk(t *testing.T) (*Store, *fakeDisk) {
 	return s, disk
 }
 
-// laterOp stands for an op that another change adds without thinking of the disk: having no
-// essential mark, it is refused below the reserve.
-type laterOp struct{ n int }
-
-func (o laterOp) apply(txn *badger.Txn) (any, error) {
-	return nil, txn.Set([]byte(fmt.Sprintf("s/later-%d", o.n)), []byte("x"))
-}
-
 // TestSpaceAdmitsOps is the classification of writes by free space: at or above the reserve
 // every op runs; below it only the essential ones (a sign-in's counter, a sealed request's
-// replay record, a license revocation), and every other op, including one added later, is
-// refused with storage_full and writes nothing; below a quarter of the reserve no op runs.
-// Service resumes by itself when space returns.
+// replay record, a license revocation: persistence.Essential), and every other op (any op
+// added later too, as Essential names the few it admits) is refused with storage_full and
+// writes nothing; below a quarter of the reserve no op runs. Service resumes by itself when
+// space returns.
 func TestSpaceAdmitsOps(t *testing.T) {
 	s, disk := openOnFakeDisk(t)
-	c := Community{ID: "c1", TenantID: "t1", Name: "c1", RPIDs: []string{"example.com"},
-		Origins: []string{"https://example.com"}, UserVerification: VerificationPreferred}
-	lic, _, err := NewLicense(LevelCommunity, "c1", "", 0)
+	c := persistence.Community{ID: "c1", TenantID: "t1", Name: "c1", RPIDs: []string{"example.com"},
+		Origins: []string{"https://example.com"}, UserVerification: persistence.VerificationPreferred}
+	lic, _, err := persistence.NewLicense(persistence.LevelCommunity, "c1", "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	revocable := make([]License, 4) // one per level below
+	revocable := make([]persistence.License, 4) // one per level below
 	for i := range revocable {
-		revocable[i], _, _ = NewLicense(LevelCommunity, "c1", "", 0)
+		revocable[i], _, _ = persistence.NewLicense(persistence.LevelCommunity, "c1", "", 0)
 	}
-	for _, op := range []Op{
-		PutCommunity{Community: c, Create: true},
-		PutLicense{License: lic},
-		PutLicense{License: revocable[0]}, PutLicense{License: revocable[1]},
-		PutLicense{License: revocable[2]}, PutLicense{License: revocable[3]},
-		AddCredential{Credential: Credential{ID: []byte("cred-alice"), CommunityID: "c1", Username: "alice", UserHandle: []byte("h-alice")}},
+	for _, op := range []persistence.Op{
+		persistence.PutCommunity{Community: c, Create: true},
+		persistence.PutLicense{License: lic},
+		persistence.PutLicense{License: revocable[0]}, persistence.PutLicense{License: revocable[1]},
+		persistence.PutLicense{License: revocable[2]}, persistence.PutLicense{License: revocable[3]},
+		persistence.AddCredential{Credential: persistence.Credential{ID: []byte("cred-alice"), CommunityID: "c1", Username: "alice", UserHandle: []byte("h-alice")}},
 	} {
-		if r := s.Apply([]Op{op}); r[0].Err != nil {
+		if r := s.Apply(ctx, []persistence.Op{op}); r[0].Err != nil {
 			t.Fatalf("seed %T: %v", op, r[0].Err)
 		}
 	}
 
 	// Each op writes something new at every level it runs at (n makes its keys unique).
-	other, _, _ := NewLicense(LevelCommunity, "c1", "", 0)
+	other, _, _ := persistence.NewLicense(persistence.LevelCommunity, "c1", "", 0)
 	levelIndex := 0
 	ops := []struct {
 		name      string
-		op        func(n int) Op
+		op        func(n int) persistence.Op
 		essential bool
 	}{
-		{"PutTenant", func(n int) Op { return PutTenant{Tenant: Tenant{ID: fmt.Sprintf("t-%d", n)}} }, false},
-		{"PutCommunity", func(n int) Op {
+		{"PutTenant", func(n int) persistence.Op {
+			return persistence.PutTenant{Tenant: persistence.Tenant{ID: fmt.Sprintf("t-%d", n)}}
+		}, false},
+		{"PutCommunity", func(n int) persistence.Op {
 			c := c
 			c.ID = fmt.Sprintf("c-%d", n)
-			return PutCommunity{Community: c, Create: true}
+			return persistence.PutCommunity{Community: c, Create: true}
 		}, false},
-		{"PatchCommunity", func(n int) Op { return PatchCommunity{ID: "c1", Name: fmt.Sprintf("name %d", n)} }, false},
-		{"PutLicense", func(n int) Op {
+		{"PatchCommunity", func(n int) persistence.Op {
+			return persistence.PatchCommunity{ID: "c1", Name: fmt.Sprintf("name %d", n)}
+		}, false},
+		{"PutLicense", func(n int) persistence.Op {
 			l := other
-			l.ID, l.KeyHash = fmt.Sprintf("lic-%d", n), HashLicenseKey(fmt.Sprint(n))
-			return PutLicense{License: l}
+			l.ID, l.KeyHash = fmt.Sprintf("lic-%d", n), persistence.HashLicenseKey(fmt.Sprint(n))
+			return persistence.PutLicense{License: l}
 		}, false},
-		{"RevokeLicense", func(int) Op { return RevokeLicense{ID: revocable[levelIndex].ID} }, true},
-		{"PutSecretIfAbsent", func(n int) Op { return PutSecretIfAbsent{Name: fmt.Sprintf("s-%d", n), Value: []byte("v")} }, false},
-		{"RotateKey", func(n int) Op {
-			return RotateKey{Name: "signing", New: KeyRecord{Kind: "ES256", Private: []byte{byte(n)}, Created: time.Now()}}
+		{"RevokeLicense", func(int) persistence.Op { return persistence.RevokeLicense{ID: revocable[levelIndex].ID} }, true},
+		{"PutSecretIfAbsent", func(n int) persistence.Op {
+			return persistence.PutSecretIfAbsent{Name: fmt.Sprintf("s-%d", n), Value: []byte("v")}
 		}, false},
-		{"AddCredential of a new user", func(n int) Op {
-			return AddCredential{Credential: Credential{ID: []byte(fmt.Sprintf("new-%d", n)), CommunityID: "c1",
+		{"RotateKey", func(n int) persistence.Op {
+			return persistence.RotateKey{Name: "signing", New: persistence.KeyRecord{Kind: "ES256", Private: []byte{byte(n)}, Created: time.Now()}}
+		}, false},
+		{"AddCredential of a new user", func(n int) persistence.Op {
+			return persistence.AddCredential{Credential: persistence.Credential{ID: []byte(fmt.Sprintf("new-%d", n)), CommunityID: "c1",
 				Username: fmt.Sprintf("u-%d", n), UserHandle: []byte(fmt.Sprintf("h-%d", n))}}
 		}, false},
-		{"RecordSignIn", func(n int) Op { return RecordSignIn{ID: []byte("cred-alice"), Counter: uint32(n), At: time.Now()} }, true},
-		{"RememberRequest", func(n int) Op {
-			return RememberRequest{Caller: []byte("caller"), UUID: fmt.Sprint(n), Until: time.Now().Add(time.Minute)}
+		{"RecordSignIn", func(n int) persistence.Op {
+			return persistence.RecordSignIn{ID: []byte("cred-alice"), Counter: uint32(n), At: time.Now()}
 		}, true},
-		{"an op added later, unmarked", func(n int) Op { return laterOp{n: n} }, false},
+		{"RememberRequest", func(n int) persistence.Op {
+			return persistence.RememberRequest{Caller: []byte("caller"), UUID: fmt.Sprint(n), Until: time.Now().Add(time.Minute)}
+		}, true},
 	}
 	levels := []struct {
 		name    string
@@ -233,7 +233,7 @@ func TestSpaceAdmitsOps(t *testing.T) {
 	for i, level := range levels {
 		levelIndex = i
 		disk.avail.Store(level.avail)
-		if err := s.CheckSpace(); (err == nil) != level.healthy || (err != nil && messages.ErrorCode(err) != messages.CodeStorageFull) {
+		if err := s.CheckSpace(ctx); (err == nil) != level.healthy || (err != nil && messages.ErrorCode(err) != messages.CodeStorageFull) {
 			t.Errorf("%s: CheckSpace() = %v, want healthy %v (else storage_full)", level.name, err, level.healthy)
 		}
 		for _, tc := range ops {
@@ -243,7 +243,7 @@ func TestSpaceAdmitsOps(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				r := s.Apply([]Op{tc.op(n)})
+				r := s.Apply(ctx, []persistence.Op{tc.op(n)})
 				after, _ := s.Digest()
 				written := string(before) != string(after)
 				if level.admit(tc.essential) {
@@ -270,11 +270,11 @@ func TestApplyBelowTheReserveRunsTheEssentialOpsOfABatch(t *testing.T) {
 	s, disk := openOnFakeDisk(t)
 	disk.avail.Store(low)
 	until := time.Now().Add(time.Minute)
-	res := s.Apply([]Op{
-		RememberRequest{Caller: []byte("a"), UUID: "1", Until: until},
-		PutSecretIfAbsent{Name: "refused", Value: []byte("x")},
-		RememberRequest{Caller: []byte("a"), UUID: "2", Until: until},
-		RememberRequest{Caller: []byte("a"), UUID: "1", Until: until}, // sees the first one's write
+	res := s.Apply(ctx, []persistence.Op{
+		persistence.RememberRequest{Caller: []byte("a"), UUID: "1", Until: until},
+		persistence.PutSecretIfAbsent{Name: "refused", Value: []byte("x")},
+		persistence.RememberRequest{Caller: []byte("a"), UUID: "2", Until: until},
+		persistence.RememberRequest{Caller: []byte("a"), UUID: "1", Until: until}, // sees the first one's write
 	})
 	codes := make([]messages.Code, len(res))
 	for i, r := range res {
@@ -287,7 +287,7 @@ func TestApplyBelowTheReserveRunsTheEssentialOpsOfABatch(t *testing.T) {
 	if fmt.Sprint(codes) != fmt.Sprint(want) {
 		t.Errorf("results %v, want %v", codes, want)
 	}
-	if _, err := s.Secret("refused"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Secret(ctx, "refused"); !errors.Is(err, persistence.ErrNotFound) {
 		t.Errorf("the refused op was written: %v", err)
 	}
 }
@@ -297,22 +297,22 @@ func TestApplyBelowTheReserveRunsTheEssentialOpsOfABatch(t *testing.T) {
 // import, it stops before the next transaction and says how many users it wrote.
 func TestImportStopsBelowTheReserve(t *testing.T) {
 	s, disk := openOnFakeDisk(t)
-	c := Community{ID: "c1", TenantID: "t1", Name: "c1", RPIDs: []string{"example.com"},
-		Origins: []string{"https://example.com"}, UserVerification: VerificationPreferred}
-	if _, err := s.ApplyOne(PutCommunity{Community: c, Create: true}); err != nil {
+	c := persistence.Community{ID: "c1", TenantID: "t1", Name: "c1", RPIDs: []string{"example.com"},
+		Origins: []string{"https://example.com"}, UserVerification: persistence.VerificationPreferred}
+	if _, err := persistence.ApplyOne(ctx, s, persistence.PutCommunity{Community: c, Create: true}); err != nil {
 		t.Fatal(err)
 	}
-	users := func(prefix string, n int) []User {
-		out := make([]User, n)
+	users := func(prefix string, n int) []persistence.User {
+		out := make([]persistence.User, n)
 		for i := range out {
-			out[i] = User{CommunityID: "c1", Username: fmt.Sprintf("%s-%d", prefix, i), Handle: []byte(fmt.Sprintf("%s-%d", prefix, i))}
+			out[i] = persistence.User{CommunityID: "c1", Username: fmt.Sprintf("%s-%d", prefix, i), Handle: []byte(fmt.Sprintf("%s-%d", prefix, i))}
 		}
 		return out
 	}
 
 	disk.avail.Store(low)
 	before, _ := s.Digest()
-	err := s.Import(users("a", 10), nil)
+	err := s.Import(ctx, users("a", 10), nil)
 	if messages.ErrorCode(err) != messages.CodeStorageFull || !strings.Contains(err.Error(), "wrote nothing") {
 		t.Fatalf("Import below the reserve: %v, want storage_full saying it wrote nothing", err)
 	}
@@ -331,14 +331,14 @@ func TestImportStopsBelowTheReserve(t *testing.T) {
 		}
 		return ample, 1 << 30, nil
 	}
-	err = s.Import(users("b", 3000), nil)
+	err = s.Import(ctx, users("b", 3000), nil)
 	if messages.ErrorCode(err) != messages.CodeStorageFull || !strings.Contains(err.Error(), "wrote its first 2500 users") {
 		t.Fatalf("Import that runs out of space: %v, want storage_full saying it wrote its first 2500 users", err)
 	}
-	if _, err := s.User("c1", "b-2499"); err != nil {
+	if _, err := s.User(ctx, "c1", "b-2499"); err != nil {
 		t.Errorf("a user of the first transaction is missing: %v", err)
 	}
-	if _, err := s.User("c1", "b-2500"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.User(ctx, "c1", "b-2500"); !errors.Is(err, persistence.ErrNotFound) {
 		t.Errorf("a user of the refused transaction was written: %v", err)
 	}
 }
@@ -348,10 +348,10 @@ func TestImportStopsBelowTheReserve(t *testing.T) {
 func TestSpaceWhenStatfsFails(t *testing.T) {
 	s, _ := openOnFakeDisk(t)
 	s.space.statfs = func(string) (uint64, uint64, error) { return 0, 0, errors.New("statfs failed") }
-	if _, err := s.ApplyOne(PutSecretIfAbsent{Name: "k", Value: []byte("v")}); err != nil {
+	if _, err := persistence.ApplyOne(ctx, s, persistence.PutSecretIfAbsent{Name: "k", Value: []byte("v")}); err != nil {
 		t.Errorf("a write when statfs fails: %v", err)
 	}
-	if err := s.CheckSpace(); err != nil {
+	if err := s.CheckSpace(ctx); err != nil {
 		t.Errorf("CheckSpace when statfs fails: %v", err)
 	}
 }
@@ -382,35 +382,35 @@ func BenchmarkSpaceRead(b *testing.B) {
 // stop signing in), but not linked or unlinked; below a quarter of it nothing is written.
 func TestSpaceAdmitsPasskeyOps(t *testing.T) {
 	s, disk := openOnFakeDisk(t)
-	c := Community{ID: "c1", TenantID: "t1", Name: "c1", RPIDs: []string{"example.com"},
-		Origins: []string{"https://example.com"}, UserVerification: VerificationPreferred}
-	hash := func(id string) []byte { return FidoKeyHash([]byte(id)) }
-	for _, op := range []Op{
-		PutCommunity{Community: c, Create: true},
-		AddCredential{Credential: Credential{ID: []byte("k1"), CommunityID: "c1", Username: "alice", UserHandle: []byte("h")}},
-		AddCredential{Credential: Credential{ID: []byte("k2"), CommunityID: "c1", Username: "alice", UserHandle: []byte("h")}},
-		LinkCredential{CommunityID: "c1", Username: "alice", FidoKeyHash: hash("k1"), DID: "did:example:a"},
+	c := persistence.Community{ID: "c1", TenantID: "t1", Name: "c1", RPIDs: []string{"example.com"},
+		Origins: []string{"https://example.com"}, UserVerification: persistence.VerificationPreferred}
+	hash := func(id string) []byte { return persistence.FidoKeyHash([]byte(id)) }
+	for _, op := range []persistence.Op{
+		persistence.PutCommunity{Community: c, Create: true},
+		persistence.AddCredential{Credential: persistence.Credential{ID: []byte("k1"), CommunityID: "c1", Username: "alice", UserHandle: []byte("h")}},
+		persistence.AddCredential{Credential: persistence.Credential{ID: []byte("k2"), CommunityID: "c1", Username: "alice", UserHandle: []byte("h")}},
+		persistence.LinkCredential{CommunityID: "c1", Username: "alice", FidoKeyHash: hash("k1"), DID: "did:example:a"},
 	} {
-		if r := s.Apply([]Op{op}); r[0].Err != nil {
+		if r := s.Apply(ctx, []persistence.Op{op}); r[0].Err != nil {
 			t.Fatalf("seed %T: %v", op, r[0].Err)
 		}
 	}
 	for _, tc := range []struct {
 		name  string
 		avail uint64
-		op    Op
+		op    persistence.Op
 		code  messages.Code
 	}{
-		{"link below the reserve", low, LinkCredential{CommunityID: "c1", Username: "alice", FidoKeyHash: hash("k2"), DID: "did:example:a"}, messages.CodeStorageFull},
-		{"unlink below the reserve", low, UnlinkCredential{CommunityID: "c1", Username: "alice", FidoKeyHash: hash("k1"), DID: "did:example:a"}, messages.CodeStorageFull},
-		{"remove below a quarter of the reserve", exhausted, RemoveCredentials{CommunityID: "c1", FidoKeyHash: hash("k2")}, messages.CodeStorageFull},
-		{"remove below the reserve", low, RemoveCredentials{CommunityID: "c1", FidoKeyHash: hash("k2")}, ""},
+		{"link below the reserve", low, persistence.LinkCredential{CommunityID: "c1", Username: "alice", FidoKeyHash: hash("k2"), DID: "did:example:a"}, messages.CodeStorageFull},
+		{"unlink below the reserve", low, persistence.UnlinkCredential{CommunityID: "c1", Username: "alice", FidoKeyHash: hash("k1"), DID: "did:example:a"}, messages.CodeStorageFull},
+		{"remove below a quarter of the reserve", exhausted, persistence.RemoveCredentials{CommunityID: "c1", FidoKeyHash: hash("k2")}, messages.CodeStorageFull},
+		{"remove below the reserve", low, persistence.RemoveCredentials{CommunityID: "c1", FidoKeyHash: hash("k2")}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			disk.avail.Store(tc.avail)
-			if code := messages.ErrorCode(s.Apply([]Op{tc.op})[0].Err); tc.code != "" && code != tc.code {
+			if code := messages.ErrorCode(s.Apply(ctx, []persistence.Op{tc.op})[0].Err); tc.code != "" && code != tc.code {
 				t.Fatalf("got %s, want %s", code, tc.code)
-			} else if err := s.Apply([]Op{tc.op})[0].Err; tc.code == "" && messages.ErrorCode(err) != messages.CodeNotFound {
+			} else if err := s.Apply(ctx, []persistence.Op{tc.op})[0].Err; tc.code == "" && messages.ErrorCode(err) != messages.CodeNotFound {
 				t.Fatalf("the second removal got %v, want not_found (the first removed it)", err)
 			}
 		})
@@ -421,27 +421,27 @@ func TestSpaceAdmitsPasskeyOps(t *testing.T) {
 // reserve it is refused with storage_full and leaves the record as it was.
 func TestSpaceRefusesVendorWrites(t *testing.T) {
 	s, disk := openOnFakeDisk(t)
-	c := Community{ID: "c1", TenantID: "t1", Name: "c1", RPIDs: []string{"example.com"},
-		Origins: []string{"https://example.com"}, UserVerification: VerificationPreferred}
+	c := persistence.Community{ID: "c1", TenantID: "t1", Name: "c1", RPIDs: []string{"example.com"},
+		Origins: []string{"https://example.com"}, UserVerification: persistence.VerificationPreferred}
 	aaguid := "cb69481e-8ff7-4039-93ec-0a2729a154a8"
-	record := VendorRecord{CommunityID: "c1", AAGUID: aaguid, Metadata: "{}", Name: "m", UpdatedBy: "x"}
-	for _, op := range []Op{PutCommunity{Community: c, Create: true}, PutVendorMetadata{Record: record}} {
-		if r := s.Apply([]Op{op}); r[0].Err != nil {
+	record := persistence.VendorRecord{CommunityID: "c1", AAGUID: aaguid, Metadata: "{}", Name: "m", UpdatedBy: "x"}
+	for _, op := range []persistence.Op{persistence.PutCommunity{Community: c, Create: true}, persistence.PutVendorMetadata{Record: record}} {
+		if r := s.Apply(ctx, []persistence.Op{op}); r[0].Err != nil {
 			t.Fatalf("seed %T: %v", op, r[0].Err)
 		}
 	}
-	before, _ := s.VendorRecord("c1", aaguid)
+	before, _ := s.VendorRecord(ctx, "c1", aaguid)
 	on := true
 	disk.avail.Store(low)
-	for _, op := range []Op{
-		PutVendorMetadata{Record: VendorRecord{CommunityID: "c1", AAGUID: "6028b017-b1d4-4c02-b4b3-afcdafc96bb2", Metadata: "{}", Name: "m", UpdatedBy: "x"}},
-		PatchVendorMetadata{CommunityID: "c1", AAGUID: aaguid, Disabled: &on, UpdatedBy: "y"},
+	for _, op := range []persistence.Op{
+		persistence.PutVendorMetadata{Record: persistence.VendorRecord{CommunityID: "c1", AAGUID: "6028b017-b1d4-4c02-b4b3-afcdafc96bb2", Metadata: "{}", Name: "m", UpdatedBy: "x"}},
+		persistence.PatchVendorMetadata{CommunityID: "c1", AAGUID: aaguid, Disabled: &on, UpdatedBy: "y"},
 	} {
-		if code := messages.ErrorCode(s.Apply([]Op{op})[0].Err); code != messages.CodeStorageFull {
+		if code := messages.ErrorCode(s.Apply(ctx, []persistence.Op{op})[0].Err); code != messages.CodeStorageFull {
 			t.Fatalf("%T below the reserve: got %s, want storage_full", op, code)
 		}
 	}
-	if all, _ := s.AllVendorRecords(nil); len(all) != 1 || !reflect.DeepEqual(all[0], before) {
+	if all, _ := s.AllVendorRecords(ctx, nil); len(all) != 1 || !reflect.DeepEqual(all[0], before) {
 		t.Fatalf("records after refused writes = %+v, want only %+v", all, before)
 	}
 }
@@ -451,14 +451,14 @@ func TestSpaceRefusesVendorWrites(t *testing.T) {
 func TestSpaceRefusesMDSImports(t *testing.T) {
 	s, disk := openOnFakeDisk(t)
 	disk.avail.Store(low)
-	if _, err := s.ReplaceMDS(MDSBlob{Number: 1}, nil, false); messages.ErrorCode(err) != messages.CodeStorageFull {
+	if _, err := s.ReplaceMDS(ctx, persistence.MDSBlob{Number: 1}, nil, false); messages.ErrorCode(err) != messages.CodeStorageFull {
 		t.Fatalf("an import below the reserve: %v, want storage_full", err)
 	}
-	if _, err := s.CurrentMDSBlob(); !errors.Is(err, ErrNotFound) {
+	if _, err := s.CurrentMDSBlob(ctx); !errors.Is(err, persistence.ErrNotFound) {
 		t.Fatalf("a refused import left a BLOB: %v", err)
 	}
 	disk.avail.Store(ample)
-	if _, err := s.ReplaceMDS(MDSBlob{Number: 1}, nil, false); err != nil {
+	if _, err := s.ReplaceMDS(ctx, persistence.MDSBlob{Number: 1}, nil, false); err != nil {
 		t.Fatalf("an import with space: %v", err)
 	}
 }

@@ -1,7 +1,8 @@
-package persistence
+package badger
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -12,19 +13,18 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/dgraph-io/badger/v4"
+	bdb "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 	"go.uber.org/zap"
 
 	"github.com/webauthnd/webauthnd/messages"
+	"github.com/webauthnd/webauthnd/persistence"
 )
 
-// ErrNotFound is returned by reads of a record that does not exist.
-var ErrNotFound = errors.New("not found")
-
-// Store is webauthnd's Badger database.
+// Store is webauthnd's Badger database: the embedded backend of [persistence.Store], one
+// process over one directory.
 type Store struct {
-	db *badger.DB
+	db *bdb.DB
 	// applyMu makes batches from different goroutines commit one after another: the writer
 	// actor already sends one at a time, and other callers (start-up, offline commands) then
 	// never conflict with it.
@@ -40,55 +40,15 @@ type Store struct {
 	// configGen counts the clears, so that a read that raced one is not cached.
 	configGen atomic.Uint64
 	// vendorGen counts the committed batches that wrote vendor metadata records (see
-	// [Store.VendorGeneration]).
-	vendorGen atomic.Uint64
+	// [Store.VendorGeneration]); keyringGen those that rotated a key (see
+	// [Store.KeyringGeneration]).
+	vendorGen  atomic.Uint64
+	keyringGen atomic.Uint64
 	// space refuses writes while the filesystem's free space is below the reserve.
 	space *spaceGuard
 }
 
-// Communities reads tenants and communities.
-type Communities interface {
-	Tenant(id string) (Tenant, error)
-	TenantByDNS(host string) (Tenant, error)
-	Community(id string) (Community, error)
-	CommunityByName(tenantID, name string) (Community, error)
-}
-
-// Users reads users by username or by user handle.
-type Users interface {
-	User(communityID, username string) (User, error)
-	UserByHandle(communityID string, handle []byte) (User, error)
-}
-
-// Credentials reads credentials by id or by owner.
-type Credentials interface {
-	Credential(id []byte) (Credential, error)
-	CredentialsOf(communityID, username string) ([]Credential, error)
-}
-
-// Licenses finds a license by its key.
-type Licenses interface {
-	LicenseByKey(key string) (License, error)
-}
-
-// Secrets reads the service's own keys.
-type Secrets interface {
-	Secret(name string) ([]byte, error)
-}
-
-// Writer applies a batch of operations in one synced transaction.
-type Writer interface {
-	Apply(ops []Op) []Result
-}
-
-var (
-	_ Communities = (*Store)(nil)
-	_ Users       = (*Store)(nil)
-	_ Credentials = (*Store)(nil)
-	_ Licenses    = (*Store)(nil)
-	_ Secrets     = (*Store)(nil)
-	_ Writer      = (*Store)(nil)
-)
+var _ persistence.Store = (*Store)(nil)
 
 // memTableSize is the size of Badger's memtables; a transaction may hold 15 % of it.
 // baseTableSize is the size of the tables that compactions write, at every level.
@@ -135,7 +95,7 @@ func open(dir string, log *zap.Logger, o openOptions) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir %s: %w", dir, err)
 	}
-	opts := badger.DefaultOptions(filepath.Clean(dir)).
+	opts := bdb.DefaultOptions(filepath.Clean(dir)).
 		WithSyncWrites(true).
 		WithLogger(badgerLogger{log.Sugar()}).
 		// Memory, measured with `bench seed` and the harness against a server holding 1,000 and
@@ -168,7 +128,7 @@ func open(dir string, log *zap.Logger, o openOptions) (*Store, error) {
 		WithValueLogFileSize(64 << 20).
 		WithValueThreshold(1 << 10)
 	opts.TableSizeMultiplier = 1 // no With method in badger v4
-	db, err := badger.Open(opts)
+	db, err := bdb.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", dir, err)
 	}
@@ -193,10 +153,10 @@ func open(dir string, log *zap.Logger, o openOptions) (*Store, error) {
 func (s *Store) Close() error { return s.db.Close() }
 
 // Ping checks that the database answers a read.
-func (s *Store) Ping() error {
-	return s.db.View(func(txn *badger.Txn) error {
+func (s *Store) Ping(ctx context.Context) error {
+	return s.view(ctx, func(txn *bdb.Txn) error {
 		_, err := txn.Get([]byte("s/ping"))
-		if errors.Is(err, badger.ErrKeyNotFound) {
+		if errors.Is(err, bdb.ErrKeyNotFound) {
 			return nil
 		}
 		return err
@@ -228,10 +188,10 @@ func licenseKey(hash []byte) []byte   { return join("l/", hash) }
 func licenseIDKey(id string) []byte   { return join("li/", []byte(id)) }
 func secretKey(name string) []byte    { return join("s/", []byte(name)) }
 
-func getJSON(txn *badger.Txn, key []byte, v any) error {
+func getJSON(txn *bdb.Txn, key []byte, v any) error {
 	item, err := txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return ErrNotFound
+	if errors.Is(err, bdb.ErrKeyNotFound) {
+		return persistence.ErrNotFound
 	}
 	if err != nil {
 		return err
@@ -239,7 +199,7 @@ func getJSON(txn *badger.Txn, key []byte, v any) error {
 	return item.Value(func(b []byte) error { return json.Unmarshal(b, v) })
 }
 
-func setJSON(txn *badger.Txn, key []byte, v any) error {
+func setJSON(txn *bdb.Txn, key []byte, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -247,31 +207,67 @@ func setJSON(txn *badger.Txn, key []byte, v any) error {
 	return txn.Set(key, b)
 }
 
-func exists(txn *badger.Txn, key []byte) (bool, error) {
+func exists(txn *bdb.Txn, key []byte) (bool, error) {
 	_, err := txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
+	if errors.Is(err, bdb.ErrKeyNotFound) {
 		return false, nil
 	}
 	return err == nil, err
 }
 
-func (s *Store) view(key []byte, v any) error {
-	return s.db.View(func(txn *badger.Txn) error { return getJSON(txn, key, v) })
+// view runs fn in a read-only transaction, or returns ctx's error when ctx has ended. A read
+// of single keys is over in microseconds, so only the start checks ctx; the scans check it
+// as they go (see [alive]).
+func (s *Store) view(ctx context.Context, fn func(txn *bdb.Txn) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.View(fn)
+}
+
+// viewJSON reads the JSON value under key into v.
+func (s *Store) viewJSON(ctx context.Context, key []byte, v any) error {
+	return s.view(ctx, func(txn *bdb.Txn) error { return getJSON(txn, key, v) })
+}
+
+// notFound is the answer of a read whose key cannot exist (an id that no record can have):
+// ErrNotFound, or ctx's error when ctx has ended, as every read answers then.
+func notFound(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return persistence.ErrNotFound
+}
+
+// invalid is an invalid_request refusal.
+func invalid(format string, a ...any) error {
+	return messages.Errorf(messages.CodeInvalidRequest, fmt.Sprintf(format, a...))
+}
+
+// alive returns ctx's error every 256th step n of a scan, so that a long scan stops soon
+// after its request ended, at the cost of one check per 256 records.
+func alive(ctx context.Context, n int) error {
+	if n%256 == 255 {
+		return ctx.Err()
+	}
+	return nil
 }
 
 // Tenant returns the tenant with id.
-func (s *Store) Tenant(id string) (t Tenant, err error) { return t, s.view(tenantKey(id), &t) }
+func (s *Store) Tenant(ctx context.Context, id string) (t persistence.Tenant, err error) {
+	return t, s.viewJSON(ctx, tenantKey(id), &t)
+}
 
 // TenantByDNS returns the tenant that owns a host name (any case; a :port suffix is ignored).
-func (s *Store) TenantByDNS(host string) (t Tenant, err error) {
-	host, err = CanonicalHost(host)
+func (s *Store) TenantByDNS(ctx context.Context, host string) (t persistence.Tenant, err error) {
+	host, err = persistence.CanonicalHost(host)
 	if err != nil {
-		return t, ErrNotFound
+		return t, notFound(ctx)
 	}
-	err = s.db.View(func(txn *badger.Txn) error {
+	err = s.view(ctx, func(txn *bdb.Txn) error {
 		item, err := txn.Get(tenantDNSKey(host))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return ErrNotFound
+		if errors.Is(err, bdb.ErrKeyNotFound) {
+			return persistence.ErrNotFound
 		}
 		if err != nil {
 			return err
@@ -287,12 +283,17 @@ func (s *Store) TenantByDNS(host string) (t Tenant, err error) {
 
 // CommunityByName returns the community of a tenant with a name. Names are not unique: the
 // first by id wins. Communities are few, so this scans them.
-func (s *Store) CommunityByName(tenantID, name string) (c Community, err error) {
-	err = s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("c/"), PrefetchValues: true})
+func (s *Store) CommunityByName(ctx context.Context, tenantID, name string) (c persistence.Community, err error) {
+	err = s.view(ctx, func(txn *bdb.Txn) error {
+		it := txn.NewIterator(bdb.IteratorOptions{Prefix: []byte("c/"), PrefetchValues: true})
 		defer it.Close()
+		n := 0
 		for it.Rewind(); it.Valid(); it.Next() {
-			var cand Community
+			if err := alive(ctx, n); err != nil {
+				return err
+			}
+			n++
+			var cand persistence.Community
 			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &cand) }); err != nil {
 				return err
 			}
@@ -301,19 +302,25 @@ func (s *Store) CommunityByName(tenantID, name string) (c Community, err error) 
 				return nil
 			}
 		}
-		return ErrNotFound
+		return persistence.ErrNotFound
 	})
 	return c, err
 }
 
 // Community returns the community with id.
-func (s *Store) Community(id string) (Community, error) {
-	return cached(s, "c/"+id, func() (c Community, err error) { return c, s.view(communityKey(id), &c) })
+func (s *Store) Community(ctx context.Context, id string) (persistence.Community, error) {
+	return cached(ctx, s, "c/"+id, func() (c persistence.Community, err error) {
+		return c, s.viewJSON(ctx, communityKey(id), &c)
+	})
 }
 
 // cached returns the config record under key, reading it with read on a miss. Missing records
-// are not cached.
-func cached[T any](s *Store, key string, read func() (T, error)) (T, error) {
+// are not cached. An ended ctx is its error, hit or miss, as for every read.
+func cached[T any](ctx context.Context, s *Store, key string, read func() (T, error)) (T, error) {
+	if err := ctx.Err(); err != nil {
+		var zero T
+		return zero, err
+	}
 	gen := s.configGen.Load()
 	if v, ok := s.config.Load(key); ok && v.(cachedRecord).gen == gen {
 		return v.(cachedRecord).value.(T), nil
@@ -334,8 +341,8 @@ type cachedRecord struct {
 }
 
 // User returns the user of a community by username.
-func (s *Store) User(communityID, username string) (u User, err error) {
-	err = s.db.View(func(txn *badger.Txn) error {
+func (s *Store) User(ctx context.Context, communityID, username string) (u persistence.User, err error) {
+	err = s.view(ctx, func(txn *bdb.Txn) error {
 		u, err = getUser(txn, userKey(communityID, username))
 		return err
 	})
@@ -343,11 +350,11 @@ func (s *Store) User(communityID, username string) (u User, err error) {
 }
 
 // UserByHandle returns the user of a community by WebAuthn user handle.
-func (s *Store) UserByHandle(communityID string, handle []byte) (u User, err error) {
-	err = s.db.View(func(txn *badger.Txn) error {
+func (s *Store) UserByHandle(ctx context.Context, communityID string, handle []byte) (u persistence.User, err error) {
+	err = s.view(ctx, func(txn *bdb.Txn) error {
 		item, err := txn.Get(handleKey(communityID, handle))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return ErrNotFound
+		if errors.Is(err, bdb.ErrKeyNotFound) {
+			return persistence.ErrNotFound
 		}
 		if err != nil {
 			return err
@@ -364,8 +371,8 @@ func (s *Store) UserByHandle(communityID string, handle []byte) (u User, err err
 
 // Credential returns the credential with a raw id, without its AttestationObject (see
 // [Store.AttestationObjectOf]).
-func (s *Store) Credential(id []byte) (c Credential, err error) {
-	err = s.db.View(func(txn *badger.Txn) error {
+func (s *Store) Credential(ctx context.Context, id []byte) (c persistence.Credential, err error) {
+	err = s.view(ctx, func(txn *bdb.Txn) error {
 		c, err = getCredential(txn, id)
 		return err
 	})
@@ -375,14 +382,14 @@ func (s *Store) Credential(id []byte) (c Credential, err error) {
 // AttestationObjectOf returns the attestation object that the registration of credential id
 // stored: nil when it stored none, ErrNotFound when there is no such credential. Reads of
 // credentials leave it out, as no ceremony needs it after the registration.
-func (s *Store) AttestationObjectOf(id []byte) (att []byte, err error) {
-	err = s.db.View(func(txn *badger.Txn) error {
+func (s *Store) AttestationObjectOf(ctx context.Context, id []byte) (att []byte, err error) {
+	err = s.view(ctx, func(txn *bdb.Txn) error {
 		item, err := txn.Get(attestationKey(id))
 		if err == nil {
 			att, err = item.ValueCopy(nil)
 			return err
 		}
-		if !errors.Is(err, badger.ErrKeyNotFound) {
+		if !errors.Is(err, bdb.ErrKeyNotFound) {
 			return err
 		}
 		// No attestation key: a credential registered without one, or a JSON record of an
@@ -396,18 +403,18 @@ func (s *Store) AttestationObjectOf(id []byte) (att []byte, err error) {
 
 // CredentialsOf returns a user's credentials in the order of their ids, each without its
 // AttestationObject (see [Store.AttestationObjectOf]).
-func (s *Store) CredentialsOf(communityID, username string) (out []Credential, err error) {
-	err = s.db.View(func(txn *badger.Txn) error {
+func (s *Store) CredentialsOf(ctx context.Context, communityID, username string) (out []persistence.Credential, err error) {
+	err = s.view(ctx, func(txn *bdb.Txn) error {
 		out, err = credentialsOf(txn, communityID, username)
 		return err
 	})
 	return out, err
 }
 
-func credentialsOf(txn *badger.Txn, communityID, username string) ([]Credential, error) {
-	var out []Credential
+func credentialsOf(txn *bdb.Txn, communityID, username string) ([]persistence.Credential, error) {
+	var out []persistence.Credential
 	prefix := userCredPrefix(communityID, username)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	it := txn.NewIterator(bdb.IteratorOptions{Prefix: prefix})
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		id := bytes.TrimPrefix(it.Item().Key(), prefix)
@@ -420,32 +427,28 @@ func credentialsOf(txn *badger.Txn, communityID, username string) ([]Credential,
 	return out, nil
 }
 
-// HashLicenseKey is the SHA-256 under which a license key is stored.
-func HashLicenseKey(key string) []byte {
-	sum := sha256.Sum256([]byte(key))
-	return sum[:]
-}
-
 // LicenseByKey finds the license of a key by its hash and compares the hash in constant time.
-func (s *Store) LicenseByKey(key string) (License, error) {
-	hash := HashLicenseKey(key)
-	l, err := cached(s, "l/"+string(hash), func() (l License, err error) { return l, s.view(licenseKey(hash), &l) })
+func (s *Store) LicenseByKey(ctx context.Context, key string) (persistence.License, error) {
+	hash := persistence.HashLicenseKey(key)
+	l, err := cached(ctx, s, "l/"+string(hash), func() (l persistence.License, err error) {
+		return l, s.viewJSON(ctx, licenseKey(hash), &l)
+	})
 	if err != nil {
 		return l, err
 	}
 	if subtle.ConstantTimeCompare(hash, l.KeyHash) != 1 {
-		return License{}, ErrNotFound
+		return persistence.License{}, persistence.ErrNotFound
 	}
 	return l, nil
 }
 
 // Secret returns a stored service secret.
-func (s *Store) Secret(name string) ([]byte, error) {
+func (s *Store) Secret(ctx context.Context, name string) ([]byte, error) {
 	var out []byte
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(ctx, func(txn *bdb.Txn) error {
 		item, err := txn.Get(secretKey(name))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return ErrNotFound
+		if errors.Is(err, bdb.ErrKeyNotFound) {
+			return persistence.ErrNotFound
 		}
 		if err != nil {
 			return err
@@ -457,21 +460,16 @@ func (s *Store) Secret(name string) ([]byte, error) {
 }
 
 // Empty reports whether the store holds no community yet.
-func (s *Store) Empty() (bool, error) {
+func (s *Store) Empty(ctx context.Context) (bool, error) {
 	empty := true
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("c/")})
+	err := s.view(ctx, func(txn *bdb.Txn) error {
+		it := txn.NewIterator(bdb.IteratorOptions{Prefix: []byte("c/")})
 		defer it.Close()
 		it.Rewind()
 		empty = !it.Valid()
 		return nil
 	})
 	return empty, err
-}
-
-// errStoreInternal hides storage failures from clients.
-func errStoreInternal(err error) error {
-	return messages.Wrap(messages.CodeInternal, "internal error", err)
 }
 
 type badgerLogger struct{ s *zap.SugaredLogger }
@@ -482,13 +480,16 @@ func (l badgerLogger) Infof(f string, a ...any)    { l.s.Debugf("badger: "+f, a.
 func (l badgerLogger) Debugf(f string, a ...any)   { l.s.Debugf("badger: "+f, a...) }
 
 // AllLicenses returns every license (never a key: only hashes are stored).
-func (s *Store) AllLicenses() ([]License, error) {
-	var out []License
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("l/"), PrefetchValues: true})
+func (s *Store) AllLicenses(ctx context.Context) ([]persistence.License, error) {
+	var out []persistence.License
+	err := s.view(ctx, func(txn *bdb.Txn) error {
+		it := txn.NewIterator(bdb.IteratorOptions{Prefix: []byte("l/"), PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			var l License
+			if err := alive(ctx, len(out)); err != nil {
+				return err
+			}
+			var l persistence.License
 			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &l) }); err != nil {
 				return err
 			}
@@ -500,11 +501,12 @@ func (s *Store) AllLicenses() ([]License, error) {
 }
 
 // Digest is a SHA-256 over every key and value in key order, leaving out the keys under the
-// given prefixes. Tests use it to show that refused requests changed nothing.
+// given prefixes (such as [ReplayPrefix]). Tests use it to show that refused requests changed
+// nothing.
 func (s *Store) Digest(skip ...string) ([]byte, error) {
 	h := sha256.New()
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.DefaultIteratorOptions)
+	err := s.db.View(func(txn *bdb.Txn) error {
+		it := txn.NewIterator(bdb.DefaultIteratorOptions)
 		defer it.Close()
 	next:
 		for it.Rewind(); it.Valid(); it.Next() {
