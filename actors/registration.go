@@ -97,6 +97,10 @@ func (c *ceremony) beginRegistration(ctx actor.Context, rctx context.Context, m 
 		return
 	}
 	c.session = session
+	if err := c.persist(rctx); err != nil {
+		c.fail(ctx, err)
+		return
+	}
 	c.answer(ctx, messages.RegistrationOptions{Options: body, SessionInfo: c.sessionInfo})
 }
 

@@ -74,6 +74,10 @@ func (c *ceremony) beginSignIn(ctx actor.Context, rctx context.Context, m messag
 		return
 	}
 	c.session = session
+	if err := c.persist(rctx); err != nil {
+		c.fail(ctx, err)
+		return
+	}
 	c.answer(ctx, messages.SignInOptions{Options: body, SessionInfo: c.sessionInfo})
 }
 
