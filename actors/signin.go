@@ -36,15 +36,8 @@ func (c *ceremony) beginSignIn(ctx actor.Context, rctx context.Context, m messag
 	)
 	var user *waUser
 	if m.Username != "" {
-		u, err := c.deps.store.User(rctx, m.CommunityID, m.Username)
-		switch {
-		case err == nil:
-			if user, err = c.loadUser(rctx, u); err != nil {
-				c.fail(ctx, err)
-				return
-			}
-		case !errors.Is(err, persistence.ErrNotFound):
-			c.fail(ctx, messages.Wrap(messages.CodeInternal, "internal error", err))
+		if user, err = c.readUser(rctx, m.CommunityID, m.Username); err != nil {
+			c.fail(ctx, err)
 			return
 		}
 	}
