@@ -39,11 +39,9 @@ import (
 //   - --failed-signins-per-minute 0: the failure limiter is per node and has tests of its own;
 //     these tests refuse sign-ins on purpose (replayed counters, the loser of a race) more
 //     often than its burst allows, and must see the refusal itself, not a 429;
-//   - --demo=false: a node that starts with the demo re-keys the demo's license, which is not
-//     what these tests are about;
 //   - --store-max-conns 6: the nodes share the machine's PostgreSQL with the other packages'
 //     tests, which run at the same time.
-var clusterArgs = []string{"--failed-signins-per-minute", "0", "--demo=false", "--store-max-conns", "6"}
+var clusterArgs = []string{"--failed-signins-per-minute", "0", "--store-max-conns", "6"}
 
 // cluster is N webauthnd processes over one PostgreSQL database.
 type cluster struct {
