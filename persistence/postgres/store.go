@@ -87,9 +87,9 @@ func WithMaxConns(n int32) Option { return func(o *options) { o.maxConns = n } }
 // of one version never changes, or misreads, the database of a cluster running another.
 func WithExactSchema() Option { return func(o *options) { o.exactSchema = true } }
 
-// WithTracer adds a pgx query tracer to every connection of the pool (after the store's own
-// round-trip counter, see [Store.RoundTrips]). It may also implement pgx.BatchTracer,
-// pgx.CopyFromTracer and pgx.PrepareTracer.
+// WithTracer sets a pgx tracer on every connection of the pool (not the listener's), to log or
+// measure queries; it may also implement pgx.BatchTracer, pgx.CopyFromTracer and
+// pgx.PrepareTracer. Round trips are counted without one: see [Store.RoundTrips].
 func WithTracer(t pgx.QueryTracer) Option { return func(o *options) { o.tracer = t } }
 
 // WithRefreshEvery sets how often the store re-reads the config versions in case it missed a
@@ -121,7 +121,12 @@ func Open(ctx context.Context, url string, with ...Option) (*Store, error) {
 		cfg.MaxConns = o.maxConns
 	}
 	configureConn(cfg.ConnConfig)
+	if err := migrate(ctx, cfg.ConnConfig.Copy(), o.exactSchema, s.log); err != nil {
+		return nil, s.secret.error(err)
+	}
 	s.listenConfig = cfg.ConnConfig.Copy()
+	// Operators (and tests) tell the listener's connection from the pool's by its name.
+	s.listenConfig.RuntimeParams["application_name"] += " listener"
 	// The pool's connections count their round trips (the listener's do not: they are no
 	// request's).
 	cfg.ConnConfig.AfterNetConnect = func(_ context.Context, _ *pgconn.Config, conn net.Conn) (net.Conn, error) {
@@ -129,9 +134,6 @@ func Open(ctx context.Context, url string, with ...Option) (*Store, error) {
 	}
 	if o.tracer != nil {
 		cfg.ConnConfig.Tracer = o.tracer
-	}
-	if err := migrate(ctx, s.listenConfig, o.exactSchema, s.log); err != nil {
-		return nil, s.secret.error(err)
 	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
