@@ -288,17 +288,43 @@ func TestPostgresNodeNeedsADataDirOfItsOwn(t *testing.T) {
 }
 
 // TestMigrateBadgerToPostgres moves a Badger store with a passkey registered through a real
-// ceremony to PostgreSQL: migrate refuses while the server runs, copies and verifies once it
-// stopped, and a node over the database signs the same passkey in, with the default license's
-// key from the Badger data directory and the same token key. A second migration into the same
-// database, and a password on the command line, are refused.
+// ceremony to PostgreSQL, with a record of every kind beside it (a second community with a host
+// name, a revoked license, rotated keys, a link to a DID, a vendor record changed since its
+// creation, the 98 entries of a production MDS BLOB): migrate refuses while the server runs,
+// copies and verifies every record once it stopped, and a node over the database signs the
+// same passkey in, with the default license's key from the Badger data directory, the same
+// token keys and the DID link. A second migration into the same database, and a password on
+// the command line, are refused.
 func TestMigrateBadgerToPostgres(t *testing.T) {
 	s := startServer(t, "")
 	p := newPasskey(localRP, "alice")
 	s.register(t, s.License, "default", p)
+	const did = "did:example:alice"
+	if status, body, _ := s.call(t, "PUT", linkPath("/webauthn/u1", "default", did, "alice", fidoKeyHashOf(p)), lic(s.License), nil); status != 200 {
+		t.Fatalf("link: %d %v", status, body)
+	}
+	s.admin(t, "community", "create", "--id", "shop", "--tenant", "acme", "--rp-id", "shop.example", "--origin", "https://shop.example",
+		"--tenant-dns", "login.shop.example")
+	s.admin(t, "license", "create", "--level", "service", "--tenant", "acme")
+	for _, line := range strings.Split(s.admin(t, "license", "list"), "\n") {
+		if strings.Contains(line, " acme ") {
+			s.admin(t, "license", "revoke", "--id", strings.Fields(line)[0])
+		}
+	}
+	s.admin(t, "keys", "rotate", "--signing", "--envelope")
+	vendor := "/webauthn/vendormetadata/default"
+	if status, body, _ := s.call(t, "PUT", vendor, lic(s.License), map[string]any{"aaguid": aaguidYubikey, "metadata": yubikeyStatement(t),
+		"name": "YubiKey 5", "updatedBy": "ops@example.com"}); status != 200 {
+		t.Fatalf("vendor record: %d %v", status, body)
+	}
+	if status, body, _ := s.call(t, "PATCH", vendor+"/aaguid/"+aaguidYubikey, lic(s.License),
+		map[string]any{"disabled": false, "name": "YubiKey 5 NFC", "updatedBy": "sec@example.com"}); status != 200 {
+		t.Fatalf("vendor record patch: %d %v", status, body)
+	}
+	f := mdsTestFiles(t)
+	s.admin(t, "metadata", "import", "--blob", f.blob9, "--root", f.rootR3, "--at", atBlob9)
 	s.signIn(t, s.License, "default", p, true)
 	_, kids := publishedKeys(t, s)
-	s.admin(t, "community", "create", "--id", "shop", "--tenant", "acme", "--rp-id", "shop.example", "--origin", "https://shop.example")
 	db := pgtest.NewDatabase(t)
 
 	if _, _, err := runEnv(nil, "migrate", "--from", s.DataDir, "--to", db); err == nil || !strings.Contains(err.Error(), "stop it first") {
@@ -314,7 +340,8 @@ func TestMigrateBadgerToPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatalf("migrate: %v\n%s", err, errOut)
 	}
-	for _, want := range []string{"communities    2", "users          1", "credentials    1", "keyrings       2"} {
+	for _, want := range []string{"tenants        2", "communities    2", "licenses       3", "keyrings       2", "users          1",
+		"credentials    1", "vendor records 1", "MDS entries    98"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("migrate's summary lacks %q:\n%s", want, out)
 		}
@@ -328,8 +355,10 @@ func TestMigrateBadgerToPostgres(t *testing.T) {
 		t.Error("a node on the migrated database created a default of its own")
 	}
 	token := node.signIn(t, s.License, "default", p, true)["signature_token"].(string)
-	node.verifyToken(t, token)
-	if _, now := publishedKeys(t, node); !slices.Equal(now, kids) {
+	if claims := node.verifyToken(t, token); claims["did"] != did {
+		t.Errorf("the token's did is %v, want the link's %s", claims["did"], did)
+	}
+	if _, now := publishedKeys(t, node); len(kids) != 2 || !slices.Equal(now, kids) {
 		t.Errorf("the node publishes %v, the Badger server published %v", now, kids)
 	}
 
