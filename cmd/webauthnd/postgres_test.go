@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -365,4 +366,28 @@ func TestMigrateBadgerToPostgres(t *testing.T) {
 	if _, _, err := runEnv(nil, "migrate", "--from", s.DataDir, "--to", db); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Fatalf("a second migrate into the same database: %v", err)
 	}
+}
+
+// TestPostgresHealthzPingsTheDatabase: /healthz answers 503 unavailable while the database
+// refuses connections (a load balancer then takes the node out), and 200 again once it takes
+// them, with no restart.
+func TestPostgresHealthzPingsTheDatabase(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	node := startNodes(t, db, 1)[0]
+	u, err := url.Parse(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	pgtest.Exec(t, pgtest.AdminURL(), "ALTER DATABASE "+name+" WITH ALLOW_CONNECTIONS false")
+	pgtest.Exec(t, pgtest.AdminURL(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+	within(t, 10*time.Second, "healthz 503 while the database refuses connections", func() (bool, string) {
+		status, body := node.getJSON(t, "/webauthn/healthz")
+		return status == 503 && body["reason"] == "unavailable", fmt.Sprintf("%d %v", status, body)
+	})
+	pgtest.Exec(t, pgtest.AdminURL(), "ALTER DATABASE "+name+" WITH ALLOW_CONNECTIONS true")
+	within(t, 10*time.Second, "healthz 200 once the database takes connections again", func() (bool, string) {
+		status, body := node.getJSON(t, "/webauthn/healthz")
+		return status == 200, fmt.Sprintf("%d %v", status, body)
+	})
 }
