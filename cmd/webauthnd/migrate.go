@@ -84,6 +84,9 @@ func migrateCommand(ctx context.Context, args []string, getenv func(string) stri
 	for _, left := range report.Left {
 		fmt.Fprintf(stderr, "migrate: left out %s\n", left)
 	}
+	if err := revokeDemoLicense(ctx, dst); err != nil {
+		return fmt.Errorf("migrate: %w", target.scrub(err))
+	}
 	if wait := time.Until(report.ReplaysUntil); wait > 0 {
 		// A sealed request accepted by the stopped server could be replayed to a new one
 		// until its record expires: the database cannot hold those records (see
@@ -129,4 +132,21 @@ func openMigrationSource(ctx context.Context, dataDir string, stderr io.Writer) 
 		return nil, fmt.Errorf("open the Badger store in %s (a server still running on it holds its lock: stop it first): %w", dataDir, err)
 	}
 	return store, nil
+}
+
+// revokeDemoLicense revokes the demo's license in a migrated store when it is active: its key
+// was in the stopped server's memory only, and no key of a process gone may stay valid (a node
+// started with --demo gives it a new key).
+func revokeDemoLicense(ctx context.Context, store persistence.Store) error {
+	licenses, err := store.AllLicenses(ctx)
+	if err != nil {
+		return err
+	}
+	for _, l := range licenses {
+		if l.ID == demoLicenseID && !l.Disabled {
+			_, err := persistence.ApplyOne(ctx, store, persistence.RevokeLicense{ID: demoLicenseID})
+			return err
+		}
+	}
+	return nil
 }
