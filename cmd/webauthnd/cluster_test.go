@@ -272,6 +272,17 @@ func TestClusterCeremonyCrossesNodes(t *testing.T) {
 		}
 		b.verifyToken(t, res["signature_token"].(string))
 	})
+	t.Run("a sealed request replayed to the other node is refused", func(t *testing.T) {
+		sc := newSealedClient(t, b)
+		headers := sc.headers(t, key)
+		body := sc.body(t, map[string]any{"dns": "localhost", "communityId": "default"})
+		if status, res, _ := b.call(t, "POST", "/webauthn/assertion/options", headers, body); status != 200 {
+			t.Fatalf("sealed assertion/options on B: %d %v", status, res)
+		}
+		if status, res, _ := a.call(t, "POST", "/webauthn/assertion/options", headers, body); status != 401 || res["code"] != "request_replayed" {
+			t.Fatalf("the same sealed request replayed to A: %d %v, want 401 request_replayed", status, res)
+		}
+	})
 }
 
 // Guarantee 2: the same result sent to two nodes at once succeeds exactly once; the other copy
@@ -696,6 +707,7 @@ func TestClusterKillNodeUnderLoad(t *testing.T) {
 	}
 
 	// The victim's own ceremonies finish on the survivors.
+	finished := 0
 	for i, o := range orphans {
 		to := survivors[i%2]
 		status, res, err := post(client, to+o.path, key, o.body)
@@ -709,6 +721,7 @@ func TestClusterKillNodeUnderLoad(t *testing.T) {
 			o.p.auth.AddCredential(o.p.cred)
 		}
 		load.acked = append(load.acked, o.p)
+		finished++
 	}
 
 	// Everything acknowledged is there, seen through the survivors; then through the victim,
@@ -722,8 +735,8 @@ func TestClusterKillNodeUnderLoad(t *testing.T) {
 	}
 	t.Logf("SIGKILL under load (12 workers): %d registrations and %d sign-ins acknowledged (%d results by the victim, %d ceremonies from its options "+
 		"finished elsewhere), %d requests lost with it; afterwards %d acknowledged passkeys signed in through the survivors, %d acknowledged counters "+
-		"refused on replay, %d of the victim's open ceremonies finished on the survivors",
-		len(load.acked)-len(orphans), load.signIns, byVictim, fromVictim, load.lost, signedIn, regressions, len(orphans))
+		"refused on replay, %d of its %d open ceremonies finished on the survivors",
+		len(load.acked)-finished, load.signIns, byVictim, fromVictim, load.lost, signedIn, regressions, finished, len(orphans))
 }
 
 // Guarantee 5: a license revoked with the CLI, which writes straight to the database, is
