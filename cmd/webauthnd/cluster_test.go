@@ -294,8 +294,9 @@ func TestClusterSameResultOnTwoNodesSucceedsOnce(t *testing.T) {
 	key := c.License
 	const rounds = 20
 	var (
-		wins    [2]int // successes per node
-		signers []*passkey
+		wins     [2]int // successes per node
+		byIssuer int    // rounds won by the node that issued the options (and holds the actor)
+		signers  []*passkey
 	)
 	for round := range rounds {
 		issuer := c.nodes[round%2]
@@ -369,13 +370,17 @@ func TestClusterSameResultOnTwoNodesSucceedsOnce(t *testing.T) {
 			t.Fatalf("round %d (%s): neither copy succeeded: %v, %v", round, path, answers[0], answers[1])
 		}
 		wins[winner]++
+		if winner == round%2 {
+			byIssuer++
+		}
 		if handle != "" {
 			p.auth.Options.UserHandle = []byte(handle)
 			p.auth.AddCredential(p.cred)
 			signers = append(signers, p)
 		}
 	}
-	t.Logf("%d rounds, each exactly one success: node A won %d, node B %d", rounds, wins[0], wins[1])
+	t.Logf("%d rounds, each exactly one success: node A won %d, node B %d; the node that issued the options won %d, the other %d",
+		rounds, wins[0], wins[1], byIssuer, rounds-byIssuer)
 }
 
 // Guarantee 3: 50 concurrent sign-ins of one passkey, their options from the three nodes in
