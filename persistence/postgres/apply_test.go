@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
@@ -303,5 +304,58 @@ func TestApplyHonoursItsContext(t *testing.T) {
 	}
 	if _, err := s.Secret(ctx, "a"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Secret with a cancelled context: err = %v, want context.Canceled", err)
+	}
+}
+
+// A registration whose credential id another node registers between its check and its insert
+// is refused as a duplicate, and leaves nothing: not its new user, not its attestation object
+// (which would have gone to the other node's credential), not its shape in the tally.
+func TestRegistrationThatLosesTheRaceForItsIDLeavesNothing(t *testing.T) {
+	dbURL := newSchema(t)
+	s := mustOpen(t, dbURL)
+	seedCommunity(t, s, "shop")
+	mustApply(t, s, persistence.AddCredential{Credential: credential("first", user("shop", "bob", "hb"))})
+	shape, err := s.CommonShape(bg(), "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := rawConn(t, dbURL)
+	tx, err := other.Begin(bg())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(bg()) }()
+	if _, err := tx.Exec(bg(), `INSERT INTO credentials (id, community_id, username, user_handle, rp_id, algorithm,
+		attestation_format, attestation_type, attestation_trusted, attachment, user_present, user_verified,
+		backup_eligible, backup_state, sign_count, clone_warning, created, last_used)
+		VALUES ('dup', 'shop', 'bob', 'hb', 'example.com', -7, 'none', 'None', false, '', true, false, false, false, 0, false, 1, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Apply(bg(), []persistence.Op{persistence.AddCredential{Credential: credential("dup", user("shop", "alice", "ha"))}})[0].Err
+	}()
+	watch := rawConn(t, dbURL)
+	eventually(t, 10*time.Second, "the registration waiting for the other node's insert", func() bool {
+		var waiting bool
+		err := watch.QueryRow(bg(), `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+			AND application_name = 'webauthnd' AND wait_event_type = 'Lock')`).Scan(&waiting)
+		return err == nil && waiting
+	})
+	if err := tx.Commit(bg()); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, <-done, messages.CodeCredentialExists)
+	_, err = s.User(bg(), "shop", "alice")
+	wantNotFound(t, "User(alice)", err)
+	if att, err := s.AttestationObjectOf(bg(), []byte("dup")); err != nil || att != nil {
+		t.Fatalf("AttestationObjectOf(dup) = %x, %v; want none", att, err)
+	}
+	if got, err := s.CommonShape(bg(), "shop"); err != nil || len(got) != len(shape) {
+		t.Fatalf("CommonShape = %v, %v; want bob's %v still", got, err, shape)
+	}
+	var users int
+	if err := watch.QueryRow(bg(), `SELECT coalesce(sum(users), 0) FROM shape_counts`).Scan(&users); err != nil || users != 1 {
+		t.Fatalf("the tally counts %d users, %v; want 1", users, err)
 	}
 }
