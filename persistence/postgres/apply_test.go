@@ -11,6 +11,7 @@ import (
 
 	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
+	"github.com/webauthnd/webauthnd/persistence/postgres"
 )
 
 // digest hashes every row of the database's tables (but those in skip), to show that refused
@@ -357,5 +358,50 @@ func TestRegistrationThatLosesTheRaceForItsIDLeavesNothing(t *testing.T) {
 	var users int
 	if err := watch.QueryRow(bg(), `SELECT coalesce(sum(users), 0) FROM shape_counts`).Scan(&users); err != nil || users != 1 {
 		t.Fatalf("the tally counts %d users, %v; want 1", users, err)
+	}
+}
+
+// A batch on a connection that the server closed (as a restart or a failover closes every
+// connection the pool holds) runs again on a new one when its COMMIT never left: nothing was
+// committed. A sign-in, whose COMMIT goes out with its statement, is never run twice: it
+// succeeds, or fails with an internal error, but is never refused as a regression of itself.
+func TestBatchOnAClosedConnection(t *testing.T) {
+	dbURL := newSchema(t)
+	s := mustOpen(t, dbURL, postgres.WithMaxConns(1))
+	seedCommunity(t, s, "shop")
+	c := credential("c1", user("shop", "alice", "ha"))
+	mustApply(t, s, persistence.AddCredential{Credential: c})
+	admin := rawConn(t, dbURL)
+	closeThePool := func() {
+		t.Helper()
+		var pid int
+		if err := admin.QueryRow(bg(), `SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+			AND application_name = 'webauthnd'`).Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.Exec(bg(), `SELECT pg_terminate_backend($1)`, pid); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, "the backend gone", func() bool {
+			var alive bool
+			err := admin.QueryRow(bg(), `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)`, pid).Scan(&alive)
+			return err == nil && !alive
+		})
+	}
+	for round := range 3 {
+		closeThePool()
+		v, err := persistence.ApplyOne(bg(), s, persistence.PutSecretIfAbsent{Name: fmt.Sprintf("s%d", round), Value: []byte("v")})
+		if err != nil || string(v.([]byte)) != "v" {
+			t.Fatalf("round %d: PutSecretIfAbsent on a closed connection = %v, %s", round, v, describe(err))
+		}
+		closeThePool()
+		err = applyErr(t, s, persistence.RecordSignIn{ID: c.ID, Counter: uint32(round + 1), At: t1})
+		if err != nil {
+			wantCode(t, err, messages.CodeInternal)
+		}
+		mustApply(t, s, persistence.RecordSignIn{ID: c.ID, Counter: uint32(10 * (round + 1)), At: t1})
+	}
+	if got, err := s.Credential(bg(), c.ID); err != nil || got.CloneWarning {
+		t.Fatalf("Credential = %+v, %v; want no clone warning", got, err)
 	}
 }
