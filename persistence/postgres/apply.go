@@ -176,7 +176,6 @@ type acquireError struct{ err error }
 func (e *acquireError) Error() string { return "connect to PostgreSQL: " + e.err.Error() }
 func (e *acquireError) Unwrap() error { return e.err }
 
-
 // keepsWrites says whether a refused op keeps what it wrote: only a counter regression, whose
 // clone warning is the point of the refusal.
 func keepsWrites(err error) bool { return errors.Is(err, persistence.ErrCounterRegression) }
