@@ -56,7 +56,7 @@ func (s *Store) Apply(ctx context.Context, ops []persistence.Op) []persistence.R
 		case ctx.Err() != nil || errors.As(err, &acquire) || attempt == maxAttempts:
 		case retryable(err):
 			continue // the server aborted it to resolve a deadlock: nothing was committed
-		case abortedByServer(err) && !safe:
+		case (abortedByServer(err) || errors.As(err, new(*readError))) && !safe:
 			safe = true // a statement failed: again, with a savepoint around every op
 			continue
 		case !abortedByServer(err) && (!commitSent || pgconn.SafeToRetry(err)):
