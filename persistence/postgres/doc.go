@@ -12,8 +12,11 @@
 // embedded migrations (migrations/NNNN_*.sql, recorded in schema_version) under a session
 // advisory lock, so that nodes starting together migrate once; it refuses a database whose
 // schema is newer than it knows, and with [WithExactSchema] (what management commands use) one
-// of any other version, without migrating, naming both versions. Connections run READ
-// COMMITTED whatever the database's default, as the ops' locking assumes.
+// of any other version, without migrating, naming both versions. The schema's objects live in
+// the first schema of the connection's search_path (public, unless the URL sets search_path to
+// a schema that exists). Connections run READ COMMITTED whatever the database's default, as the
+// ops' locking assumes. pgbouncer fits only in session mode: transaction mode would break
+// LISTEN, the session advisory locks and pgx's prepared statements.
 //
 // # Schema
 //
@@ -60,7 +63,10 @@
 // row before its passkeys are read for the shape tally, a credential before it is linked) and
 // rely on unique constraints with ON CONFLICT for what two nodes may create at once, so that
 // concurrent batches on any nodes wait for each other rather than fail; a deadlock between two
-// batches (PostgreSQL aborts one after deadlock_timeout) makes the aborted one run again.
+// batches (PostgreSQL aborts one after deadlock_timeout) makes the aborted one run again. A
+// batch whose connection fails before its COMMIT was sent (a connection the pool held across a
+// restart or a failover) runs again on another; one whose COMMIT was sent is not, since it may
+// have committed: its ops fail with an internal error, and the client starts again.
 //
 // # Round trips
 //

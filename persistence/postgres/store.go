@@ -59,8 +59,9 @@ type Store struct {
 }
 
 var (
-	_ persistence.Store      = (*Store)(nil)
-	_ persistence.Ceremonies = (*Store)(nil)
+	_ persistence.Store           = (*Store)(nil)
+	_ persistence.Ceremonies      = (*Store)(nil)
+	_ persistence.UserCredentials = (*Store)(nil)
 )
 
 // Option changes how Open opens a store.
@@ -80,7 +81,8 @@ type options struct {
 func WithLogger(log *zap.Logger) Option { return func(o *options) { o.log = log } }
 
 // WithMaxConns bounds the pool's connections (pgxpool's default: 4, or the number of CPUs if
-// more). The listener holds one more connection of its own.
+// more). A request holds one for each of its reads, the writer one per batch; N nodes hold N
+// times as many, plus one each for the listener, within the server's max_connections.
 func WithMaxConns(n int32) Option { return func(o *options) { o.maxConns = n } }
 
 // WithExactSchema makes Open refuse a database whose schema version is not the one this binary
@@ -122,9 +124,6 @@ func Open(ctx context.Context, url string, with ...Option) (*Store, error) {
 		cfg.MaxConns = o.maxConns
 	}
 	configureConn(cfg.ConnConfig)
-	if err := migrate(ctx, cfg.ConnConfig.Copy(), o.exactSchema, s.log); err != nil {
-		return nil, s.secret.error(err)
-	}
 	s.listenConfig = cfg.ConnConfig.Copy()
 	// Operators (and tests) tell the listener's connection from the pool's by its name.
 	s.listenConfig.RuntimeParams["application_name"] += " listener"
@@ -141,9 +140,9 @@ func Open(ctx context.Context, url string, with ...Option) (*Store, error) {
 		return nil, s.secret.error(fmt.Errorf("open the PostgreSQL pool: %w", err))
 	}
 	s.pool = pool
-	if err := s.refresh(ctx, s.pool, true); err != nil {
+	if err := s.prepare(ctx); err != nil {
 		pool.Close()
-		return nil, s.secret.error(fmt.Errorf("read the config versions: %w", err))
+		return nil, s.secret.error(err)
 	}
 	bg, stop := context.WithCancel(context.Background())
 	s.stop = stop
@@ -151,6 +150,23 @@ func Open(ctx context.Context, url string, with ...Option) (*Store, error) {
 	go s.listen(bg)
 	go s.maintain(bg)
 	return s, nil
+}
+
+// prepare migrates the schema (or checks it) and reads the config versions, on the pool's first
+// connection.
+func (s *Store) prepare(ctx context.Context) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	defer conn.Release()
+	if err := migrate(ctx, conn.Conn(), s.opts.exactSchema, s.log); err != nil {
+		return err
+	}
+	if err := s.refresh(ctx, conn.Conn(), recorded); err != nil {
+		return fmt.Errorf("read the config versions: %w", err)
+	}
+	return nil
 }
 
 // passwordsOf is the redactor of the password c sends (its fallbacks share it).
