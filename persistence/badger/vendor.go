@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bdb "github.com/dgraph-io/badger/v4"
+
 	"github.com/webauthnd/webauthnd/persistence"
 )
 
