@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -180,6 +181,9 @@ func (s *Store) Close() error {
 
 // Ping checks that the database answers a read.
 func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	return s.secret.error(s.pool.Ping(ctx))
 }
 
@@ -189,6 +193,9 @@ func (s *Store) CheckSpace(context.Context) error { return nil }
 
 // Empty reports whether the store holds no community yet.
 func (s *Store) Empty(ctx context.Context) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
 	var empty bool
 	err := s.pool.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM communities)`).Scan(&empty)
 	return empty, s.secret.error(err)
@@ -223,4 +230,26 @@ func (c *countingConn) Read(p []byte) (int, error) {
 		c.wrote.Store(false)
 	}
 	return n, err
+}
+
+// Exclusive runs fn while no other caller of Exclusive with the same name, in this process or
+// any other on the database, runs: a session advisory lock on a connection of its own (not the
+// pool's, which fn may use), held until fn returns. It is how nodes starting together on an
+// empty database let one of them create the embedded default, and the others find it made.
+func (s *Store) Exclusive(ctx context.Context, name string, fn func(ctx context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cfg := s.listenConfig.Copy()
+	cfg.RuntimeParams["application_name"] = strings.TrimSuffix(cfg.RuntimeParams["application_name"], " listener") + " lock"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return s.secret.error(fmt.Errorf("connect to PostgreSQL: %w", err))
+	}
+	// Closing the session releases its lock, whatever happened.
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended('webauthnd exclusive: ' || $1, 0))`, name); err != nil {
+		return s.secret.error(fmt.Errorf("take the lock %q: %w", name, err))
+	}
+	return fn(ctx)
 }
