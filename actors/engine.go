@@ -246,8 +246,8 @@ func ask[T any](ctx context.Context, e *Engine, communityID string, msg any, pri
 }
 
 // Write applies one store operation through the writer, grouped with the ceremonies' writes.
-// ctx bounds the wait for the answer; the batch that carries op runs under the writer's own
-// deadline, as it carries the writes of other requests too.
+// ctx's deadline bounds the wait for the answer; the batch that carries op runs under the
+// writer's own deadline, as it carries the writes of other requests too.
 func (e *Engine) Write(ctx context.Context, op persistence.Op) (any, error) {
 	res, err := e.request(ctx, e.writer, writeRequest{op: op})
 	if err != nil {
