@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
 	"github.com/webauthnd/webauthnd/persistence/postgres"
@@ -396,7 +399,8 @@ func TestConfigChangesReachTheOtherNodeWithinASecond(t *testing.T) {
 // with triggers off): the periodic re-read of the config versions finds the change.
 func TestMissedNotificationFoundByTheRereading(t *testing.T) {
 	dbURL := newSchema(t)
-	s := mustOpen(t, dbURL, postgres.WithRefreshEvery(100*time.Millisecond))
+	core, logs := observer.New(zap.InfoLevel)
+	s := mustOpen(t, dbURL, postgres.WithRefreshEvery(100*time.Millisecond), postgres.WithLogger(zap.New(core)))
 	seedCommunity(t, s, "shop")
 	if _, err := s.Community(bg(), "shop"); err != nil {
 		t.Fatal(err)
@@ -418,6 +422,11 @@ func TestMissedNotificationFoundByTheRereading(t *testing.T) {
 		c, err := s.Community(bg(), "shop")
 		return err == nil && c.Name == "Quiet" && s.VendorGeneration() != vendor
 	})
+	// The re-reads came from the listener's wait timing out, which keeps its connection.
+	time.Sleep(300 * time.Millisecond)
+	if warnings := logs.FilterLevelExact(zap.WarnLevel).All(); len(warnings) != 0 {
+		t.Fatalf("the listener warned %d times, want none: %v", len(warnings), warnings[0].Message)
+	}
 }
 
 // When the listener's connection is lost, the store connects again and reads everything anew:

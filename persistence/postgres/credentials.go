@@ -11,7 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
 )
 
@@ -406,6 +405,3 @@ func removeCredentials(ctx context.Context, t *txn, o persistence.RemoveCredenti
 	t.queue(nil, `DELETE FROM credentials WHERE id = ANY($1)`, ids)
 	return len(ids), t.flush(ctx)
 }
-
-// errNotStorable refuses text that PostgreSQL cannot store.
-var errNotStorable = messages.Errorf(messages.CodeInvalidRequest, "a text is not valid UTF-8 or holds a NUL byte")

@@ -362,9 +362,3 @@ func credential(id string, u persistence.User) persistence.Credential {
 		Created:           t0,
 	}
 }
-
-// asRead is a credential as reads return it: without its attestation object.
-func asRead(c persistence.Credential) persistence.Credential {
-	c.AttestationObject = nil
-	return c
-}

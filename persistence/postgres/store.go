@@ -122,9 +122,6 @@ func Open(ctx context.Context, url string, with ...Option) (*Store, error) {
 		cfg.MaxConns = o.maxConns
 	}
 	configureConn(cfg.ConnConfig)
-	if err := migrate(ctx, cfg.ConnConfig.Copy(), o.exactSchema, s.log); err != nil {
-		return nil, s.secret.error(err)
-	}
 	s.listenConfig = cfg.ConnConfig.Copy()
 	// Operators (and tests) tell the listener's connection from the pool's by its name.
 	s.listenConfig.RuntimeParams["application_name"] += " listener"
@@ -141,9 +138,9 @@ func Open(ctx context.Context, url string, with ...Option) (*Store, error) {
 		return nil, s.secret.error(fmt.Errorf("open the PostgreSQL pool: %w", err))
 	}
 	s.pool = pool
-	if err := s.refresh(ctx, s.pool, true); err != nil {
+	if err := s.prepare(ctx); err != nil {
 		pool.Close()
-		return nil, s.secret.error(fmt.Errorf("read the config versions: %w", err))
+		return nil, s.secret.error(err)
 	}
 	bg, stop := context.WithCancel(context.Background())
 	s.stop = stop
@@ -151,6 +148,23 @@ func Open(ctx context.Context, url string, with ...Option) (*Store, error) {
 	go s.listen(bg)
 	go s.maintain(bg)
 	return s, nil
+}
+
+// prepare migrates the schema (or checks it) and reads the config versions, on the pool's first
+// connection.
+func (s *Store) prepare(ctx context.Context) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	defer conn.Release()
+	if err := migrate(ctx, conn.Conn(), s.opts.exactSchema, s.log); err != nil {
+		return err
+	}
+	if err := s.refresh(ctx, conn.Conn(), recorded); err != nil {
+		return fmt.Errorf("read the config versions: %w", err)
+	}
+	return nil
 }
 
 // passwordsOf is the redactor of the password c sends (its fallbacks share it).
