@@ -30,6 +30,7 @@ import (
 	"crypto/subtle"
 	"encoding/binary"
 	"hash"
+	"sync"
 
 	"github.com/webauthnd/webauthnd/messages"
 )
@@ -54,17 +55,27 @@ var fixedChallenge []byte
 var errSessionMismatch = messages.Errorf(messages.CodeSessionMismatch,
 	"the sessionInfo does not belong to the ceremony of this challenge")
 
-// challenges issues and checks challenges under one key. It is immutable (its keyed HMAC is
-// only cloned, never written), so ceremonies, supervisors and callers share it.
+// challenges issues and checks challenges under one key; ceremonies, supervisors and callers
+// share it (its pool hands each tag a keyed HMAC of its own).
 //
 // A challenge is made in two steps, so that the supervisor, which every ceremony of its
 // community waits on, only draws random bytes (as it did before challenges had MACs): random
 // gives the bytes that name the ceremony, and the ceremony actor seals them with the MACs.
-type challenges struct{ mac hash.Cloner }
+type challenges struct{ macs *sync.Pool }
+
+// macState is a keyed HMAC-SHA-256 with the buffers of one tag, reused so that a tag costs no
+// allocation.
+type macState struct {
+	mac      hash.Hash
+	in, full []byte
+}
 
 // newChallenges keys the MACs of challenges with key.
 func newChallenges(key []byte) challenges {
-	return challenges{mac: hmac.New(sha256.New, key).(hash.Cloner)}
+	key = bytes.Clone(key)
+	return challenges{macs: &sync.Pool{New: func() any {
+		return &macState{mac: hmac.New(sha256.New, key), in: make([]byte, 0, 128), full: make([]byte, 0, sha256.Size)}
+	}}}
 }
 
 // random draws a new ceremony's random bytes (or, in a test, its fixed challenge).
@@ -83,8 +94,8 @@ func (k challenges) seal(random []byte, kd kind, communityID, licenseID, session
 	if fixedChallenge != nil {
 		return random
 	}
-	c := append(random[:challengeRandom:challengeSize], k.ceremonyTag(random, kd, communityID, licenseID)...)
-	return append(c, k.sessionTag(random, sessionInfo)...)
+	c := k.ceremonyTag(random[:challengeRandom:challengeSize], random, kd, communityID, licenseID)
+	return k.sessionTag(c, random, sessionInfo)
 }
 
 // check tells whether a result's challenge is one this service issued for a ceremony of kind
@@ -100,48 +111,40 @@ func (k challenges) check(challenge []byte, kd kind, communityID, licenseID, ses
 		return "", errCeremonyNotFound
 	}
 	random := challenge[:challengeRandom]
-	if !hmac.Equal(challenge[challengeRandom:challengeRandom+challengeTag], k.ceremonyTag(random, kd, communityID, licenseID)) {
+	var tag [challengeTag]byte
+	if !hmac.Equal(challenge[challengeRandom:challengeRandom+challengeTag], k.ceremonyTag(tag[:0], random, kd, communityID, licenseID)) {
 		return "", errCeremonyNotFound
 	}
-	if sessionInfo != "" && !hmac.Equal(challenge[challengeRandom+challengeTag:], k.sessionTag(random, sessionInfo)) {
+	if sessionInfo != "" && !hmac.Equal(challenge[challengeRandom+challengeTag:], k.sessionTag(tag[:0], random, sessionInfo)) {
 		return "", errSessionMismatch
 	}
 	return ceremonyName(random), nil
 }
 
-func (k challenges) ceremonyTag(random []byte, kd kind, communityID, licenseID string) []byte {
-	mac := k.keyed()
-	mac.Write([]byte("webauthnd/ceremony"))
-	mac.Write(random)
-	mac.Write([]byte{byte(kd)})
-	writeField(mac, communityID)
-	writeField(mac, licenseID)
-	var sum [sha256.Size]byte
-	return mac.Sum(sum[:0])[:challengeTag]
+// ceremonyTag appends to dst the tag that binds random to a kind, community and license.
+func (k challenges) ceremonyTag(dst, random []byte, kd kind, communityID, licenseID string) []byte {
+	return k.tag(dst, "webauthnd/ceremony", random, byte(kd), communityID, licenseID)
 }
 
-func (k challenges) sessionTag(random []byte, sessionInfo string) []byte {
-	mac := k.keyed()
-	mac.Write([]byte("webauthnd/session"))
-	mac.Write(random)
-	writeField(mac, sessionInfo)
-	var sum [sha256.Size]byte
-	return mac.Sum(sum[:0])[:challengeTag]
+// sessionTag appends to dst the tag that binds random to a sessionInfo.
+func (k challenges) sessionTag(dst, random []byte, sessionInfo string) []byte {
+	return k.tag(dst, "webauthnd/session", random, 0, sessionInfo)
 }
 
-// keyed is a fresh HMAC in the keyed state: a clone, which spares hashing the key's pads again.
-func (k challenges) keyed() hash.Hash {
-	mac, err := k.mac.Clone()
-	if err != nil {
-		panic(err) // HMAC-SHA-256 of the standard library always clones
+// tag appends to dst the first challengeTag bytes of the HMAC of label, random, b and fields,
+// each field after its length, so that no two lists of fields hash alike.
+func (k challenges) tag(dst []byte, label string, random []byte, b byte, fields ...string) []byte {
+	st := k.macs.Get().(*macState)
+	in := append(append(append(st.in[:0], label...), random...), b)
+	for _, f := range fields {
+		in = binary.BigEndian.AppendUint32(in, uint32(len(f)))
+		in = append(in, f...)
 	}
-	return mac
-}
-
-// writeField writes s with its length first, so that no two lists of fields hash alike.
-func writeField(h hash.Hash, s string) {
-	var n [4]byte
-	binary.BigEndian.PutUint32(n[:], uint32(len(s)))
-	h.Write(n[:])
-	h.Write([]byte(s))
+	st.mac.Reset()
+	st.mac.Write(in)
+	st.full = st.mac.Sum(st.full[:0])
+	dst = append(dst, st.full[:challengeTag]...)
+	st.in = in[:0]
+	k.macs.Put(st)
+	return dst
 }

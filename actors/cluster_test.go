@@ -405,3 +405,40 @@ func TestClusterSignInRoundTrips(t *testing.T) {
 		})
 	}
 }
+
+// TestClusterDecoyFailsAlikeOnEveryNode: a sign-in for an unknown username finishes on the
+// other node as on the issuing one: its decoy passkeys travel in the ceremony's state, and an
+// assertion naming one fails there as a forged assertion on a real passkey does (a
+// verification failure, which that node's limiter counts), not as an unknown ceremony.
+func TestClusterDecoyFailsAlikeOnEveryNode(t *testing.T) {
+	a, b := newCluster(t, Config{})
+	register(t, a, a, scope, "alice") // the community's shape: one passkey
+	codes := map[string]messages.Code{}
+	for _, result := range []*node{a, b} {
+		opts, err := a.e.BeginSignIn(ctx, messages.BeginSignIn{Scope: scope, Username: "nobody"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		so, err := virtualwebauthn.ParseAssertionOptions(string(opts.Options))
+		if err != nil || len(so.AllowCredentials) != 1 {
+			t.Fatalf("decoy options %s: %v", opts.Options, err)
+		}
+		cred := benchCredential()
+		if cred.ID, err = base64.RawURLEncoding.DecodeString(so.AllowCredentials[0]); err != nil {
+			t.Fatal(err)
+		}
+		auth := virtualwebauthn.NewAuthenticator()
+		auth.AddCredential(cred)
+		_, err = result.e.FinishSignIn(ctx, messages.FinishSignIn{Scope: scope,
+			Credential: credentialOf(t, []byte(virtualwebauthn.CreateAssertionResponse(benchRP, auth, cred, *so)))})
+		var counted verificationFailure
+		if err == nil || errors.As(err, &counted) {
+			t.Fatalf("result on %s: %v, want a refusal as the engine answers it", result.name, err)
+		}
+		codes[result.name] = code(err)
+	}
+	if codes["A"] != codes["B"] || codes["A"] == messages.CodeCeremonyNotFound || codes["A"] == messages.CodeInternal {
+		t.Fatalf("a decoy's result: %s on the issuing node, %s on the other; want the same verification failure", codes["A"], codes["B"])
+	}
+	t.Logf("a decoy's result: %s on either node", codes["A"])
+}

@@ -51,9 +51,10 @@ type Config struct {
 	// path any answer takes.
 	RequestTimeout time.Duration
 	// FailedSignInsPerMinute and FailedSignInBurst size the token bucket of failed sign-ins per
-	// credential, on this node (each node of a cluster keeps its own); a license's bucket is LicenseFailureFactor times larger and faster. A failure
-	// beyond a bucket's burst answers 429 instead of its own error; a sign-in whose signature
-	// verifies is never refused. Zero FailedSignInsPerMinute turns the limit off.
+	// credential on this node (each node of a cluster keeps its own); a license's bucket is
+	// LicenseFailureFactor times larger and faster. A failure beyond a bucket's burst answers
+	// 429 instead of its own error; a sign-in whose signature verifies is never refused. Zero
+	// FailedSignInsPerMinute turns the limit off.
 	FailedSignInsPerMinute float64
 	FailedSignInBurst      float64
 	LicenseFailureFactor   float64
