@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,11 +31,12 @@ type Store interface {
 type Config struct {
 	// CeremonyTimeout is how long a ceremony waits for its result.
 	CeremonyTimeout time.Duration
-	// MaxCeremonies caps the live ceremonies of one community.
+	// MaxCeremonies caps the live ceremonies of one community on this node (each node of a
+	// cluster counts its own: see doc.go).
 	MaxCeremonies int
 	// MaxCeremoniesPerLicense caps the live ceremonies that one license holds in one
-	// community, so that one caller cannot take all of MaxCeremonies; zero means a quarter of
-	// MaxCeremonies (at least 1).
+	// community on this node, so that one caller cannot take all of MaxCeremonies; zero means
+	// a quarter of MaxCeremonies (at least 1).
 	MaxCeremoniesPerLicense int
 	// Issuer is the service's issuer, <public-url>/webauthn; a signature token's iss is
 	// Issuer/tenants/<tenant id>.
@@ -49,12 +51,22 @@ type Config struct {
 	// path any answer takes.
 	RequestTimeout time.Duration
 	// FailedSignInsPerMinute and FailedSignInBurst size the token bucket of failed sign-ins per
-	// credential; a license's bucket is LicenseFailureFactor times larger and faster. A failure
-	// beyond a bucket's burst answers 429 instead of its own error; a sign-in whose signature
-	// verifies is never refused. Zero FailedSignInsPerMinute turns the limit off.
+	// credential on this node (each node of a cluster keeps its own); a license's bucket is
+	// LicenseFailureFactor times larger and faster. A failure beyond a bucket's burst answers
+	// 429 instead of its own error; a sign-in whose signature verifies is never refused. Zero
+	// FailedSignInsPerMinute turns the limit off.
 	FailedSignInsPerMinute float64
 	FailedSignInBurst      float64
 	LicenseFailureFactor   float64
+	// Ceremonies, when set, keeps every ceremony's state in the store that the nodes of a
+	// cluster share, so that any node finishes a ceremony that another one started (see
+	// doc.go). Nil: one process, ceremonies in memory only.
+	Ceremonies persistence.Ceremonies
+	// ChallengeKey is the key of the MACs that challenges carry (challenge.go), at least 32
+	// bytes; every node of a cluster needs the same one (cmd keeps it among the store's
+	// secrets). Empty: a random key of this engine's own, which only one process can use, so
+	// it is refused with Ceremonies.
+	ChallengeKey []byte
 }
 
 // DefaultMaxCeremoniesPerLicense is a license's share of a community's ceremonies when none is
@@ -80,6 +92,7 @@ type deps struct {
 	writer     *actor.PID
 	dispatcher *workerDispatcher // runs the ceremonies' mailboxes
 	models     *models           // vendor metadata and MDS entries, cached
+	challenges challenges
 	log        *zap.Logger
 }
 
@@ -87,6 +100,15 @@ type deps struct {
 func NewEngine(cfg Config, store Store, log *zap.Logger) (*Engine, error) {
 	if cfg.CeremonyTimeout <= 0 || cfg.MaxCeremonies <= 0 {
 		return nil, errors.New("ceremony timeout and max ceremonies must be positive")
+	}
+	switch {
+	case len(cfg.ChallengeKey) == 0 && cfg.Ceremonies != nil:
+		return nil, errors.New("a challenge key shared by every node is needed to keep ceremonies in a shared store")
+	case len(cfg.ChallengeKey) == 0:
+		cfg.ChallengeKey = make([]byte, challengeKeySize)
+		_, _ = rand.Read(cfg.ChallengeKey) // crypto/rand.Read never fails (Go 1.24+)
+	case len(cfg.ChallengeKey) < challengeKeySize:
+		return nil, fmt.Errorf("the challenge key has %d bytes, fewer than %d", len(cfg.ChallengeKey), challengeKeySize)
 	}
 	if cfg.MaxCeremoniesPerLicense <= 0 {
 		cfg.MaxCeremoniesPerLicense = DefaultMaxCeremoniesPerLicense(cfg.MaxCeremonies)
@@ -113,7 +135,8 @@ func NewEngine(cfg Config, store Store, log *zap.Logger) (*Engine, error) {
 	}
 	e.writer = w
 	e.deps = &deps{cfg: cfg, store: store, signer: signer, writer: w, log: log,
-		dispatcher: newWorkerDispatcher(ceremonyWorkers(), 300), models: newModels(store)}
+		dispatcher: newWorkerDispatcher(ceremonyWorkers(), 300), models: newModels(store),
+		challenges: newChallenges(cfg.ChallengeKey)}
 	return e, nil
 }
 
@@ -127,7 +150,7 @@ func (e *Engine) Stop() {
 	e.deps.dispatcher.stop()
 }
 
-// Live returns the number of live ceremony actors of a community.
+// Live returns the number of live ceremony actors of a community on this node.
 func (e *Engine) Live(ctx context.Context, communityID string) (int, error) {
 	res, err := e.request(ctx, e.supervisor(communityID), liveQuery{})
 	if err != nil {
@@ -163,9 +186,8 @@ func (e *Engine) BeginRegistration(ctx context.Context, m messages.BeginRegistra
 // FinishRegistration delivers a registration result to its ceremony, which reads the store
 // under ctx.
 func (e *Engine) FinishRegistration(ctx context.Context, m messages.FinishRegistration) (messages.Registered, error) {
-	name, parsed, err := parseRegistration(m.Credential)
-	return ask[messages.Registered](ctx, e, m.CommunityID, finish{ctx: ctx, kind: kindRegistration, name: name, sessionInfo: m.SessionInfo,
-		licenseID: m.LicenseID, msg: m, parsed: parsed}, err)
+	f, err := e.finishOf(ctx, kindRegistration, m.Scope, m.SessionInfo, m, parseRegistration, m.Credential)
+	return ask[messages.Registered](ctx, e, m.CommunityID, f, err)
 }
 
 // BeginSignIn starts a sign-in ceremony. The ceremony reads the store under ctx.
@@ -180,9 +202,8 @@ func (e *Engine) BeginSignIn(ctx context.Context, m messages.BeginSignIn) (messa
 // signature verifies signs in whatever the buckets hold, so forged assertions for a victim's
 // credential id cannot lock the victim out. The ceremony reads the store under ctx.
 func (e *Engine) FinishSignIn(ctx context.Context, m messages.FinishSignIn) (messages.SignedIn, error) {
-	name, parsed, err := parseAssertion(m.Credential)
-	res, err := ask[messages.SignedIn](ctx, e, m.CommunityID, finish{ctx: ctx, kind: kindSignIn, name: name, sessionInfo: m.SessionInfo,
-		licenseID: m.LicenseID, msg: m, parsed: parsed}, err)
+	f, err := e.finishOf(ctx, kindSignIn, m.Scope, m.SessionInfo, m, parseAssertion, m.Credential)
+	res, err := ask[messages.SignedIn](ctx, e, m.CommunityID, f, err)
 	var counted verificationFailure
 	if errors.As(err, &counted) {
 		err = counted.error
@@ -192,6 +213,23 @@ func (e *Engine) FinishSignIn(ctx context.Context, m messages.FinishSignIn) (mes
 		}
 	}
 	return res, err
+}
+
+// finishOf parses a result's credential and checks its challenge's MACs (challenge.go): a
+// challenge this service did not issue for this kind, community and license is refused here,
+// before any supervisor or store sees it, on every node and with every store alike.
+func (e *Engine) finishOf(ctx context.Context, kd kind, scope messages.Scope, sessionInfo string, msg any,
+	parse func(messages.Credential) ([]byte, parsedResult, error), cred messages.Credential) (finish, error) {
+	challenge, parsed, err := parse(cred)
+	if err != nil {
+		return finish{}, err
+	}
+	name, err := e.deps.challenges.check(challenge, kd, scope.CommunityID, scope.LicenseID, sessionInfo)
+	if err != nil {
+		return finish{}, err
+	}
+	return finish{ctx: ctx, kind: kd, name: name, sessionInfo: sessionInfo,
+		licenseID: scope.LicenseID, msg: msg, parsed: parsed}, nil
 }
 
 // ask sends msg to a community's supervisor and returns its answer as a T, unless prior (an
@@ -209,8 +247,8 @@ func ask[T any](ctx context.Context, e *Engine, communityID string, msg any, pri
 }
 
 // Write applies one store operation through the writer, grouped with the ceremonies' writes.
-// ctx bounds the wait for the answer; the batch that carries op runs under the writer's own
-// deadline, as it carries the writes of other requests too.
+// ctx's deadline bounds the wait for the answer; the batch that carries op runs under the
+// writer's own deadline, as it carries the writes of other requests too.
 func (e *Engine) Write(ctx context.Context, op persistence.Op) (any, error) {
 	res, err := e.request(ctx, e.writer, writeRequest{op: op})
 	if err != nil {

@@ -21,19 +21,36 @@ import (
 	"github.com/descope/virtualwebauthn"
 )
 
-// buildBinary builds webauthnd into a temporary directory, as an operator would run it.
+// built is the binary that buildBinary builds once per test binary: linking it takes seconds
+// (ten on a busy 2-core machine), and every test that runs processes uses the same one.
+var built struct {
+	once sync.Once
+	dir  string // removed by TestMain
+	bin  string
+	err  error
+}
+
+// buildBinary builds webauthnd into a temporary directory, as an operator would run it, once
+// for all the tests of this package, and returns its path.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	built.once.Do(func() {
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		}
+		if built.dir, built.err = os.MkdirTemp("", "webauthnd-bin-"); built.err != nil {
+			return
+		}
+		built.bin = filepath.Join(built.dir, "webauthnd")
+		if out, err := exec.Command(goTool, "build", "-o", built.bin, ".").CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	bin := filepath.Join(t.TempDir(), "webauthnd")
-	out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return built.bin
 }
 
 // proc is the built binary running `webauthnd serve` as a subprocess.
@@ -50,12 +67,32 @@ type proc struct {
 // startProc runs `serve` on 127.0.0.1:0 with dataDir and extra flags and waits until it listens.
 func startProc(t *testing.T, bin, dataDir string, args ...string) *proc {
 	t.Helper()
+	p, err := launchProc(t, bin, dataDir, nil, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.ReadFile(filepath.Join(dataDir, "default-license.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.License = strings.TrimSpace(string(key))
+	return p
+}
+
+// launchProc runs `serve` on 127.0.0.1:0 with dataDir, extra flags and extra environment
+// variables (NAME=value, on top of this process's environment), and waits until it listens. It
+// returns an error rather than failing t, so that nodes can start from goroutines; the process
+// is killed when t ends, if it still runs.
+func launchProc(t *testing.T, bin, dataDir string, env []string, args ...string) (*proc, error) {
 	p := &proc{DataDir: dataDir, stdout: newLineBuffer(), stderr: newLineBuffer(), done: make(chan error, 1), exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if len(env) > 0 {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	start := time.Now()
 	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	go func() {
 		p.done <- p.cmd.Wait()
@@ -71,16 +108,11 @@ func startProc(t *testing.T, bin, dataDir string, args ...string) *proc {
 	})
 	line, err := p.stdout.waitFor("webauthnd listening on ", 20*time.Second, p.done)
 	if err != nil {
-		t.Fatalf("webauthnd did not start: %v\nstderr:\n%s", err, p.stderr.String())
+		return nil, fmt.Errorf("webauthnd did not start: %v\nstderr:\n%s", err, p.stderr.String())
 	}
 	p.startup = time.Since(start)
 	p.URL = strings.TrimSpace(strings.TrimPrefix(line, "webauthnd listening on "))
-	key, err := os.ReadFile(filepath.Join(dataDir, "default-license.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.License = strings.TrimSpace(string(key))
-	return p
+	return p, nil
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
@@ -158,8 +190,14 @@ func tryRegister(c *http.Client, base, key, community string, p *passkey) error 
 // (attestation/options, or attestation/result when the options answered 200) with that step's
 // answer; a 200 of the result is the acknowledgement, and then p holds its credential.
 func registerSteps(c *http.Client, base, key, community string, p *passkey) (step string, status int, body map[string]any, err error) {
+	return registerStepsVia(c, base, base, key, community, p)
+}
+
+// registerStepsVia is registerSteps with the options asked of optionsBase and the result sent
+// to resultBase (two nodes of a cluster).
+func registerStepsVia(c *http.Client, optionsBase, resultBase, key, community string, p *passkey) (step string, status int, body map[string]any, err error) {
 	step = "attestation/options"
-	status, body, err = post(c, base+"/webauthn/u1/attestation/options", key,
+	status, body, err = post(c, optionsBase+"/webauthn/u1/attestation/options", key,
 		map[string]any{"dns": p.rp.ID, "username": p.username, "displayName": p.username, "communityId": community})
 	if err != nil || status != http.StatusOK {
 		return step, status, body, err
@@ -170,7 +208,7 @@ func registerSteps(c *http.Client, base, key, community string, p *passkey) (ste
 		return step, status, body, err
 	}
 	step = "attestation/result"
-	status, body, err = post(c, base+"/webauthn/u1/attestation/result", key,
+	status, body, err = post(c, resultBase+"/webauthn/u1/attestation/result", key,
 		credentialBody(virtualwebauthn.CreateAttestationResponse(p.rp, p.auth, p.cred, *opts), p.rp.ID, community))
 	if err == nil && status == http.StatusOK {
 		p.auth.Options.UserHandle = []byte(opts.UserID)
@@ -182,18 +220,34 @@ func registerSteps(c *http.Client, base, key, community string, p *passkey) (ste
 // trySignIn runs a whole sign-in by username with the passkey's next counter; nil means 200.
 // With counter set, it signs that counter instead (a hand-made assertion).
 func trySignIn(c *http.Client, base, key, community string, p *passkey, counter *uint32) (map[string]any, error) {
-	status, body, err := post(c, base+"/webauthn/u1/assertion/options", key,
-		map[string]any{"dns": p.rp.ID, "username": p.username, "communityId": community})
-	if err != nil {
-		return nil, err
+	return trySignInVia(c, base, base, key, community, p, counter)
+}
+
+// trySignInVia is trySignIn with the options asked of optionsBase and the result sent to
+// resultBase (two nodes of a cluster).
+func trySignInVia(c *http.Client, optionsBase, resultBase, key, community string, p *passkey, counter *uint32) (map[string]any, error) {
+	step, status, body, err := signInSteps(c, optionsBase, resultBase, key, community, p, counter)
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("%s: %d %v", step, status, body)
 	}
-	if status != http.StatusOK {
-		return body, fmt.Errorf("assertion/options: %d %v", status, body)
+	return body, err
+}
+
+// signInSteps runs a whole sign-in by username, the options asked of optionsBase and the
+// result sent to resultBase, and returns the last step it ran with that step's answer, as
+// registerSteps does. The assertion carries the passkey's next counter, or counter when set
+// (a hand-made assertion, which leaves the passkey's own counter alone).
+func signInSteps(c *http.Client, optionsBase, resultBase, key, community string, p *passkey, counter *uint32) (step string, status int, body map[string]any, err error) {
+	step = "assertion/options"
+	status, body, err = post(c, optionsBase+"/webauthn/u1/assertion/options", key,
+		map[string]any{"dns": p.rp.ID, "username": p.username, "communityId": community})
+	if err != nil || status != http.StatusOK {
+		return step, status, body, err
 	}
 	raw, _ := json.Marshal(body)
 	opts, err := virtualwebauthn.ParseAssertionOptions(string(raw))
 	if err != nil {
-		return nil, err
+		return step, status, body, err
 	}
 	var cred string
 	if counter != nil {
@@ -202,14 +256,9 @@ func trySignIn(c *http.Client, base, key, community string, p *passkey, counter 
 		p.cred.Counter++
 		cred = virtualwebauthn.CreateAssertionResponse(p.rp, p.auth, p.cred, *opts)
 	}
-	status, body, err = post(c, base+"/webauthn/u1/assertion/result", key, credentialBody(cred, p.rp.ID, community))
-	if err != nil {
-		return nil, err
-	}
-	if status != http.StatusOK {
-		return body, fmt.Errorf("assertion/result: %d %v", status, body)
-	}
-	return body, nil
+	step = "assertion/result"
+	status, body, err = post(c, resultBase+"/webauthn/u1/assertion/result", key, credentialBody(cred, p.rp.ID, community))
+	return step, status, body, err
 }
 
 // crashRound is what one round of load saw before its kill.

@@ -17,6 +17,15 @@ import (
 	"time"
 )
 
+// TestMain runs the tests, then removes the binary that buildBinary built for them.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		_ = os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
 // testServer is webauthnd started through run, as main starts it, on a free port.
 type testServer struct {
 	URL     string // base URL, e.g. http://127.0.0.1:40123

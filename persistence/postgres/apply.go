@@ -94,8 +94,10 @@ func (s *Store) applyOnce(ctx context.Context, ops []persistence.Op, run []int, 
 		t.op = i
 		t.opFailed = false
 		if st, ok := s.oneStatement(ops[i], &results[i]); ok && !safe {
-			st.op = i
-			t.pending = append(t.pending, st)
+			if st.sql != "" { // "": decided without the database
+				st.op = i
+				t.pending = append(t.pending, st)
+			}
 			continue
 		}
 		// The op's savepoint: set says whether it reached the server (an op that sent nothing
@@ -235,6 +237,9 @@ func (s *Store) afterCommit(ops []persistence.Op, run []int) {
 // runOp runs one op in t, under its savepoint.
 func (s *Store) runOp(ctx context.Context, t *txn, op persistence.Op, res *persistence.Result) (any, error) {
 	if st, ok := s.oneStatement(op, res); ok {
+		if st.sql == "" {
+			return res.Value, res.Err
+		}
 		st.op = t.op
 		t.pending = append(t.pending, st)
 		if err := t.flush(ctx); err != nil {
@@ -271,7 +276,8 @@ func (s *Store) runOp(ctx context.Context, t *txn, op persistence.Op, res *persi
 	return nil, fmt.Errorf("the PostgreSQL store has no implementation of %T", op)
 }
 
-// oneStatement returns the statement of an op that is one statement, whose read fills res;
+// oneStatement returns the statement of an op that is one statement, whose read fills res (a
+// statement without SQL when the op's result was decided without the database, and res filled);
 // false for the others.
 func (s *Store) oneStatement(op persistence.Op, res *persistence.Result) (stmt, bool) {
 	switch o := op.(type) {

@@ -107,8 +107,12 @@ func TestRefusedOpLeavesNothingAndTheOthersCommit(t *testing.T) {
 		persistence.AddCredential{Credential: bad, DisplayName: "Bob \xff"},
 		persistence.AddCredential{Credential: credential("c1", user("shop", "carol", "hc"))},
 		persistence.RevokeLicense{ID: "nope"},
+		persistence.RevokeLicense{ID: "no\xffpe"},
 		persistence.RecordSignIn{ID: []byte("nope"), Counter: 1},
+		persistence.LinkCredential{CommunityID: "shop", Username: "\xff", FidoKeyHash: persistence.FidoKeyHash(c.ID), DID: "did:example:1"},
 	})
+	wantCode(t, res[4].Err, messages.CodeNotFound)
+	wantCode(t, res[6].Err, messages.CodeNotFound)
 	for i, r := range res {
 		if r.Err == nil {
 			t.Fatalf("op %d accepted", i)

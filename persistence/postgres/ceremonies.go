@@ -16,7 +16,9 @@ import (
 var errCeremonyExists = messages.Errorf(messages.CodeConflict, "a ceremony with this id is stored already")
 
 // PutCeremony stores a ceremony when its options are issued: one statement, one round trip. An
-// id that is stored already (and not expired) is refused with a conflict.
+// id that is stored already (and not expired) is refused with a conflict. Expires is kept to
+// the microsecond (PostgreSQL's timestamptz), and compared with the database's clock, so that
+// every node agrees on when a ceremony expired.
 func (s *Store) PutCeremony(ctx context.Context, c persistence.Ceremony) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -12,8 +12,11 @@
 // embedded migrations (migrations/NNNN_*.sql, recorded in schema_version) under a session
 // advisory lock, so that nodes starting together migrate once; it refuses a database whose
 // schema is newer than it knows, and with [WithExactSchema] (what management commands use) one
-// of any other version, without migrating, naming both versions. Connections run READ
-// COMMITTED whatever the database's default, as the ops' locking assumes.
+// of any other version, without migrating, naming both versions. The schema's objects live in
+// the first schema of the connection's search_path (public, unless the URL sets search_path to
+// a schema that exists). Connections run READ COMMITTED whatever the database's default, as the
+// ops' locking assumes. pgbouncer fits only in session mode: transaction mode would break
+// LISTEN, the session advisory locks and pgx's prepared statements.
 //
 // # Schema
 //

@@ -26,11 +26,14 @@ const configChannel = "webauthnd_config"
 func (s *Store) listen(ctx context.Context) {
 	defer s.done.Done()
 	backoff := 100 * time.Millisecond
+	// The first connection catches up with what changed since Open read the versions; the next
+	// ones take everything for changed, as the issue of a lost connection is unknown.
+	mode := changed
 	for ctx.Err() == nil {
 		conn, err := pgx.ConnectConfig(ctx, s.listenConfig)
 		if err == nil {
 			if _, err = conn.Exec(ctx, "LISTEN "+configChannel); err == nil {
-				err = s.refresh(ctx, conn, true)
+				err = s.refresh(ctx, conn, mode)
 			}
 		}
 		if err != nil {
@@ -54,6 +57,7 @@ func (s *Store) listen(ctx context.Context) {
 		s.listening.Store(true)
 		err = s.wait(ctx, conn)
 		s.listening.Store(false)
+		mode = all
 		conn.Close(context.Background())
 		if ctx.Err() != nil {
 			return
@@ -80,15 +84,23 @@ func (s *Store) wait(ctx context.Context, conn *pgx.Conn) error {
 		}
 		// A notification, or none for refreshEvery: either way, read the versions. One read
 		// answers a burst of notifications.
-		if err := s.refresh(ctx, conn, false); err != nil {
+		if err := s.refresh(ctx, conn, changed); err != nil {
 			return err
 		}
 	}
 }
 
-// refresh reads the config versions and the MDS generation, and invalidates what changed since
-// the last read (everything, with all).
-func (s *Store) refresh(ctx context.Context, q querier, all bool) error {
+// How refresh treats the versions it reads.
+type refreshMode int
+
+const (
+	changed  refreshMode = iota // invalidate what changed since the last read
+	all                         // invalidate everything: changes may have gone unannounced
+	recorded                    // only record them (at Open, when nothing is cached yet)
+)
+
+// refresh reads the config versions and the MDS generation, and invalidates as mode says.
+func (s *Store) refresh(ctx context.Context, q querier, mode refreshMode) error {
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
 	rows, err := q.Query(ctx, `SELECT kind, version FROM config_versions
@@ -114,10 +126,13 @@ func (s *Store) refresh(ctx context.Context, q querier, all bool) error {
 	}
 	for kind, v := range read {
 		last, seen := s.versions[kind]
-		if !all && seen && last == v {
+		if mode == changed && seen && last == v {
 			continue
 		}
 		s.versions[kind] = v
+		if mode == recorded && kind != "mds generation" {
+			continue
+		}
 		switch kind {
 		case "config":
 			s.clearConfig()
@@ -152,7 +167,7 @@ func (s *Store) maintain(ctx context.Context) {
 				continue
 			}
 			rctx, cancel := context.WithTimeout(ctx, s.opts.refreshEvery)
-			if err := s.refresh(rctx, s.pool, false); err != nil && ctx.Err() == nil {
+			if err := s.refresh(rctx, s.pool, changed); err != nil && ctx.Err() == nil {
 				s.log.Warn("cannot read the configuration versions", zap.String("error", s.secret.text(err.Error())))
 			}
 			cancel()

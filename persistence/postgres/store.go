@@ -161,7 +161,7 @@ func (s *Store) prepare(ctx context.Context) error {
 	if err := migrate(ctx, conn.Conn(), s.opts.exactSchema, s.log); err != nil {
 		return err
 	}
-	if err := s.refresh(ctx, conn.Conn(), true); err != nil {
+	if err := s.refresh(ctx, conn.Conn(), recorded); err != nil {
 		return fmt.Errorf("read the config versions: %w", err)
 	}
 	return nil

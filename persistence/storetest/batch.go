@@ -12,7 +12,7 @@ import (
 // The batch contract of persistence.Op: one Result per op, in order; each op sees the writes of
 // the ops before it; a refused op leaves nothing behind (but for a counter regression's clone
 // warning) and does not stop the others.
-func testBatch(t *testing.T, open Opener) {
+func testBatch(t *testing.T, open opener) {
 	t.Run("an empty batch has no results", func(t *testing.T) {
 		if res := open(t).Apply(t.Context(), nil); len(res) != 0 {
 			t.Fatalf("Apply(nil) = %+v, want no results", res)

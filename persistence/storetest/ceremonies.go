@@ -77,6 +77,7 @@ func RunCeremonies(t *testing.T, open func(t *testing.T) persistence.Ceremonies)
 	t.Run("ceremonies are independent: taking one leaves the others", func(t *testing.T) {
 		cs := open(t)
 		a, b := ceremony("a"), ceremony("b")
+		// The state is opaque: an empty one is kept as well.
 		b.CommunityID, b.State = "blog", nil
 		mustPut(t, cs, a)
 		mustPut(t, cs, b)

@@ -68,7 +68,7 @@ func putTenant(id, name string, created time.Time, dns ...string) persistence.Pu
 	return persistence.PutTenant{Tenant: persistence.Tenant{ID: id, Name: name, Created: created}, DNS: dns}
 }
 
-func testPutTenant(t *testing.T, open Opener) {
+func testPutTenant(t *testing.T, open opener) {
 	cases := []opCase{
 		{
 			name: "creates the tenant with its name and Created",
@@ -168,7 +168,7 @@ func testPutTenant(t *testing.T, open Opener) {
 	runOps(t, open, nil, cases)
 }
 
-func testTenantReads(t *testing.T, open Opener) {
+func testTenantReads(t *testing.T, open opener) {
 	acme := persistence.Tenant{ID: "acme", Name: "ACME", Created: t0, DNS: []string{"login.example.com", "acme.example"}}
 	seed := func(t *testing.T, s persistence.Store) {
 		mustApply(t, s, putTenant("acme", "ACME", t0, "login.example.com", "acme.example"))
@@ -193,7 +193,7 @@ func testTenantReads(t *testing.T, open Opener) {
 	})
 }
 
-func testPutCommunity(t *testing.T, open Opener) {
+func testPutCommunity(t *testing.T, open opener) {
 	named := func(id, name string) persistence.Community {
 		c := community(id)
 		c.Name = name
@@ -318,7 +318,7 @@ func testPutCommunity(t *testing.T, open Opener) {
 	})
 }
 
-func testPatchCommunity(t *testing.T, open Opener) {
+func testPatchCommunity(t *testing.T, open opener) {
 	var before persistence.Community // as seed stored it
 	seed := func(t *testing.T, s persistence.Store) {
 		c := community("shop")
@@ -397,7 +397,7 @@ func testPatchCommunity(t *testing.T, open Opener) {
 	runOps(t, open, seed, cases)
 }
 
-func testCommunityReads(t *testing.T, open Opener) {
+func testCommunityReads(t *testing.T, open opener) {
 	var b, other, blog persistence.Community
 	seed := func(t *testing.T, s persistence.Store) {
 		named := func(id, tenant, name string) persistence.Community {

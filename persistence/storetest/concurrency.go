@@ -299,7 +299,7 @@ func signInRace(t *testing.T, a, b persistence.Store, id []byte, n int) {
 	}
 }
 
-func testConcurrency(t *testing.T, open Opener) {
+func testConcurrency(t *testing.T, open opener) {
 	twice := func(t *testing.T) (persistence.Store, persistence.Store) { s := open(t); return s, s }
 	for _, tc := range oneWinsRaces(t) {
 		t.Run(tc.name, func(t *testing.T) { runOneWins(t, tc, twice) })

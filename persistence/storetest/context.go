@@ -22,7 +22,7 @@ func ended(t *testing.T, err error) context.Context {
 	return ctx
 }
 
-func testStore(t *testing.T, open Opener) {
+func testStore(t *testing.T, open opener) {
 	for _, tc := range []struct {
 		name      string
 		ops       []persistence.Op
@@ -55,7 +55,7 @@ func testStore(t *testing.T, open Opener) {
 // error that wraps the context's error (whatever it has cached, and whether or not the record
 // exists), and a write refuses without writing, with an internal error (a storage failure,
 // not a refusal) that wraps it.
-func testContext(t *testing.T, open Opener) {
+func testContext(t *testing.T, open opener) {
 	lic, licKey := newLicense(t, persistence.LevelCommunity, "shop", "", 0)
 	set := mdsSet("x", 3, 0)
 	seed := func(t *testing.T, s persistence.Store) {

@@ -77,7 +77,7 @@ func wantCredentialsOf(t *testing.T, s persistence.Store, communityID, username 
 	wantSame(t, "CredentialsOf("+username+")", got, read)
 }
 
-func testAddCredential(t *testing.T, open Opener) {
+func testAddCredential(t *testing.T, open opener) {
 	alice := user("shop", "alice", "h-alice")
 	c1 := credential("c1", alice)
 	cases := []opCase{
@@ -227,7 +227,7 @@ func testAddCredential(t *testing.T, open Opener) {
 	}, cases)
 }
 
-func testCredentialReads(t *testing.T, open Opener) {
+func testCredentialReads(t *testing.T, open opener) {
 	alice, alice2, bob := user("shop", "alice", "ha"), user("shop", "alice2", "ha2"), user("shop", "bob", "hb")
 	// Ids out of order, and of several lengths: CredentialsOf returns them in byte order.
 	a1, a2, a3 := credential("b-second", alice), credential("a-first", alice), credential("b", alice)
@@ -237,6 +237,8 @@ func testCredentialReads(t *testing.T, open Opener) {
 	b1 := credential("bob-1", bob)
 	// alice2 extends alice's username: her passkeys must not show up as alice's.
 	x1 := credential("alice2-1", alice2)
+	// nopass has no passkey (only an import makes such a user), and a handle of any bytes.
+	nopass := persistence.User{CommunityID: "shop", Username: "nopass", DisplayName: "Name of nopass", Handle: []byte("h\x00n\xff"), Created: t0}
 	seed := func(t *testing.T, s persistence.Store) {
 		seedCommunity(t, s, "shop")
 		seedCommunity(t, s, "blog")
@@ -248,7 +250,7 @@ func testCredentialReads(t *testing.T, open Opener) {
 		mustApplyAll(t, s,
 			persistence.RecordSignIn{ID: a3.ID, Counter: 7, At: t1},
 			persistence.LinkCredential{CommunityID: "shop", Username: "alice", FidoKeyHash: persistence.FidoKeyHash(a3.ID), DID: a3.DID})
-		seedUser(t, s, "shop", "nopass", []byte("hn"))
+		seedUser(t, s, "shop", nopass.Username, nopass.Handle)
 	}
 	read := func(f func(t *testing.T, s persistence.Store) (any, error)) func(t *testing.T, s persistence.Store) (any, error) {
 		return f
@@ -284,11 +286,17 @@ func testCredentialReads(t *testing.T, open Opener) {
 		{name: "AttestationObjectOf a passkey registered without one is nil", read: attestation(a3.ID), want: []byte(nil)},
 		{name: "AttestationObjectOf an unknown id is not found", read: attestation([]byte("nope")), wantErr: persistence.ErrNotFound},
 		{name: "User by username", read: read(func(t *testing.T, s persistence.Store) (any, error) { return s.User(t.Context(), "shop", "nopass") }),
-			want: persistence.User{CommunityID: "shop", Username: "nopass", DisplayName: "Name of nopass", Handle: []byte("hn"), Created: t0}},
-		{name: "UserByHandle", read: read(func(t *testing.T, s persistence.Store) (any, error) {
-			return s.UserByHandle(t.Context(), "shop", []byte("hn"))
-		}),
-			want: persistence.User{CommunityID: "shop", Username: "nopass", DisplayName: "Name of nopass", Handle: []byte("hn"), Created: t0}},
+			want: nopass},
+		{name: "UserByHandle, a handle of any bytes", read: read(func(t *testing.T, s persistence.Store) (any, error) {
+			return s.UserByHandle(t.Context(), "shop", nopass.Handle)
+		}), want: nopass},
+		{name: "UserByHandle of a prefix of a handle is not found", read: read(func(t *testing.T, s persistence.Store) (any, error) {
+			return s.UserByHandle(t.Context(), "shop", nopass.Handle[:1])
+		}), wantErr: persistence.ErrNotFound},
+		{name: "usernames are case sensitive", read: read(func(t *testing.T, s persistence.Store) (any, error) {
+			return s.User(t.Context(), "shop", "NoPass")
+		}), wantErr: persistence.ErrNotFound},
+		{name: "CredentialsOf a username in another case is empty", read: credentialsOf("shop", "Alice"), want: none},
 		{name: "User of an unknown username is not found",
 			read:    read(func(t *testing.T, s persistence.Store) (any, error) { return s.User(t.Context(), "shop", "nobody") }),
 			wantErr: persistence.ErrNotFound},
@@ -308,7 +316,7 @@ func testCredentialReads(t *testing.T, open Opener) {
 	})
 }
 
-func testRecordSignIn(t *testing.T, open Opener) {
+func testRecordSignIn(t *testing.T, open opener) {
 	// The signature counter must move forward whenever either side is non-zero; a refusal
 	// sets the clone warning and changes nothing else.
 	for _, tc := range []struct {

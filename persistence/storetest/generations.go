@@ -14,7 +14,7 @@ import (
 // included: a needless change costs a cache one re-read. (The embedded store changes the
 // vendor generation after every batch that ran a vendor op, accepted or refused, and after no
 // other; the MDS generation is the imported BLOB's, and only an import changes it.)
-func testGenerations(t *testing.T, open Opener) {
+func testGenerations(t *testing.T, open opener) {
 	on := true
 	for _, tc := range []struct {
 		name  string
@@ -87,7 +87,7 @@ func testGenerations(t *testing.T, open Opener) {
 
 // Whatever a backend caches, a read after Apply returned sees the write, in the store that
 // wrote it (RunShared checks the others).
-func testCaches(t *testing.T, open Opener) {
+func testCaches(t *testing.T, open opener) {
 	lic, licKey := newLicense(t, persistence.LevelCommunity, "shop", "", 0)
 	rekeyed, rekeyedKey := newLicense(t, persistence.LevelCommunity, "shop", "", 0)
 	rekeyed.ID = lic.ID

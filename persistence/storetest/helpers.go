@@ -14,8 +14,8 @@ import (
 	"github.com/webauthnd/webauthnd/persistence"
 )
 
-// Opener returns a new, empty store for t and registers with t.Cleanup what closes it.
-type Opener func(t *testing.T) persistence.Store
+// opener returns a new, empty store for t and registers with t.Cleanup what closes it.
+type opener func(t *testing.T) persistence.Store
 
 // fresh is how soon a change made through one Store value must be seen through another over
 // the same database (the "within a second"); eventually polls for that long.
@@ -262,7 +262,7 @@ type opCase struct {
 }
 
 // runOps runs each case on a store of its own.
-func runOps(t *testing.T, open Opener, seed func(t *testing.T, s persistence.Store), cases []opCase) {
+func runOps(t *testing.T, open opener, seed func(t *testing.T, s persistence.Store), cases []opCase) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -299,7 +299,7 @@ type readCase struct {
 }
 
 // runReads seeds one store and runs each read on it.
-func runReads(t *testing.T, open Opener, seed func(t *testing.T, s persistence.Store), cases []readCase) {
+func runReads(t *testing.T, open opener, seed func(t *testing.T, s persistence.Store), cases []readCase) {
 	t.Helper()
 	s := open(t)
 	if seed != nil {

@@ -16,7 +16,7 @@ func importUser(name, handle string) persistence.User {
 	return persistence.User{CommunityID: "shop", Username: name, DisplayName: "Name of " + name, Handle: []byte(handle), Created: t0}
 }
 
-func testImport(t *testing.T, open Opener) {
+func testImport(t *testing.T, open opener) {
 	t.Run("imported users and passkeys read exactly as given, times and all", func(t *testing.T) {
 		s := open(t)
 		seedShop(t, s)

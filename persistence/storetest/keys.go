@@ -16,7 +16,7 @@ func wantSecret(t *testing.T, s persistence.Store, name, want string) {
 	}
 }
 
-func testPutSecretIfAbsent(t *testing.T, open Opener) {
+func testPutSecretIfAbsent(t *testing.T, open opener) {
 	put := func(name, value string) persistence.PutSecretIfAbsent {
 		return persistence.PutSecretIfAbsent{Name: name, Value: []byte(value)}
 	}
@@ -67,7 +67,7 @@ func wantKeyring(t *testing.T, s persistence.Store, name string, want persistenc
 	wantSame(t, "Keyring("+name+")", got, want)
 }
 
-func testRotateKey(t *testing.T, open Opener) {
+func testRotateKey(t *testing.T, open opener) {
 	base := time.Date(2025, 6, 1, 12, 0, 0, 123456789, time.UTC)
 	k1, k2, k3 := key("one", base), key("two", base.Add(time.Hour)), key("three", base.Add(3*time.Hour))
 	rotate := func(k persistence.KeyRecord, keep time.Duration) persistence.RotateKey {
@@ -112,7 +112,7 @@ func testRotateKey(t *testing.T, open Opener) {
 	})
 }
 
-func testRememberRequest(t *testing.T, open Opener) {
+func testRememberRequest(t *testing.T, open opener) {
 	until := time.Now().Add(time.Hour)
 	remember := func(caller, uuid string) persistence.RememberRequest {
 		return persistence.RememberRequest{Caller: []byte(caller), UUID: uuid, Until: until}

@@ -42,7 +42,7 @@ func wantAllLicenses(t *testing.T, s persistence.Store, want ...persistence.Lice
 	wantSame(t, "AllLicenses", got, want)
 }
 
-func testPutLicense(t *testing.T, open Opener) {
+func testPutLicense(t *testing.T, open opener) {
 	community, communityKey := newLicense(t, persistence.LevelCommunity, "shop", "", time.Hour)
 	lost, lostKey := newLicense(t, persistence.LevelCommunity, "nope", "", 0)
 	service, serviceKey := newLicense(t, persistence.LevelService, "", "acme", 0)
@@ -114,7 +114,7 @@ func testPutLicense(t *testing.T, open Opener) {
 	runOps(t, open, seedShop, cases)
 }
 
-func testRevokeLicense(t *testing.T, open Opener) {
+func testRevokeLicense(t *testing.T, open opener) {
 	l, key := newLicense(t, persistence.LevelCommunity, "shop", "", 0)
 	other, otherKey := newLicense(t, persistence.LevelSystem, "", "", 0)
 	demo1, demoKey1 := newLicense(t, persistence.LevelSystem, "", "", 0)
@@ -151,7 +151,7 @@ func testRevokeLicense(t *testing.T, open Opener) {
 	})
 }
 
-func testLicenseReads(t *testing.T, open Opener) {
+func testLicenseReads(t *testing.T, open opener) {
 	a, keyA := newLicense(t, persistence.LevelCommunity, "shop", "", 0)
 	b, keyB := newLicense(t, persistence.LevelService, "", "acme", time.Hour)
 	byKey := func(key string) func(t *testing.T, s persistence.Store) (any, error) {

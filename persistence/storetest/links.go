@@ -45,7 +45,7 @@ func linked(id, did string) persistence.Credential {
 	return c
 }
 
-func testLinkCredential(t *testing.T, open Opener) {
+func testLinkCredential(t *testing.T, open opener) {
 	link := func(user, id, did string) persistence.LinkCredential {
 		return persistence.LinkCredential{CommunityID: "shop", Username: user, FidoKeyHash: hashOf(id), DID: did}
 	}
@@ -95,7 +95,7 @@ func testLinkCredential(t *testing.T, open Opener) {
 	})
 }
 
-func testRemoveCredentials(t *testing.T, open Opener) {
+func testRemoveCredentials(t *testing.T, open opener) {
 	const did = "did:example:x"
 	linkAll := []persistence.Op{
 		persistence.LinkCredential{CommunityID: "shop", Username: "alice", FidoKeyHash: hashOf("a1"), DID: did},

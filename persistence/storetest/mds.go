@@ -90,7 +90,7 @@ func wantMDS(t *testing.T, s persistence.Store, want persistence.MDSBlob, entrie
 	}
 }
 
-func testMDS(t *testing.T, open Opener) {
+func testMDS(t *testing.T, open opener) {
 	t.Run("before the first import every read is not found and the generation 0", func(t *testing.T) {
 		s := open(t)
 		_, err := s.CurrentMDSBlob(t.Context())

@@ -57,7 +57,7 @@ func wantCommonShape(t *testing.T, s persistence.Store, step string, want ...per
 
 // The cases below check the most common shape only where one shape leads: how a backend
 // breaks a tie, or how soon it sees that a shape lost its lead by one user, is its own.
-func testCommonShape(t *testing.T, open Opener) {
+func testCommonShape(t *testing.T, open opener) {
 	t.Run("follows registrations and imports", func(t *testing.T) {
 		s := open(t)
 		seedShop(t, s)

@@ -12,7 +12,7 @@ import (
 func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 	for _, g := range []struct {
 		name string
-		run  func(t *testing.T, open Opener)
+		run  func(t *testing.T, open opener)
 	}{
 		{"PutTenant", testPutTenant},
 		{"TenantReads", testTenantReads},

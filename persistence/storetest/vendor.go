@@ -20,7 +20,7 @@ func wantVendorRecords(t *testing.T, s persistence.Store, want ...persistence.Ve
 	wantSame(t, "AllVendorRecords", got, append([]persistence.VendorRecord{}, want...))
 }
 
-func testPutVendorMetadata(t *testing.T, open Opener) {
+func testPutVendorMetadata(t *testing.T, open opener) {
 	cases := []opCase{
 		{
 			name: "stores the record with a fresh id, stamped with the time of the write",
@@ -111,7 +111,7 @@ func testPutVendorMetadata(t *testing.T, open Opener) {
 	}, cases)
 }
 
-func testPatchVendorMetadata(t *testing.T, open Opener) {
+func testPatchVendorMetadata(t *testing.T, open opener) {
 	text, name, off, on := `{"aaguid":"`+yubikey+`","description":"new"}`, "Renamed", false, true
 	var stored persistence.VendorRecord
 	seed := func(t *testing.T, s persistence.Store) {
@@ -186,7 +186,7 @@ func testPatchVendorMetadata(t *testing.T, open Opener) {
 	runOps(t, open, seed, cases)
 }
 
-func testVendorReads(t *testing.T, open Opener) {
+func testVendorReads(t *testing.T, open opener) {
 	records := map[string]persistence.VendorRecord{}
 	seed := func(t *testing.T, s persistence.Store) {
 		// "shop" is a prefix of "shop2": a community's reads must not run into the other's.
