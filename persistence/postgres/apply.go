@@ -47,18 +47,23 @@ func (s *Store) Apply(ctx context.Context, ops []persistence.Op) []persistence.R
 	}
 	safe := false
 	for attempt := 1; ; attempt++ {
-		err := s.applyOnce(ctx, ops, run, results, safe)
+		commitSent, err := s.applyOnce(ctx, ops, run, results, safe)
 		if err == nil {
 			break
 		}
-		// Only a transaction the server aborted is run again: one whose connection failed may
-		// have committed before the answer was lost.
+		var acquire *acquireError
 		switch {
-		case ctx.Err() != nil || !abortedByServer(err):
-		case retryable(err) && attempt < maxAttempts:
+		case ctx.Err() != nil || errors.As(err, &acquire) || attempt == maxAttempts:
+		case retryable(err):
+			continue // the server aborted it to resolve a deadlock: nothing was committed
+		case (abortedByServer(err) || errors.As(err, new(*readError))) && !safe:
+			safe = true // a statement failed: again, with a savepoint around every op
 			continue
-		case !safe:
-			safe = true
+		case !abortedByServer(err) && (!commitSent || pgconn.SafeToRetry(err)):
+			// The connection failed before the COMMIT reached it (a connection the pool held
+			// across a restart of the server): nothing was committed. One whose COMMIT was
+			// sent may have committed, and is not run again: a sign-in run twice would refuse
+			// itself as a regression.
 			continue
 		}
 		cause := s.secret.error(err)
@@ -72,11 +77,11 @@ func (s *Store) Apply(ctx context.Context, ops []persistence.Op) []persistence.R
 }
 
 // applyOnce runs the ops of run in one transaction and fills their results. An error ends the
-// attempt: nothing of it was committed.
-func (s *Store) applyOnce(ctx context.Context, ops []persistence.Op, run []int, results []persistence.Result, safe bool) (err error) {
+// attempt; commitSent says whether its COMMIT was sent (without it, nothing was committed).
+func (s *Store) applyOnce(ctx context.Context, ops []persistence.Op, run []int, results []persistence.Result, safe bool) (commitSent bool, err error) {
 	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return err
+		return false, &acquireError{err}
 	}
 	t := &txn{conn: pc.Conn(), op: -1}
 	defer func() {
@@ -110,7 +115,7 @@ func (s *Store) applyOnce(ctx context.Context, ops []persistence.Op, run []int, 
 			err = t.flush(ctx)
 		}
 		if t.broken != nil {
-			return t.broken
+			return false, t.broken
 		}
 		if t.opFailed && err == nil {
 			err = errors.New("a statement of the op failed")
@@ -118,7 +123,7 @@ func (s *Store) applyOnce(ctx context.Context, ops []persistence.Op, run []int, 
 		if err != nil {
 			if retryable(err) || !abortedByServer(err) && isFlushError(err) {
 				// The transaction must run again, or cannot go on.
-				return err
+				return false, err
 			}
 			err = s.refusal(err)
 		}
@@ -133,7 +138,7 @@ func (s *Store) applyOnce(ctx context.Context, ops []persistence.Op, run []int, 
 			// prepare a statement: roll back in the simple protocol, one round trip.
 			t.pending = t.pending[:0]
 			if _, err := t.conn.Exec(ctx, "ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op"); err != nil {
-				return err
+				return false, err
 			}
 		case err != nil && !keepsWrites(err):
 			t.pending = t.pending[:0]
@@ -153,16 +158,23 @@ func (s *Store) applyOnce(ctx context.Context, ops []persistence.Op, run []int, 
 		return nil
 	})
 	if err := t.flush(ctx); err != nil {
-		return err
+		return true, err
 	}
 	if t.broken != nil {
-		return t.broken
+		return true, t.broken
 	}
 	if !committed {
-		return errors.New("the transaction did not commit")
+		return true, errors.New("the transaction did not commit")
 	}
-	return nil
+	return true, nil
 }
+
+// acquireError is a failure to get a connection: the database cannot be reached, or the
+// context ended first.
+type acquireError struct{ err error }
+
+func (e *acquireError) Error() string { return "connect to PostgreSQL: " + e.err.Error() }
+func (e *acquireError) Unwrap() error { return e.err }
 
 // keepsWrites says whether a refused op keeps what it wrote: only a counter regression, whose
 // clone warning is the point of the refusal.

@@ -151,67 +151,61 @@ func (s *Store) AttestationObjectOf(ctx context.Context, id []byte) ([]byte, err
 
 // addCredential: see [persistence.AddCredential]. The user's row is locked before its passkeys
 // are read, so that two registrations of one user's passkeys, on any nodes, tally its shape one
-// after the other.
+// after the other. Three round trips for a user who exists, four for a new one.
 func addCredential(ctx context.Context, t *txn, o persistence.AddCredential) (any, error) {
 	c := o.Credential
 	var (
 		exists, userFound bool
 		handle            []byte
+		before            []persistence.Credential // the user's passkeys before this one
 	)
-	t.queue(scanFirst(&exists, new(bool)), `SELECT true FROM credentials WHERE id = $1`, c.ID)
 	lockUser := `SELECT handle FROM users WHERE community_id = $1 AND username = $2 FOR UPDATE`
+	readCredentials := `SELECT ` + credentialColumns + ` FROM credentials WHERE community_id = $1 AND username = $2 ORDER BY id`
+	t.queue(scanFirst(&exists, new(bool)), `SELECT true FROM credentials WHERE id = $1`, c.ID)
 	t.queue(scanFirst(&userFound, &handle), lockUser, c.CommunityID, c.Username)
+	// After the lock, in the same round trip: the passkeys as they are once no other
+	// registration of the user can add one.
+	t.queue(forEach(collectCredentials(&before)), readCredentials, c.CommunityID, c.Username)
 	if err := t.flush(ctx); err != nil {
 		return nil, err
 	}
-	if exists {
+	switch {
+	case exists:
 		return nil, persistence.ErrCredentialExists
-	}
-	var before []persistence.Credential // the user's passkeys before this one
-	if !userFound {
-		var taken bool
-		if _, err := t.queryRow(ctx, `SELECT true FROM users WHERE community_id = $1 AND handle = $2`,
-			[]any{c.CommunityID, c.UserHandle}, &taken); err != nil {
-			return nil, err
-		}
-		if taken {
-			// Another user holds the handle: only imported data can do that (ceremonies draw 32
-			// random bytes).
-			return nil, persistence.ErrStartAgain
-		}
+	case userFound && !bytes.Equal(handle, c.UserHandle):
+		return nil, persistence.ErrStartAgain
+	case !userFound:
 		n, err := t.exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
 			c.CommunityID, c.Username, o.DisplayName, c.UserHandle, nanos(now()))
 		if err != nil {
 			return nil, err
 		}
 		if n == 0 {
-			// Another registration created the username, or took the handle, since: this one
-			// lost the race, unless it registers a passkey of the very user that won.
-			if _, err := t.queryRow(ctx, lockUser, []any{c.CommunityID, c.Username}, &handle); err != nil {
+			// Another user holds the handle (only imported data can do that: ceremonies draw 32
+			// random bytes), or another registration created the username since: this one
+			// lost, unless it registers a passkey of the very user that won.
+			before = nil
+			t.queue(scanFirst(&userFound, &handle), lockUser, c.CommunityID, c.Username)
+			t.queue(forEach(collectCredentials(&before)), readCredentials, c.CommunityID, c.Username)
+			if err := t.flush(ctx); err != nil {
 				return nil, err
 			}
-			if !bytes.Equal(handle, c.UserHandle) {
+			if !userFound || !bytes.Equal(handle, c.UserHandle) {
 				return nil, persistence.ErrStartAgain
 			}
-			userFound = true
-		}
-	} else if !bytes.Equal(handle, c.UserHandle) {
-		return nil, persistence.ErrStartAgain
-	}
-	if userFound {
-		if err := t.query(ctx, collectCredentials(&before), `SELECT `+credentialColumns+` FROM credentials
-			WHERE community_id = $1 AND username = $2 ORDER BY id`, c.CommunityID, c.Username); err != nil {
-			return nil, err
 		}
 	}
-	n, err := t.exec(ctx, `INSERT INTO credentials (`+credentialColumns+`) VALUES (`+placeholders(1, 22)+`)
-		ON CONFLICT DO NOTHING`, credentialArgs(c)...)
-	if err != nil {
-		return nil, err
-	}
-	if n == 0 {
-		return nil, persistence.ErrCredentialExists // registered by another node meanwhile
-	}
+	// The passkey, its attestation object and the tally in one round trip. Should another node
+	// have registered the id since the check, the insert does nothing, the op refuses, and its
+	// savepoint takes back whatever the statements after it did.
+	var ran, inserted bool
+	t.queue(func(rows pgx.Rows) error {
+		inserted = rows.Next()
+		rows.Close()
+		ran = rows.Err() == nil
+		return rows.Err()
+	}, `INSERT INTO credentials (`+credentialColumns+`) VALUES (`+placeholders(1, 22)+`)
+		ON CONFLICT DO NOTHING RETURNING true`, credentialArgs(c)...)
 	if len(c.AttestationObject) > 0 {
 		t.queue(nil, `INSERT INTO attestation_objects (credential_id, object) VALUES ($1, $2)`, c.ID, c.AttestationObject)
 	}
@@ -219,8 +213,15 @@ func addCredential(ctx context.Context, t *txn, o persistence.AddCredential) (an
 	if len(before) > 0 {
 		from = persistence.UserShape(before)
 	}
-	t.queue(nil, `SELECT shape_move($1, $2, $3)`, c.CommunityID, from, persistence.UserShape(append(before, c)))
-	return c, t.flush(ctx)
+	t.queue(nil, `SELECT shape_move($1, $2, $3)`, c.CommunityID, from, persistence.UserShape(append(slices.Clone(before), c)))
+	err := t.flush(ctx)
+	if ran && !inserted && (err == nil || abortedByServer(err)) {
+		return nil, persistence.ErrCredentialExists
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // collectCredentials is forEach appending each credential row to out.

@@ -63,7 +63,10 @@
 // row before its passkeys are read for the shape tally, a credential before it is linked) and
 // rely on unique constraints with ON CONFLICT for what two nodes may create at once, so that
 // concurrent batches on any nodes wait for each other rather than fail; a deadlock between two
-// batches (PostgreSQL aborts one after deadlock_timeout) makes the aborted one run again.
+// batches (PostgreSQL aborts one after deadlock_timeout) makes the aborted one run again. A
+// batch whose connection fails before its COMMIT was sent (a connection the pool held across a
+// restart or a failover) runs again on another; one whose COMMIT was sent is not, since it may
+// have committed: its ops fail with an internal error, and the client starts again.
 //
 // # Round trips
 //

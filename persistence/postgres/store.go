@@ -59,8 +59,9 @@ type Store struct {
 }
 
 var (
-	_ persistence.Store      = (*Store)(nil)
-	_ persistence.Ceremonies = (*Store)(nil)
+	_ persistence.Store           = (*Store)(nil)
+	_ persistence.Ceremonies      = (*Store)(nil)
+	_ persistence.UserCredentials = (*Store)(nil)
 )
 
 // Option changes how Open opens a store.
@@ -80,7 +81,8 @@ type options struct {
 func WithLogger(log *zap.Logger) Option { return func(o *options) { o.log = log } }
 
 // WithMaxConns bounds the pool's connections (pgxpool's default: 4, or the number of CPUs if
-// more). The listener holds one more connection of its own.
+// more). A request holds one for each of its reads, the writer one per batch; N nodes hold N
+// times as many, plus one each for the listener, within the server's max_connections.
 func WithMaxConns(n int32) Option { return func(o *options) { o.maxConns = n } }
 
 // WithExactSchema makes Open refuse a database whose schema version is not the one this binary

@@ -49,6 +49,15 @@ type flushError struct {
 func (e *flushError) Error() string { return fmt.Sprintf("%s: %v", firstLine(e.sql), e.err) }
 func (e *flushError) Unwrap() error { return e.err }
 
+// readError is the failure of a read function: the statement ran, its answer could not be read.
+type readError struct {
+	op  int
+	err error
+}
+
+func (e *readError) Error() string { return "read the answer: " + e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
 // queue adds a statement of the current op, sent with the next flush.
 func (t *txn) queue(read func(pgx.Rows) error, sql string, args ...any) {
 	t.pending = append(t.pending, stmt{sql: sql, args: args, read: read, op: t.op})
@@ -61,7 +70,8 @@ func (t *txn) control(sql string, read func(pgx.Rows) error) {
 
 // flush sends every pending statement in one round trip and reads their answers in order. It
 // returns the first failure: a *flushError for a statement the server refused (the statements
-// after it were skipped), or the error of a read function (the others are still read).
+// after it were skipped), or a *readError for an answer that could not be read (the others are
+// still read).
 func (t *txn) flush(ctx context.Context) error {
 	if len(t.pending) == 0 {
 		return nil
@@ -89,8 +99,16 @@ func (t *txn) flush(ctx context.Context) error {
 			first = t.failed(first, st, err)
 			break
 		}
-		if rerr != nil && first == nil {
-			first = rerr
+		if rerr != nil {
+			// The statement ran; its answer could not be read. Another op's such failure, as
+			// one of the server's, ends the attempt.
+			re := &readError{op: st.op, err: rerr}
+			if (st.op != t.op || st.op < 0) && t.broken == nil {
+				t.broken = re
+			}
+			if first == nil {
+				first = re
+			}
 		}
 	}
 	if err := br.Close(); err != nil && first == nil {
