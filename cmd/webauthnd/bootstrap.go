@@ -29,6 +29,26 @@ const defaultKeyFile = "default-license.key"
 // bootstrapWait bounds how long a node whose bootstrap lost waits to see the winner's default.
 const bootstrapWait = 10 * time.Second
 
+// exclusiveStore is a store shared by nodes that can run a function while no other node runs
+// one under the same name (persistence/postgres: an advisory lock).
+type exclusiveStore interface {
+	Exclusive(ctx context.Context, name string, fn func(ctx context.Context) error) error
+}
+
+// bootstrapOnce runs bootstrap, under the store's exclusive lock when it has one: nodes that
+// start together on an empty database then bootstrap one after the other, and all but the
+// first find the default made. Without the lock the store still lets only one create it (see
+// bootstrap); the lock spares the others a refused write and a wait.
+func bootstrapOnce(ctx context.Context, store persistence.Store, community persistence.Community, dataDir string, stdout io.Writer, publicURL string, log *zap.Logger) error {
+	run := func(ctx context.Context) error {
+		return bootstrap(ctx, store, community, dataDir, stdout, publicURL, log)
+	}
+	if x, ok := store.(exclusiveStore); ok {
+		return x.Exclusive(ctx, "bootstrap", run)
+	}
+	return run(ctx)
+}
+
 // bootstrap gives an empty store the embedded default: tenant and community "default" and a
 // community license whose key goes to <data-dir>/default-license.key (mode 0600). The key is
 // printed only to a terminal; otherwise the file's path is.
@@ -37,9 +57,10 @@ const bootstrapWait = 10 * time.Second
 // the default is committed, then the file is renamed into place. A crash before the commit
 // leaves an empty store, which the next start bootstraps again; a crash after it leaves the
 // pending file, which the next start puts in place once the store holds its license (and
-// otherwise removes). Over a shared database, nodes that start at once on an empty one each
-// try; the store lets one commit (see defaultLicenseID), the others remove their pending file
-// and go on with the winner's default, whose key is in the winner's data directory only.
+// otherwise removes). Over a shared database, nodes that start at once on an empty one and
+// each try (bootstrapOnce takes a lock first where it can) are let through one by one by the
+// store (see defaultLicenseID): the others remove their pending file and go on with the
+// winner's default, whose key is in the winner's data directory only.
 func bootstrap(ctx context.Context, store persistence.Store, community persistence.Community, dataDir string, stdout io.Writer, publicURL string, log *zap.Logger) error {
 	path := filepath.Join(dataDir, defaultKeyFile)
 	pending := path + ".pending"

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/webauthnd/webauthnd/persistence/postgres"
 	"github.com/webauthnd/webauthnd/persistence/postgres/pgtest"
@@ -408,4 +411,47 @@ func TestPostgresHealthzPingsTheDatabase(t *testing.T) {
 		status, body := node.getJSON(t, "/webauthn/healthz")
 		return status == 200, fmt.Sprintf("%d %v", status, body)
 	})
+}
+
+// TestPostgresBootstrapWithoutTheLockCreatesOneDefault is the store's own guard, under the
+// lock that bootstrapOnce takes: stores of three nodes bootstrap one new database at once, with
+// no lock, and still exactly one default license and one key file come out, and every node
+// finds the default made.
+func TestPostgresBootstrapWithoutTheLockCreatesOneDefault(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	target, err := parseStoreURL(db, "--store", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	community, _ := defaultCommunityFor("http://localhost:8080")
+	const n = 3
+	dirs := make([]string, n)
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for i := range n {
+		dirs[i] = t.TempDir()
+		store, err := openPostgres(t.Context(), target, 2, false, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		go func() {
+			<-start
+			errs <- bootstrap(t.Context(), store, community, dirs[i], io.Discard, "http://localhost:8080", zap.NewNop())
+		}()
+	}
+	close(start)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("bootstrap: %v", err)
+		}
+	}
+	var nodes []*testServer
+	for _, d := range dirs {
+		nodes = append(nodes, &testServer{DataDir: d})
+	}
+	defaultKeyOf(t, nodes)
+	if list := mustRun(t, "license", "list", "--store", db); strings.Count(list, "\n") != 1 {
+		t.Fatalf("license list shows\n%s\nwant one license", list)
+	}
 }

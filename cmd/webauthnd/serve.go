@@ -143,7 +143,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			err = errors.Join(err, cerr)
 		}
 	}()
-	if err := bootstrap(ctx, store, defaultCommunity, cfg.dataDir, stdout, cfg.publicURL, log); err != nil {
+	if err := bootstrapOnce(ctx, store, defaultCommunity, cfg.dataDir, stdout, cfg.publicURL, log); err != nil {
 		return err
 	}
 	keys := &keyManager{store: store, write: applyOne(store), tokenTTL: cfg.tokenTTL}

@@ -45,7 +45,7 @@ func (s *storeFlags) register(fs *flag.FlagSet, pool bool) {
 	fs.StringVar(&s.url, "store", "", "the store: a postgres:// or postgresql:// URL, without its password (give it in PGPASSWORD, "+
 		"PGPASSFILE or WEBAUTHND_STORE); default Badger in --data-dir")
 	if pool {
-		fs.IntVar(&s.maxConns, "store-max-conns", defaultStoreMaxConns, "the most connections to PostgreSQL this process opens")
+		fs.IntVar(&s.maxConns, "store-max-conns", defaultStoreMaxConns, "the size of the PostgreSQL pool (the store's listener holds one connection more)")
 	}
 }
 
