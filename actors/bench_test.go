@@ -159,7 +159,7 @@ type benchUser struct {
 
 var benchRP = virtualwebauthn.RelyingParty{ID: "localhost", Name: "c1", Origin: "http://localhost:8080"}
 
-func newBenchUser(b *testing.B, e *Engine) *benchUser {
+func newBenchUser(b testing.TB, e *Engine) *benchUser {
 	u := &benchUser{username: rand.Text(), auth: virtualwebauthn.NewAuthenticator(), cred: benchCredential()}
 	opts, err := e.BeginRegistration(ctx, messages.BeginRegistration{Scope: scope, Username: u.username})
 	if err != nil {

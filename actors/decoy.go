@@ -2,13 +2,11 @@ package actors
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdh"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
 	"slices"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -16,7 +14,6 @@ import (
 	"github.com/go-webauthn/webauthn/protocol/webauthncose"
 	"github.com/go-webauthn/webauthn/webauthn"
 
-	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
 )
 
@@ -55,13 +52,11 @@ var decoyPublicKey = func() []byte {
 }()
 
 // decoyUser is the made-up user of an unknown username: a stable 32-byte handle and passkeys of
-// the community's common shape with stable ids, all derived from the decoy secret.
-func (c *ceremony) decoyUser(rctx context.Context, communityID, username string) (*waUser, error) {
-	shape, err := c.deps.store.CommonShape(rctx, communityID)
-	if errors.Is(err, persistence.ErrNotFound) {
+// the community's common shape (shape, read with the username: nil when nobody in the
+// community has a passkey) with stable ids, all derived from the decoy secret.
+func (c *ceremony) decoyUser(communityID, username string, shape []persistence.CredentialShape) *waUser {
+	if len(shape) == 0 {
 		shape = defaultDecoyShape
-	} else if err != nil {
-		return nil, messages.Wrap(messages.CodeInternal, "internal error", err)
 	}
 	secret := c.deps.cfg.DecoySecret
 	w := &waUser{u: persistence.User{CommunityID: communityID, Username: username, DisplayName: username,
@@ -79,7 +74,7 @@ func (c *ceremony) decoyUser(rctx context.Context, communityID, username string)
 	}
 	// A real user's passkeys are listed in the order of their ids.
 	slices.SortFunc(w.creds, func(a, b webauthn.Credential) int { return bytes.Compare(a.ID, b.ID) })
-	return w, nil
+	return w
 }
 
 // decoyBytes derives n bytes from the secret for one purpose (handle or credential), one user

@@ -22,7 +22,7 @@ type Store interface {
 	persistence.Communities
 	persistence.Users
 	persistence.Credentials
-	persistence.Shapes
+	persistence.SignInSubjects
 	persistence.Writer
 	MetadataStore
 }

@@ -34,25 +34,24 @@ func (c *ceremony) beginSignIn(ctx actor.Context, rctx context.Context, m messag
 		session   *webauthn.SessionData
 		err       error
 	)
-	var user *waUser
+	// One read, the same whether or not the username names a user: the user with its
+	// passkeys, and the community's shape for a decoy (read for a known user too, so that an
+	// unknown one costs no extra round trip that would tell it apart).
+	var subject persistence.SignInSubject
 	if m.Username != "" {
-		if user, err = c.readUser(rctx, m.CommunityID, m.Username); err != nil {
-			c.fail(ctx, err)
+		if subject, err = c.deps.store.SignInSubject(rctx, m.CommunityID, m.Username); err != nil {
+			c.fail(ctx, messages.Wrap(messages.CodeInternal, "internal error", err))
 			return
 		}
 	}
 	switch {
-	case user != nil && len(user.creds) > 0:
-		c.user = user
-		assertion, session, err = c.wa.BeginLogin(user, opts...)
+	case subject.Found && len(subject.Credentials) > 0:
+		c.user = storedUser(subject.User, subject.Credentials)
+		assertion, session, err = c.wa.BeginLogin(c.user, opts...)
 	case m.Username != "":
 		// Unknown user, or one without passkeys: answer like a known one, with stable decoy
 		// passkeys shaped like the community's, so that usernames cannot be enumerated.
-		if c.user, err = c.decoyUser(rctx, m.CommunityID, m.Username); err != nil {
-			c.fail(ctx, err)
-			return
-		}
-		c.decoy = true
+		c.user, c.decoy = c.decoyUser(m.CommunityID, m.Username, subject.CommonShape), true
 		assertion, session, err = c.wa.BeginLogin(c.user, opts...)
 	default:
 		assertion, session, err = c.wa.BeginDiscoverableLogin(opts...)

@@ -24,9 +24,9 @@ func (w *waUser) WebAuthnName() string                       { return w.u.Userna
 func (w *waUser) WebAuthnDisplayName() string                { return w.u.DisplayName }
 func (w *waUser) WebAuthnCredentials() []webauthn.Credential { return w.creds }
 
-// readUser reads a user of the community by username with its passkeys, in one read where the
-// store offers one (over PostgreSQL one round trip: a sign-in's budget is four); nil when the
-// username is unknown.
+// readUser reads a user of the community by username with its passkeys, for a registration, in
+// one read where the store offers one; nil when the username is unknown. (A sign-in's options
+// read the SignInSubject instead, which also holds what a decoy needs.)
 func (c *ceremony) readUser(rctx context.Context, communityID, username string) (*waUser, error) {
 	u, stored, err := persistence.ReadUserAndCredentials(rctx, c.deps.store, communityID, username)
 	if errors.Is(err, persistence.ErrNotFound) {
@@ -34,11 +34,16 @@ func (c *ceremony) readUser(rctx context.Context, communityID, username string) 
 	} else if err != nil {
 		return nil, messages.Wrap(messages.CodeInternal, "internal error", err)
 	}
+	return storedUser(u, stored), nil
+}
+
+// storedUser is a stored user with its stored passkeys as go-webauthn sees them.
+func storedUser(u persistence.User, stored []persistence.Credential) *waUser {
 	w := &waUser{u: u}
 	for _, s := range stored {
 		w.creds = append(w.creds, webauthnCredential(s))
 	}
-	return w, nil
+	return w
 }
 
 // webauthnCredential is a stored credential as go-webauthn sees it.

@@ -70,6 +70,30 @@ func ReadUserAndCredentials(ctx context.Context, s interface {
 	return u, creds, nil
 }
 
+// SignInSubject is what the sign-in options for a username need, whether or not it names a
+// user: the user with its credentials, and the community's most common shape, from which the
+// decoy passkeys of an unknown username (or of a user without passkeys) are made.
+type SignInSubject struct {
+	// Found says whether the username names a user; User and Credentials (as CredentialsOf
+	// returns them) are zero when it does not.
+	Found       bool
+	User        User
+	Credentials []Credential
+	// CommonShape is what Shapes.CommonShape returns: nil when no user of the community has
+	// a passkey.
+	CommonShape []CredentialShape
+}
+
+// SignInSubjects reads a sign-in's subject: in one read from one snapshot (over PostgreSQL one
+// round trip), which reads the same records whether or not the username names a user, so that
+// how long the options take does not tell whether an account exists (a separate CommonShape
+// read for an unknown username was one more round trip than a known one costs).
+type SignInSubjects interface {
+	// SignInSubject returns the subject of a sign-in by username in a community; an error
+	// only when the store cannot answer (an unknown username is Found false, not an error).
+	SignInSubject(ctx context.Context, communityID, username string) (SignInSubject, error)
+}
+
 // Licenses finds licenses.
 type Licenses interface {
 	// LicenseByKey finds the license of a key by its hash, compared in constant time.
@@ -206,6 +230,7 @@ type Store interface {
 	Secrets
 	Keyrings
 	Shapes
+	SignInSubjects
 	VendorMetadata
 	MDS
 	Writer

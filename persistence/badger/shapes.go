@@ -158,17 +158,22 @@ func setMode(txn *bdb.Txn, community string, count uint64, shape []byte) error {
 // [persistence.Shapes]).
 func (s *Store) CommonShape(ctx context.Context, communityID string) (out []persistence.CredentialShape, err error) {
 	err = s.view(ctx, func(txn *bdb.Txn) error {
-		n, shape, err := readCount(txn, modeKey(communityID))
-		if err != nil {
-			return err
-		}
-		if n == 0 || len(shape) == 0 {
+		out, err = commonShape(txn, communityID)
+		if err == nil && out == nil {
 			return persistence.ErrNotFound
 		}
-		out, err = persistence.DecodeUserShape(shape)
 		return err
 	})
 	return out, err
+}
+
+// commonShape reads the community's most common shape: nil when no user has a passkey.
+func commonShape(txn *bdb.Txn, communityID string) ([]persistence.CredentialShape, error) {
+	n, shape, err := readCount(txn, modeKey(communityID))
+	if err != nil || n == 0 || len(shape) == 0 {
+		return nil, err
+	}
+	return persistence.DecodeUserShape(shape)
 }
 
 // tallyShapes builds the shape tally of a store written by a version without one: it reads

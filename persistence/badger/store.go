@@ -411,6 +411,35 @@ func (s *Store) CredentialsOf(ctx context.Context, communityID, username string)
 	return out, err
 }
 
+// SignInSubject reads the user of a username with its credentials, and the community's most
+// common shape, in one transaction (see [persistence.SignInSubjects]). It reads the user's
+// credential index and the tally whether or not the user exists, so that an unknown username
+// costs what a known one does.
+func (s *Store) SignInSubject(ctx context.Context, communityID, username string) (out persistence.SignInSubject, err error) {
+	err = s.view(ctx, func(txn *bdb.Txn) error {
+		u, err := getUser(txn, userKey(communityID, username))
+		switch {
+		case err == nil:
+			out.User, out.Found = u, true
+		case !errors.Is(err, persistence.ErrNotFound):
+			return err
+		}
+		creds, err := credentialsOf(txn, communityID, username)
+		if err != nil {
+			return err
+		}
+		if out.Found {
+			out.Credentials = creds
+		}
+		out.CommonShape, err = commonShape(txn, communityID)
+		return err
+	})
+	if err != nil {
+		return persistence.SignInSubject{}, err
+	}
+	return out, nil
+}
+
 func credentialsOf(txn *bdb.Txn, communityID, username string) ([]persistence.Credential, error) {
 	var out []persistence.Credential
 	prefix := userCredPrefix(communityID, username)

@@ -87,6 +87,53 @@ func (s *Store) UserAndCredentials(ctx context.Context, communityID, username st
 	return r.user(), creds, nil
 }
 
+// SignInSubject reads the user of a username with its credentials, and the community's most
+// common shape, in one round trip from one snapshot (see [persistence.SignInSubjects]): the
+// same statements whether or not the user exists, so that an unknown username costs what a
+// known one does.
+func (s *Store) SignInSubject(ctx context.Context, communityID, username string) (persistence.SignInSubject, error) {
+	if err := ctx.Err(); err != nil {
+		return persistence.SignInSubject{}, err
+	}
+	if !textOK(communityID) {
+		return persistence.SignInSubject{}, nil // no community, so no user and no shape
+	}
+	var (
+		out       persistence.SignInSubject
+		r         userRow
+		creds     []persistence.Credential
+		shape     []byte
+		shapeRead bool
+	)
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`)
+	// A username that cannot be stored names no user; the shape is still read, as for any
+	// unknown username.
+	if textOK(username) {
+		b.Queue(`SELECT `+userColumns+` FROM users WHERE community_id = $1 AND username = $2`, communityID, username).
+			Query(scanFirst(&out.Found, r.dest()...))
+		b.Queue(`SELECT `+credentialColumns+` FROM credentials WHERE community_id = $1 AND username = $2 ORDER BY id`,
+			communityID, username).Query(appendCredentials(&creds))
+	}
+	b.Queue(`SELECT shape FROM shape_modes WHERE community_id = $1 AND users > 0`, communityID).
+		Query(scanFirst(&shapeRead, &shape))
+	b.Queue(`COMMIT`)
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return persistence.SignInSubject{}, s.secret.error(err)
+	}
+	if out.Found {
+		out.User, out.Credentials = r.user(), creds
+	}
+	if shapeRead && len(shape) > 0 {
+		decoded, err := persistence.DecodeUserShape(shape)
+		if err != nil {
+			return persistence.SignInSubject{}, err
+		}
+		out.CommonShape = decoded
+	}
+	return out, nil
+}
+
 // appendCredentials reads rows of credentialColumns into out.
 func appendCredentials(out *[]persistence.Credential) func(pgx.Rows) error {
 	return forEach(func(rows pgx.Rows) error {

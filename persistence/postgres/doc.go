@@ -70,8 +70,9 @@
 //
 // # Round trips
 //
-// A sign-in costs four round trips: the options read the user with its passkeys
-// ([Store.UserAndCredentials], one pipelined read-only transaction) and store the ceremony
+// A sign-in costs four round trips: the options read the user with its passkeys and the
+// community's shape for a decoy ([Store.SignInSubject], one pipelined read-only transaction,
+// the same statements whether or not the username exists) and store the ceremony
 // (PutCeremony); the result takes the ceremony (TakeCeremony, one DELETE ... RETURNING) and
 // records the sign-in (Apply). A discoverable sign-in reads the credential instead of the user,
 // after the take: four too. The statements that need no answer of their own (BEGIN, SAVEPOINT,

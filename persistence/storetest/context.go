@@ -111,6 +111,10 @@ func testContext(t *testing.T, open opener) {
 		{"Secret", func(ctx context.Context, s persistence.Store) error { _, err := s.Secret(ctx, "signing"); return err }},
 		{"Keyring", func(ctx context.Context, s persistence.Store) error { _, err := s.Keyring(ctx, "token"); return err }},
 		{"CommonShape", func(ctx context.Context, s persistence.Store) error { _, err := s.CommonShape(ctx, "shop"); return err }},
+		{"SignInSubject", func(ctx context.Context, s persistence.Store) error {
+			_, err := s.SignInSubject(ctx, "shop", "alice")
+			return err
+		}},
 		{"VendorRecord", func(ctx context.Context, s persistence.Store) error {
 			_, err := s.VendorRecord(ctx, "shop", yubikey)
 			return err

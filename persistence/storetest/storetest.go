@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"VendorReads", testVendorReads},
 		{"MDS", testMDS},
 		{"CommonShape", testCommonShape},
+		{"SignInSubject", testSignInSubject},
 		{"Batch", testBatch},
 		{"Generations", testGenerations},
 		{"Caches", testCaches},
