@@ -361,3 +361,33 @@ type PatchVendorMetadata struct {
 	UpdatedBy   string    `json:"updatedBy"`
 	At          time.Time `json:"at,omitzero"`
 }
+
+// Onto returns the PutCommunity that replaces c, the stored community, with the fields o sets:
+// what every backend applies, after checking it, so that both merge a patch alike.
+func (o PatchCommunity) Onto(c Community) PutCommunity {
+	if o.TenantID != "" {
+		c.TenantID = o.TenantID
+	}
+	if o.Name != "" {
+		c.Name = o.Name
+	}
+	if o.RPIDs != nil {
+		c.RPIDs = o.RPIDs
+	}
+	if o.Origins != nil {
+		c.Origins = o.Origins
+	}
+	if o.TopOrigins != nil {
+		c.TopOrigins = o.TopOrigins
+	}
+	if o.UserVerification != "" {
+		c.UserVerification = o.UserVerification
+	}
+	if o.AttestationTrust != "" {
+		c.AttestationTrust = o.AttestationTrust
+	}
+	if o.BlockClones != nil {
+		c.BlockClones = *o.BlockClones
+	}
+	return PutCommunity{Community: c, TenantDNS: o.TenantDNS}
+}

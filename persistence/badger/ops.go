@@ -220,31 +220,7 @@ func patchCommunity(txn *bdb.Txn, o persistence.PatchCommunity) (any, error) {
 	} else if err != nil {
 		return nil, persistence.StoreInternal(err)
 	}
-	if o.TenantID != "" {
-		c.TenantID = o.TenantID
-	}
-	if o.Name != "" {
-		c.Name = o.Name
-	}
-	if o.RPIDs != nil {
-		c.RPIDs = o.RPIDs
-	}
-	if o.Origins != nil {
-		c.Origins = o.Origins
-	}
-	if o.TopOrigins != nil {
-		c.TopOrigins = o.TopOrigins
-	}
-	if o.UserVerification != "" {
-		c.UserVerification = o.UserVerification
-	}
-	if o.AttestationTrust != "" {
-		c.AttestationTrust = o.AttestationTrust
-	}
-	if o.BlockClones != nil {
-		c.BlockClones = *o.BlockClones
-	}
-	put := persistence.PutCommunity{Community: c, TenantDNS: o.TenantDNS}
+	put := o.Onto(c)
 	if err := persistence.Check(put); err != nil {
 		return nil, err
 	}
