@@ -18,6 +18,7 @@ import (
 	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
 	"github.com/webauthnd/webauthnd/persistence/postgres"
+	"github.com/webauthnd/webauthnd/persistence/postgres/pgtest"
 )
 
 // twoNodes opens two stores on one new database.
@@ -432,7 +433,7 @@ func TestMissedNotificationFoundByTheRereading(t *testing.T) {
 // When the listener's connection is lost, the store connects again and reads everything anew:
 // a change made while it was not listening is seen.
 func TestListenerReconnects(t *testing.T) {
-	dbURL := newDatabase(t)
+	dbURL := pgtest.NewDatabase(t)
 	a := mustOpen(t, dbURL, postgres.WithRefreshEvery(time.Hour))
 	b := mustOpen(t, dbURL)
 	seedCommunity(t, b, "shop")

@@ -18,89 +18,31 @@ import (
 	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
 	"github.com/webauthnd/webauthnd/persistence/postgres"
+	"github.com/webauthnd/webauthnd/persistence/postgres/pgtest"
 )
 
 // The tests run against the PostgreSQL server that WEBAUTHND_TEST_POSTGRES names (an admin URL,
 // by default the local server's postgres user), each in a database of its own that it creates
 // and drops. When the server cannot be reached they skip, or fail with
 // WEBAUTHND_REQUIRE_POSTGRES=1 (as CI sets it).
-const defaultAdminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
 var (
-	probeOnce sync.Once
-	probeErr  error
-	runID     = func() string {
+	runID = func() string {
 		b := make([]byte, 3)
 		_, _ = rand.Read(b)
 		return fmt.Sprintf("%d_%s", os.Getpid()%100000, hex.EncodeToString(b))
 	}()
-	databases atomic.Int64
 )
-
-func adminURL() string {
-	if u := os.Getenv("WEBAUTHND_TEST_POSTGRES"); u != "" {
-		return u
-	}
-	return defaultAdminURL
-}
 
 // adminExec runs sql on the admin database.
 func adminExec(ctx context.Context, sql string) error {
-	conn, err := pgx.Connect(ctx, adminURL())
+	conn, err := pgx.Connect(ctx, pgtest.AdminURL())
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
 	_, err = conn.Exec(ctx, sql)
 	return err
-}
-
-// requirePostgres skips the test, or fails it under WEBAUTHND_REQUIRE_POSTGRES=1, when the
-// server cannot be reached.
-func requirePostgres(t testing.TB) {
-	t.Helper()
-	probeOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		probeErr = adminExec(ctx, "SELECT 1")
-	})
-	if probeErr == nil {
-		return
-	}
-	where := "the server of WEBAUTHND_TEST_POSTGRES"
-	if u, err := url.Parse(adminURL()); err == nil {
-		where = u.Redacted()
-	}
-	if os.Getenv("WEBAUTHND_REQUIRE_POSTGRES") == "1" {
-		t.Fatalf("PostgreSQL is required (WEBAUTHND_REQUIRE_POSTGRES=1) but %s cannot be reached: %v", where, probeErr)
-	}
-	t.Skipf("PostgreSQL at %s cannot be reached (%v): skipped; set WEBAUTHND_TEST_POSTGRES to an admin URL, "+
-		"or WEBAUTHND_REQUIRE_POSTGRES=1 to fail instead", where, probeErr)
-}
-
-// newDatabase creates an empty database for the test, dropped when it ends, and returns its URL.
-func newDatabase(t testing.TB) string {
-	t.Helper()
-	requirePostgres(t)
-	name := fmt.Sprintf("wad_pgtest_%s_%d", runID, databases.Add(1))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := adminExec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := adminExec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(adminURL())
-	if err != nil {
-		t.Fatalf("WEBAUTHND_TEST_POSTGRES must be a postgres:// URL: %v", err)
-	}
-	u.Path = "/" + name
-	return u.String()
 }
 
 // The run's database holds a schema per test that needs no database of its own: creating a
@@ -130,14 +72,14 @@ func TestMain(m *testing.M) {
 // ensureRunDatabase creates the run's database the first time a test needs it.
 func ensureRunDatabase(t testing.TB) {
 	t.Helper()
-	requirePostgres(t)
+	pgtest.Require(t)
 	runDatabaseOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if runDatabaseErr = adminExec(ctx, "CREATE DATABASE "+runDatabase); runDatabaseErr != nil {
 			return
 		}
-		u, err := url.Parse(adminURL())
+		u, err := url.Parse(pgtest.AdminURL())
 		if err != nil {
 			runDatabaseErr = fmt.Errorf("WEBAUTHND_TEST_POSTGRES must be a postgres:// URL: %w", err)
 			return

@@ -12,6 +12,7 @@ import (
 
 	"github.com/webauthnd/webauthnd/persistence"
 	"github.com/webauthnd/webauthnd/persistence/postgres"
+	"github.com/webauthnd/webauthnd/persistence/postgres/pgtest"
 )
 
 // password has characters that a URL escapes, so that each of its forms is looked for.
@@ -66,8 +67,8 @@ func TestOpenErrorsCarryNoPassword(t *testing.T) {
 // neither the store's log lines nor its errors carry it: not when its listener loses its
 // connection, not when a statement fails with a message that quotes it.
 func TestLogsAndErrorsCarryNoPassword(t *testing.T) {
-	requirePostgres(t)
-	dbURL := newDatabase(t)
+	pgtest.Require(t)
+	dbURL := pgtest.NewDatabase(t)
 	u, err := url.Parse(dbURL)
 	if err != nil {
 		t.Fatal(err)
