@@ -66,9 +66,9 @@ func (s *Store) Apply(ctx context.Context, ops []persistence.Op) []persistence.R
 			// itself as a regression.
 			continue
 		}
-		cause := s.secret.error(err)
+		cause := s.failure(err)
 		for _, i := range run {
-			results[i] = persistence.Result{Err: persistence.StoreInternal(cause)}
+			results[i] = persistence.Result{Err: cause}
 		}
 		break
 	}
@@ -196,7 +196,7 @@ func (s *Store) refusal(err error) error {
 			return messages.Wrap(messages.CodeInvalidRequest, "a value is too large", err)
 		}
 	}
-	return persistence.StoreInternal(s.secret.error(err))
+	return s.failure(err)
 }
 
 // retryable says whether err is PostgreSQL's abort of a transaction that may succeed if run

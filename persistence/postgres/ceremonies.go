@@ -37,7 +37,7 @@ func (s *Store) PutCeremony(ctx context.Context, c persistence.Ceremony) error {
 		if errors.As(err, &pe) && pe.Code == "23505" {
 			return errCeremonyExists
 		}
-		return s.secret.error(err)
+		return s.storeErr(err)
 	}
 	if tag.RowsAffected() == 0 {
 		return errCeremonyExists
@@ -75,5 +75,5 @@ func (s *Store) CeremonyExists(ctx context.Context, id string) (bool, error) {
 	}
 	var ok bool
 	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM ceremonies WHERE id = $1 AND expires > now())`, id).Scan(&ok)
-	return ok, s.secret.error(err)
+	return ok, s.storeErr(err)
 }

@@ -441,7 +441,14 @@ func TestListenerReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn := rawConn(t, dbURL)
-	// Every listener of the database goes: a's and b's.
+	// Both listeners connect in the background after Open: wait for them, then every listener
+	// of the database goes: a's and b's.
+	eventually(t, 5*time.Second, "both listeners connected", func() bool {
+		var n int
+		err := conn.QueryRow(bg(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND application_name = 'webauthnd listener'`).Scan(&n)
+		return err == nil && n == 2
+	})
 	var killed int
 	if err := conn.QueryRow(bg(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 		WHERE datname = current_database() AND application_name = 'webauthnd listener'`).Scan(&killed); err != nil || killed != 2 {

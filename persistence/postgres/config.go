@@ -171,18 +171,18 @@ func (s *Store) AllLicenses(ctx context.Context) ([]persistence.License, error) 
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+licenseColumns+` FROM licenses ORDER BY key_hash`)
 	if err != nil {
-		return nil, s.secret.error(err)
+		return nil, s.storeErr(err)
 	}
 	defer rows.Close()
 	var out []persistence.License
 	for rows.Next() {
 		l, err := scanLicense(rows)
 		if err != nil {
-			return nil, s.secret.error(err)
+			return nil, s.storeErr(err)
 		}
 		out = append(out, l)
 	}
-	return out, s.secret.error(rows.Err())
+	return out, s.storeErr(rows.Err())
 }
 
 // Secret returns a stored service secret.
@@ -211,7 +211,7 @@ func (s *Store) Keyring(ctx context.Context, name string) (persistence.Keyring, 
 	if err := s.pool.QueryRow(ctx, `SELECT keys FROM keyrings WHERE name = $1`, name).Scan(&raw); err != nil {
 		return k, s.readErr(err)
 	}
-	return k, s.secret.error(json.Unmarshal(raw, &k.Keys))
+	return k, s.storeErr(json.Unmarshal(raw, &k.Keys))
 }
 
 // KeyringGeneration changes after every committed change of a keyring, by this process (at

@@ -19,7 +19,7 @@ func (s *Store) readErr(err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return errNotFound
 	}
-	return s.secret.error(err)
+	return s.storeErr(err)
 }
 
 // User returns the user of a community by username.
@@ -79,7 +79,7 @@ func (s *Store) UserAndCredentials(ctx context.Context, communityID, username st
 		communityID, username).Query(appendCredentials(&creds))
 	b.Queue(`COMMIT`)
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return persistence.User{}, nil, s.secret.error(err)
+		return persistence.User{}, nil, s.storeErr(err)
 	}
 	if !found {
 		return persistence.User{}, nil, errNotFound
@@ -119,7 +119,7 @@ func (s *Store) SignInSubject(ctx context.Context, communityID, username string)
 		Query(scanFirst(&shapeRead, &shape))
 	b.Queue(`COMMIT`)
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return persistence.SignInSubject{}, s.secret.error(err)
+		return persistence.SignInSubject{}, s.storeErr(err)
 	}
 	if out.Found {
 		out.User, out.Credentials = r.user(), creds
@@ -176,7 +176,7 @@ func (s *Store) CredentialsOf(ctx context.Context, communityID, username string)
 		rows.Close()
 	}
 	if err != nil {
-		return nil, s.secret.error(err)
+		return nil, s.storeErr(err)
 	}
 	return out, nil
 }

@@ -50,7 +50,7 @@ func (s *Store) Import(ctx context.Context, users []persistence.User, creds []pe
 	case errors.As(err, &pe) && (pe.Code == "22021" || pe.Code == "22P05"):
 		return messages.Wrap(messages.CodeInvalidRequest, "a text of the import is not valid UTF-8 or holds a NUL byte: nothing was imported", err)
 	}
-	return persistence.StoreInternal(s.secret.error(fmt.Errorf("import: %w", err)))
+	return s.failure(fmt.Errorf("import: %w", err))
 }
 
 // checkAbsent refuses a plan when a community is missing or a user, handle or credential exists:

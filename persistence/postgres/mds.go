@@ -119,7 +119,7 @@ func (s *Store) ReplaceMDS(ctx context.Context, b persistence.MDSBlob, entries [
 		if errors.As(err, &me) {
 			return persistence.MDSBlob{}, err
 		}
-		return persistence.MDSBlob{}, persistence.StoreInternal(s.secret.error(fmt.Errorf("import MDS BLOB %d: %w", b.Number, err)))
+		return persistence.MDSBlob{}, s.failure(fmt.Errorf("import MDS BLOB %d: %w", b.Number, err))
 	}
 	s.mdsGen.Store(stored.Generation)
 	return stored, nil
@@ -156,7 +156,7 @@ func (s *Store) CurrentMDSBlob(ctx context.Context) (persistence.MDSBlob, error)
 	}
 	b, err := currentMDSBlob(ctx, s.pool)
 	if err != nil && !errors.Is(err, errNotFound) {
-		return b, s.secret.error(err)
+		return b, s.storeErr(err)
 	}
 	return b, err
 }
@@ -218,7 +218,7 @@ func (s *Store) MDSEntries(ctx context.Context) (persistence.MDSBlob, []persiste
 	rows, err := s.pool.Query(ctx, `SELECT b.record, e.record FROM mds_blob b
 		LEFT JOIN mds_entries e ON e.generation = b.generation ORDER BY e.position`)
 	if err != nil {
-		return persistence.MDSBlob{}, nil, s.secret.error(err)
+		return persistence.MDSBlob{}, nil, s.storeErr(err)
 	}
 	defer rows.Close()
 	var (
@@ -232,7 +232,7 @@ func (s *Store) MDSEntries(ctx context.Context) (persistence.MDSBlob, []persiste
 			entry *string
 		)
 		if err := rows.Scan(&blob, &entry); err != nil {
-			return b, nil, s.secret.error(err)
+			return b, nil, s.storeErr(err)
 		}
 		if !found {
 			if err := json.Unmarshal([]byte(blob), &b); err != nil {
@@ -251,7 +251,7 @@ func (s *Store) MDSEntries(ctx context.Context) (persistence.MDSBlob, []persiste
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
-		return b, nil, s.secret.error(err)
+		return b, nil, s.storeErr(err)
 	}
 	if !found {
 		return b, nil, errNotFound

@@ -77,17 +77,17 @@ func (s *Store) vendorRecords(ctx context.Context, community *string, aaguids []
 		WHERE ($1::text IS NULL OR community_id = $1) AND ($2::text[] IS NULL OR aaguid = ANY($2))
 		ORDER BY community_id, aaguid`, community, want)
 	if err != nil {
-		return nil, s.secret.error(err)
+		return nil, s.storeErr(err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		r, err := scanVendorRecord(rows)
 		if err != nil {
-			return nil, s.secret.error(err)
+			return nil, s.storeErr(err)
 		}
 		out = append(out, r)
 	}
-	return out, s.secret.error(rows.Err())
+	return out, s.storeErr(rows.Err())
 }
 
 // VendorGeneration changes after every committed batch that wrote a vendor record: at once for
