@@ -177,7 +177,8 @@ type MDSEntry struct {
 	StatementError string `json:"statementError,omitempty"`
 	// Entry is the entry's JSON as the BLOB carried it (an MDS3 MetadataBLOBPayloadEntry): the
 	// statement with its attestation roots and every status report, for go-webauthn's metadata
-	// types to parse.
+	// types to parse. A backend keeps its JSON value, not its text: it may re-encode it (the
+	// embedded store drops insignificant spaces, a jsonb column orders keys).
 	Entry json.RawMessage `json:"entry"`
 	// Source is where the entry came from ("mds blob 9"); reads fill it in, it is not stored.
 	Source string `json:"-"`

@@ -1,7 +1,6 @@
 package badger
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -158,24 +157,5 @@ func TestApplyKnowsEveryOp(t *testing.T) {
 		if code := messages.ErrorCode(r.Err); r.Err != nil && (code == messages.CodeInternal || code == messages.CodeInvalidRequest) {
 			t.Errorf("Apply(%T) = %v", op, r.Err)
 		}
-	}
-}
-
-// A batch whose context ended before it started writes nothing, and each of its ops fails
-// with an internal error that says why.
-func TestApplyWithAnEndedContext(t *testing.T) {
-	s, err := Open(t.TempDir(), zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	ended, cancel := context.WithCancel(ctx)
-	cancel()
-	res := s.Apply(ended, []persistence.Op{persistence.PutSecretIfAbsent{Name: "k", Value: []byte("v")}})
-	if len(res) != 1 || messages.ErrorCode(res[0].Err) != messages.CodeInternal || !errors.Is(res[0].Err, context.Canceled) {
-		t.Fatalf("Apply = %+v, want an internal error caused by context.Canceled", res)
-	}
-	if _, err := s.Secret(ctx, "k"); !errors.Is(err, persistence.ErrNotFound) {
-		t.Fatalf("Secret(k): err = %v, want ErrNotFound (the batch did not run)", err)
 	}
 }

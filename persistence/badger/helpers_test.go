@@ -95,14 +95,6 @@ func describe(err error) string {
 	return out
 }
 
-// wantNotFound fails the test unless err is ErrNotFound.
-func wantNotFound(t *testing.T, what string, err error) {
-	t.Helper()
-	if !errors.Is(err, persistence.ErrNotFound) {
-		t.Fatalf("%s: err = %v, want ErrNotFound", what, err)
-	}
-}
-
 // community returns a valid community of tenant "acme" for RP ID example.com.
 func community(id string) persistence.Community {
 	return persistence.Community{

@@ -2,13 +2,10 @@ package badger_test
 
 import (
 	"bytes"
-	"encoding/base64"
-	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/webauthnd/webauthnd/persistence"
 )
@@ -39,48 +36,5 @@ func TestLicenseKeyIsNeverStored(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestLicenseByKey(t *testing.T) {
-	s := mustOpen(t)
-	seedCommunity(t, s, "shop")
-	a, keyA, err := persistence.NewLicense(persistence.LevelCommunity, "shop", "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, keyB, err := persistence.NewLicense(persistence.LevelService, "", "acme", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustApply(t, s, persistence.PutLicense{License: a})
-	mustApply(t, s, persistence.PutLicense{License: b})
-	tests := []struct {
-		name   string
-		key    string
-		wantID string // "" for ErrNotFound
-	}{
-		{"first key", keyA, a.ID},
-		{"second key", keyB, b.ID},
-		{"wrong key", "not-a-key", ""},
-		{"empty key", "", ""},
-		{"key with one character more", keyA + "A", ""},
-		{"key with one character less", keyA[:len(keyA)-1], ""},
-		{"license id instead of the key", a.ID, ""},
-		{"the key's hash instead of the key", base64.RawURLEncoding.EncodeToString(a.KeyHash), ""},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := s.LicenseByKey(ctx, tc.key)
-			if tc.wantID == "" {
-				if !errors.Is(err, persistence.ErrNotFound) || got.ID != "" {
-					t.Fatalf("LicenseByKey = %+v, %v; want zero, ErrNotFound", got, err)
-				}
-				return
-			}
-			if err != nil || got.ID != tc.wantID {
-				t.Fatalf("LicenseByKey = %+v, %v; want license %s", got, err, tc.wantID)
-			}
-		})
 	}
 }
