@@ -14,7 +14,8 @@ import (
 func handleBackup(a AdminDeps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a.Backup == nil {
-			writeError(w, a.Log, messages.Errorf(messages.CodeNotFound, "backups are not available here"))
+			writeError(w, a.Log, messages.Errorf(messages.CodeNotFound,
+				"this server's store has no webauthnd backup: back PostgreSQL up with pg_dump or point-in-time recovery (PITR)"))
 			return
 		}
 		w.Header().Set("Content-Type", "application/octet-stream")

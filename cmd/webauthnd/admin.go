@@ -104,22 +104,61 @@ func peerUID(c net.Conn) (int, error) {
 	return int(cred.Uid), nil
 }
 
-// adminDo runs a management action through a running server's admin socket (method, path
+// storeLocation is where a management command finds the store: --store names a PostgreSQL
+// database, which the command opens itself; without it, the Badger store of --data-dir, through
+// its server's admin socket when one runs.
+type storeLocation struct {
+	dataDir string
+	flags   storeFlags
+	target  storeTarget
+}
+
+// register adds --data-dir and --store to fs.
+func (l *storeLocation) register(fs *flag.FlagSet) {
+	fs.StringVar(&l.dataDir, "data-dir", "./data", "the server's data directory (Badger; unused with --store)")
+	l.flags.register(fs, false)
+}
+
+// parsed checks --store once fs has parsed the arguments.
+func (l *storeLocation) parsed(fs *flag.FlagSet) (err error) {
+	l.target, err = l.flags.parsed(fs)
+	return err
+}
+
+// adminDo runs a management action: over PostgreSQL directly on the database (every node sees
+// the change, see openManaged); on Badger through a running server's admin socket (method, path
 // and body), or, when no server runs, directly on the store. What it has to say about the data
 // dir (secureDataDir) goes to stderr.
-func adminDo(ctx context.Context, dataDir string, stderr io.Writer, method, path string, body any, direct func(persistence.Store) (any, error)) (any, error) {
-	sock := socketPath(dataDir)
+func adminDo(ctx context.Context, at storeLocation, stderr io.Writer, method, path string, body any, direct func(persistence.Store) (any, error)) (any, error) {
+	if at.target.postgres {
+		store, err := openManaged(ctx, at.target)
+		if err != nil {
+			return nil, err
+		}
+		defer store.Close()
+		v, err := direct(store)
+		return v, at.target.scrub(err)
+	}
+	sock := socketPath(at.dataDir)
 	if up, err := probeAdmin(ctx, sock); err != nil {
 		return nil, err
 	} else if up {
 		return viaSocket(ctx, sock, method, path, body)
 	}
-	store, err := openStoreDirect(dataDir, stderr)
+	store, err := openStoreDirect(at.dataDir, stderr)
 	if err != nil {
 		return nil, err
 	}
 	defer store.Close()
 	return direct(store)
+}
+
+// openManaged opens a PostgreSQL store for a management command: a small pool, and a refusal
+// of a database whose schema version is not this binary's (both named), so that a command of
+// one version never changes a cluster that runs another. Its writes reach every node within a
+// second (the store's notifications).
+func openManaged(ctx context.Context, t storeTarget) (persistence.Store, error) {
+	return openPostgres(ctx, t, managementMaxConns, true, zap.NewNop())
 }
 
 // openStoreDirect opens dataDir's store for a management command when no server runs.
@@ -136,8 +175,8 @@ func openStoreDirect(dataDir string, stderr io.Writer) (*badger.Store, error) {
 }
 
 // adminWrite applies req through a running server, or its store operation directly on the store.
-func adminWrite(ctx context.Context, dataDir string, stderr io.Writer, path string, method string, req httpapi.AdminRequest) (any, error) {
-	return adminDo(ctx, dataDir, stderr, method, path, req, func(s persistence.Store) (any, error) {
+func adminWrite(ctx context.Context, at storeLocation, stderr io.Writer, path string, method string, req httpapi.AdminRequest) (any, error) {
+	return adminDo(ctx, at, stderr, method, path, req, func(s persistence.Store) (any, error) {
 		return persistence.ApplyOne(ctx, s, req.Op())
 	})
 }
@@ -184,14 +223,15 @@ func viaSocket(ctx context.Context, sock, method, path string, op any) (any, err
 
 func communityCommand(ctx context.Context, verb string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var (
-		dataDir, id, tenant, name, uv string
-		attestationTrust              string
-		rpIDs, origins, topOrigins    listFlag
-		tenantDNS                     listFlag
-		blockClones                   bool
+		at                         storeLocation
+		id, tenant, name, uv       string
+		attestationTrust           string
+		rpIDs, origins, topOrigins listFlag
+		tenantDNS                  listFlag
+		blockClones                bool
 	)
 	fs := flag.NewFlagSet("community "+verb, flag.ContinueOnError)
-	fs.StringVar(&dataDir, "data-dir", "./data", "the server's data directory")
+	at.register(fs)
 	fs.StringVar(&id, "id", "", "community id")
 	fs.StringVar(&tenant, "tenant", "", "tenant id (created if new)")
 	fs.StringVar(&name, "name", "", "display name (the RP name shown by authenticators)")
@@ -203,6 +243,9 @@ func communityCommand(ctx context.Context, verb string, args []string, getenv fu
 	fs.BoolVar(&blockClones, "block-clones", false, "refuse sign-ins of credentials with a clone warning")
 	fs.StringVar(&attestationTrust, "attestation-trust", "", "any (default) or required: accept only attestations that chain to the authenticator's metadata roots")
 	if err := parseFlags(fs, args, getenv, stderr); err != nil {
+		return err
+	}
+	if err := at.parsed(fs); err != nil {
 		return err
 	}
 	if id == "" {
@@ -221,7 +264,7 @@ func communityCommand(ctx context.Context, verb string, args []string, getenv fu
 		}
 		c := httpapi.AdminCommunitySettings{ID: id, TenantID: tenant, Name: name, RPIDs: rpIDs, Origins: origins,
 			TopOrigins: topOrigins, UserVerification: uv, BlockClones: blockClones, AttestationTrust: attestationTrust}
-		v, err = adminWrite(ctx, dataDir, stderr, "/admin/communities", http.MethodPost, httpapi.AdminCommunity{Community: c, TenantDNS: tenantDNS})
+		v, err = adminWrite(ctx, at, stderr, "/admin/communities", http.MethodPost, httpapi.AdminCommunity{Community: c, TenantDNS: tenantDNS})
 	} else {
 		patch := httpapi.AdminCommunityPatch{ID: id, TenantID: tenant, Name: name, RPIDs: rpIDs, Origins: origins,
 			TopOrigins: topOrigins, UserVerification: uv, TenantDNS: tenantDNS, AttestationTrust: attestationTrust}
@@ -230,7 +273,7 @@ func communityCommand(ctx context.Context, verb string, args []string, getenv fu
 				patch.BlockClones = &blockClones
 			}
 		})
-		v, err = adminWrite(ctx, dataDir, stderr, "/admin/communities", http.MethodPatch, patch)
+		v, err = adminWrite(ctx, at, stderr, "/admin/communities", http.MethodPatch, patch)
 	}
 	if err != nil {
 		return err
@@ -242,11 +285,12 @@ func communityCommand(ctx context.Context, verb string, args []string, getenv fu
 
 func licenseCommand(ctx context.Context, verb string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var (
-		dataDir, level, community, tenant, id string
-		expires                               time.Duration
+		at                           storeLocation
+		level, community, tenant, id string
+		expires                      time.Duration
 	)
 	fs := flag.NewFlagSet("license "+verb, flag.ContinueOnError)
-	fs.StringVar(&dataDir, "data-dir", "./data", "the server's data directory")
+	at.register(fs)
 	switch verb {
 	case "create":
 		fs.StringVar(&level, "level", "", "community, service or system")
@@ -259,9 +303,12 @@ func licenseCommand(ctx context.Context, verb string, args []string, getenv func
 	if err := parseFlags(fs, args, getenv, stderr); err != nil {
 		return err
 	}
+	if err := at.parsed(fs); err != nil {
+		return err
+	}
 	switch verb {
 	case "list":
-		v, err := adminDo(ctx, dataDir, stderr, http.MethodGet, "/admin/licenses", nil, func(s persistence.Store) (any, error) {
+		v, err := adminDo(ctx, at, stderr, http.MethodGet, "/admin/licenses", nil, func(s persistence.Store) (any, error) {
 			l, err := s.AllLicenses(ctx)
 			return map[string]any{"licenses": l}, err
 		})
@@ -292,7 +339,7 @@ func licenseCommand(ctx context.Context, verb string, args []string, getenv func
 		if id == "" {
 			return errors.New("--id is required")
 		}
-		if _, err := adminWrite(ctx, dataDir, stderr, "/admin/licenses/revoke", http.MethodPost, httpapi.AdminRevokeLicense{ID: id}); err != nil {
+		if _, err := adminWrite(ctx, at, stderr, "/admin/licenses/revoke", http.MethodPost, httpapi.AdminRevokeLicense{ID: id}); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "license %s revoked\n", id)
@@ -302,7 +349,7 @@ func licenseCommand(ctx context.Context, verb string, args []string, getenv func
 	if err != nil {
 		return err
 	}
-	if _, err := adminWrite(ctx, dataDir, stderr, "/admin/licenses", http.MethodPost, httpapi.AdminLicenseOf(lic)); err != nil {
+	if _, err := adminWrite(ctx, at, stderr, "/admin/licenses", http.MethodPost, httpapi.AdminLicenseOf(lic)); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, key)
@@ -323,12 +370,12 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 		return errors.New("keys: want rotate")
 	}
 	var (
-		dataDir string
-		req     rotateRequest
-		ttl     time.Duration
+		at  storeLocation
+		req rotateRequest
+		ttl time.Duration
 	)
 	fs := flag.NewFlagSet("keys rotate", flag.ContinueOnError)
-	fs.StringVar(&dataDir, "data-dir", "./data", "the server's data directory")
+	at.register(fs)
 	fs.BoolVar(&req.Envelope, "envelope", false, "rotate the envelope key (the previous one keeps working for 15 minutes)")
 	fs.StringVar(&req.Curve, "ec-curve", "", "the new envelope key's curve (default: the current one's)")
 	fs.BoolVar(&req.Signing, "signing", false, "rotate the token signing key (the previous one stays published until its tokens expire)")
@@ -336,10 +383,13 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 	if err := parseFlags(fs, args[1:], getenv, stderr); err != nil {
 		return err
 	}
+	if err := at.parsed(fs); err != nil {
+		return err
+	}
 	if req.Curve != "" && !req.Envelope {
 		return errors.New("--ec-curve goes with --envelope")
 	}
-	v, err := adminDo(ctx, dataDir, stderr, http.MethodPost, "/admin/keys/rotate", req, func(s persistence.Store) (any, error) {
+	v, err := adminDo(ctx, at, stderr, http.MethodPost, "/admin/keys/rotate", req, func(s persistence.Store) (any, error) {
 		return (&keyManager{store: s, write: applyOne(s), tokenTTL: ttl}).rotate(ctx, req)
 	})
 	if err != nil {

@@ -22,13 +22,24 @@ import (
 // runs. The file is written under a temporary name, checked, and renamed to FILE (mode 0600:
 // it holds the service's private keys).
 func backupCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var dataDir, out string
+	var (
+		at  storeLocation
+		out string
+	)
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
-	fs.StringVar(&dataDir, "data-dir", "./data", "the server's data directory")
+	at.register(fs)
 	fs.StringVar(&out, "out", "", "the backup file to write (mode 0600; it holds the service's private keys)")
 	if err := parseFlags(fs, args, getenv, stderr); err != nil {
 		return err
 	}
+	if err := at.parsed(fs); err != nil {
+		return err
+	}
+	if at.target.postgres {
+		return fmt.Errorf("backup: the store is PostgreSQL (%s): back it up with PostgreSQL's tools, pg_dump for a snapshot or "+
+			"continuous archiving with point-in-time recovery (PITR); webauthnd backup is for the embedded Badger store", at.target.redacted)
+	}
+	dataDir := at.dataDir
 	if out == "" {
 		return errors.New("--out is required")
 	}
@@ -111,12 +122,23 @@ func backupViaSocket(ctx context.Context, sock string, w io.Writer) error {
 
 // restoreCommand implements `webauthnd restore --in FILE` into an empty (or new) data dir.
 func restoreCommand(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var dataDir, in string
+	var (
+		dataDir, in string
+		store       storeFlags
+	)
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	fs.StringVar(&dataDir, "data-dir", "./data", "the data directory to restore into; it must be empty or not exist")
 	fs.StringVar(&in, "in", "", "the backup file written by webauthnd backup")
+	store.register(fs, false)
 	if err := parseFlags(fs, args, getenv, stderr); err != nil {
 		return err
+	}
+	if target, err := store.parsed(fs); err != nil {
+		return err
+	} else if target.postgres {
+		return fmt.Errorf("restore: the store is PostgreSQL (%s): restore it with PostgreSQL's tools (pg_restore of a pg_dump, or "+
+			"point-in-time recovery); to move a Badger backup there, restore it into an empty --data-dir without --store, "+
+			"then run webauthnd migrate --from that directory", target.redacted)
 	}
 	if in == "" {
 		return errors.New("--in is required")

@@ -8,10 +8,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
-	"path/filepath"
+	"sync"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/webauthnd/webauthnd/actors"
 
@@ -26,17 +27,36 @@ const (
 	// envelopeGrace is how long the previous envelope key still decrypts after a rotation:
 	// clients cache /publickeys for up to 10 minutes.
 	envelopeGrace = 15 * time.Minute
+	// signingKeep is the least time a retired signing key stays in the store. A node publishes
+	// a retired key for its own --token-ttl after the retirement (see actors.Signer), and the
+	// process that rotates (a management command with its default --token-ttl, or a node with
+	// a shorter one) need not know the longest of them: a day covers every lifetime we expect,
+	// and keeping a key longer publishes nothing more.
+	signingKeep = 24 * time.Hour
+	// keyringPoll is how often a node checks the store's keyring generation, so that a
+	// rotation through another node or a management command reaches it within a second.
+	keyringPoll = 200 * time.Millisecond
 )
 
 // keyManager owns the service's keys: it creates them on first start, installs them in the
 // envelope keyring (httpapi) and the token signer (actors), and rotates them. Private keys live
 // only in the store.
+//
+// Every node of a shared database installs the same keys: each follows the store's keyring
+// generation (follow) and reloads when it moves, whoever rotated. The grace windows of
+// retired keys come from the retirement time stored with each key, never from the clock of
+// the process that loads them.
 type keyManager struct {
 	store    persistence.Keyrings
 	write    func(context.Context, persistence.Op) (any, error)
 	tokenTTL time.Duration
 	envelope *httpapi.Keyring
 	signer   *actors.Signer
+
+	// mu serializes load, so that of two loads (a rotation's and follow's) the one that read
+	// last installs last; gen is the keyring generation the installed keys were read at.
+	mu  sync.Mutex
+	gen uint64
 }
 
 func newEnvelopeRecord(curve string) (persistence.KeyRecord, error) {
@@ -99,6 +119,11 @@ func (m *keyManager) ensureRing(ctx context.Context, name string, generate func(
 
 // load reads both keyrings and installs them.
 func (m *keyManager) load(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	// The generation before the reads: a rotation that lands during them moves it past gen,
+	// and follow loads once more.
+	gen := m.store.KeyringGeneration()
 	ring, err := m.store.Keyring(ctx, envelopeRing)
 	if err != nil {
 		return fmt.Errorf("envelope keyring: %w", err)
@@ -144,7 +169,40 @@ func (m *keyManager) load(ctx context.Context) error {
 	if m.signer == nil {
 		return nil // before the engine exists; serve loads again once it does
 	}
-	return m.signer.SetKeys(signing, retired)
+	if err := m.signer.SetKeys(signing, retired); err != nil {
+		return err
+	}
+	m.gen = gen
+	return nil
+}
+
+// follow reloads the keys whenever the store's keyring generation moves past the one they were
+// read at, checking every interval (one atomic load: over PostgreSQL the generation moves when
+// the store is notified of a rotation, see persistence.Keyrings), until ctx ends. A failed
+// reload is logged and tried again at the next check.
+func (m *keyManager) follow(ctx context.Context, every time.Duration, log *zap.Logger) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		m.mu.Lock()
+		stale := m.store.KeyringGeneration() != m.gen
+		m.mu.Unlock()
+		if !stale {
+			continue
+		}
+		if err := m.load(ctx); err != nil {
+			if ctx.Err() == nil {
+				log.Warn("reload the keys after a rotation (tried again shortly)", zap.Error(err))
+			}
+			continue
+		}
+		log.Info("keys reloaded after a rotation")
+	}
 }
 
 // currentSigningKey returns the current token signing key.
@@ -201,7 +259,7 @@ func (m *keyManager) rotate(ctx context.Context, req rotateRequest) (any, error)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := m.write(ctx, persistence.RotateKey{Name: signingRing, New: rec, Keep: m.tokenTTL + time.Minute}); err != nil {
+		if _, err := m.write(ctx, persistence.RotateKey{Name: signingRing, New: rec, Keep: max(m.tokenTTL+time.Minute, signingKeep)}); err != nil {
 			return nil, err
 		}
 		done["signing"] = rec.Kind
@@ -240,42 +298,6 @@ func decoySecret(ctx context.Context, store secretStore) ([]byte, error) {
 		return nil, err
 	}
 	return v.([]byte), nil
-}
-
-// bootstrap gives an empty store the embedded default: tenant and community "default" and a
-// community license whose key goes to <data-dir>/default-license.key (mode 0600). The key is
-// printed only to a terminal; otherwise the file's path is.
-func bootstrap(ctx context.Context, store persistence.Store, community persistence.Community, dataDir string, stdout io.Writer, publicURL string) error {
-	empty, err := store.Empty(ctx)
-	if err != nil || !empty {
-		return err
-	}
-	lic, key, err := persistence.NewLicense(persistence.LevelCommunity, community.ID, "", 0)
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(dataDir, "default-license.key")
-	// The file first: a crash before the store commit leaves an empty store, which the next
-	// start bootstraps again, overwriting the file.
-	if err := writeFileSynced(path, []byte(key+"\n")); err != nil {
-		return fmt.Errorf("write the default license key: %w", err)
-	}
-	results := store.Apply(ctx, []persistence.Op{
-		// The default tenant's host name is the public URL's, so BlockID SDKs find it by dns.
-		persistence.PutCommunity{Community: community, Create: true, TenantDNS: []string{hostOf(publicURL)}},
-		persistence.PutLicense{License: lic},
-	})
-	for _, r := range results {
-		if r.Err != nil {
-			return fmt.Errorf("create the default community: %w", r.Err)
-		}
-	}
-	if isTerminal(stdout) {
-		fmt.Fprintf(stdout, "created community %q with license key %s (also in %s)\n", community.ID, key, path)
-	} else {
-		fmt.Fprintf(stdout, "created community %q; its license key is in %s\n", community.ID, path)
-	}
-	return nil
 }
 
 func hostOf(rawURL string) string {

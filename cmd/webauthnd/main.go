@@ -4,6 +4,7 @@
 //	webauthnd community create|update ...  manage communities (relying parties)
 //	webauthnd license create ...            issue a license key
 //	webauthnd metadata import|list ...      the FIDO Metadata Service's entries
+//	webauthnd migrate --from DIR --to URL   copy a Badger store into an empty PostgreSQL database
 //	webauthnd cert self-signed ...          a certificate for trying HTTPS locally
 //
 // Every flag has an environment equivalent: --data-dir is WEBAUTHND_DATA_DIR.
@@ -35,7 +36,9 @@ const usage = `usage:
                   [--ec-curve secp256k1|P-256] [--allowed-time-span 60s]
                   [--ceremony-timeout T] [--max-ceremonies N] [--max-ceremonies-per-license N]
                   [--token-ttl T] [--sd KEY=URL ...] [--min-free-disk 256MiB|5%]
-                  [--demo[=false]]   the passkey demo at / (default: on for a localhost --public-url)
+                  [--demo[=false]]   the passkey demo at / (default: on for a localhost --public-url, off over --store)
+                  [--store postgres://USER@HOST/DB] [--store-max-conns 16]
+                                     the store: default Badger in --data-dir; PostgreSQL for several nodes
   webauthnd community create --id ID --tenant TENANT --name NAME --rp-id RPID --origin ORIGIN [--origin ...]
                              [--user-verification required|preferred|discouraged] [--top-origin ORIGIN ...] [--block-clones]
                              [--tenant-dns HOST ...]
@@ -50,6 +53,12 @@ const usage = `usage:
   webauthnd backup --out FILE        a consistent snapshot, while the server runs or not; FILE (mode 0600)
                                      holds the service's private keys: keep it like one
   webauthnd restore --in FILE        into an empty or new --data-dir, then start the server on it
+  webauthnd migrate --from DATA_DIR --to postgres://USER@HOST/DB [--store-max-conns 16]
+                                     copy a Badger store, its server stopped, into an empty PostgreSQL
+                                     database, and verify the copy
+The commands that use the store take --store (WEBAUTHND_STORE): without it, the Badger store in
+--data-dir (through a running server's admin socket); with a postgres:// URL, that database,
+directly. A password goes in PGPASSWORD, PGPASSFILE or WEBAUTHND_STORE, never on the command line.
 Every flag has an environment equivalent, e.g. WEBAUTHND_DATA_DIR for --data-dir.
 `
 
@@ -87,6 +96,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return backupCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "restore":
 		return restoreCommand(args[1:], getenv, stdout, stderr)
+	case "migrate":
+		return migrateCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "cert":
 		return certCommand(args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":

@@ -28,6 +28,7 @@ type testServer struct {
 	cancel  context.CancelFunc
 	done    chan error
 	once    sync.Once
+	args    []string // the flags it was started with
 }
 
 // startServer runs `webauthnd serve` on 127.0.0.1:0 with dataDir (a new temporary directory
@@ -35,12 +36,19 @@ type testServer struct {
 func startServer(t *testing.T, dataDir string, args ...string) *testServer {
 	t.Helper()
 	s := launchServer(t, dataDir, args...)
+	s.waitHealthy(t)
+	return s
+}
+
+// waitHealthy waits until the server's /healthz answers 200.
+func (s *testServer) waitHealthy(t *testing.T) {
+	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		res, err := s.client.Get(s.URL + "/webauthn/healthz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
-				break
+				return
 			}
 		}
 		if time.Now().After(deadline) {
@@ -48,37 +56,60 @@ func startServer(t *testing.T, dataDir string, args ...string) *testServer {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return s
 }
 
 // launchServer is startServer without waiting for /healthz: it returns once the server
 // listens, healthy or not.
 func launchServer(t *testing.T, dataDir string, args ...string) *testServer {
 	t.Helper()
+	s := launchNode(t, dataDir, nil, args...)
+	key, err := os.ReadFile(filepath.Join(s.DataDir, "default-license.key"))
+	if err != nil {
+		t.Fatalf("read default license: %v", err)
+	}
+	s.License = strings.TrimSpace(string(key))
+	return s
+}
+
+// launchNode is launchServer with an environment (nil: none), and without reading the default
+// license key, which a node over a shared database finds only if it created the default.
+func launchNode(t *testing.T, dataDir string, env map[string]string, args ...string) *testServer {
+	t.Helper()
+	s := spawnNode(t, dataDir, env, args...)
+	s.awaitListening(t)
+	return s
+}
+
+// spawnNode starts `webauthnd serve` as launchNode does and returns at once, so that several
+// can start together; awaitListening waits for each.
+func spawnNode(t *testing.T, dataDir string, env map[string]string, args ...string) *testServer {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &testServer{DataDir: dataDir, stdout: newLineBuffer(), stderr: newLineBuffer(), cancel: cancel, done: make(chan error, 1)}
+	s := &testServer{DataDir: dataDir, stdout: newLineBuffer(), stderr: newLineBuffer(), cancel: cancel, done: make(chan error, 1),
+		args: args}
 	argv := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir}, args...)
-	go func() { s.done <- run(ctx, argv, func(string) string { return "" }, s.stdout, s.stderr) }()
+	go func() { s.done <- run(ctx, argv, func(k string) string { return env[k] }, s.stdout, s.stderr) }()
+	return s
+}
+
+// awaitListening waits until a spawned server listens, and stops it when the test ends.
+func (s *testServer) awaitListening(t *testing.T) {
+	t.Helper()
 	line, err := s.stdout.waitFor("webauthnd listening on ", 10*time.Second, s.done)
 	if err != nil {
-		cancel()
+		s.cancel()
 		t.Fatalf("server did not start: %v\nstderr:\n%s", err, s.stderr.String())
 	}
+	args := s.args
 	s.URL = strings.TrimSpace(strings.TrimPrefix(line, "webauthnd listening on "))
 	s.client = http.DefaultClient
 	if strings.HasPrefix(s.URL, "https://") {
 		s.client = clientTrusting(t, flagValue(args, "--tls-cert"))
 	}
-	key, err := os.ReadFile(filepath.Join(dataDir, "default-license.key"))
-	if err != nil {
-		t.Fatalf("read default license: %v", err)
-	}
-	s.License = strings.TrimSpace(string(key))
 	t.Cleanup(func() { s.stop(t) })
-	return s
 }
 
 // stop shuts the server down as SIGTERM would and checks that run returned cleanly.

@@ -21,11 +21,12 @@ import (
 // a running server's admin socket or, when none runs, on the store directly.
 func metadataCommand(ctx context.Context, verb string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var (
-		dataDir, blobFile, rootFile, at, aaguid, keyID string
-		force                                          bool
+		loc                                   storeLocation
+		blobFile, rootFile, at, aaguid, keyID string
+		force                                 bool
 	)
 	fs := flag.NewFlagSet("metadata "+verb, flag.ContinueOnError)
-	fs.StringVar(&dataDir, "data-dir", "./data", "the server's data directory")
+	loc.register(fs)
 	if verb == "import" {
 		fs.StringVar(&blobFile, "blob", "", "the MDS3 BLOB file, as downloaded from the FIDO Metadata Service")
 		fs.StringVar(&rootFile, "root", "", "the trust anchor's certificate, PEM or DER (default: the production MDS root, GlobalSign Root R46)")
@@ -38,8 +39,11 @@ func metadataCommand(ctx context.Context, verb string, args []string, getenv fun
 	if err := parseFlags(fs, args, getenv, stderr); err != nil {
 		return err
 	}
+	if err := loc.parsed(fs); err != nil {
+		return err
+	}
 	if verb == "list" {
-		return listMetadata(ctx, dataDir, aaguid, keyID, stdout, stderr)
+		return listMetadata(ctx, loc, aaguid, keyID, stdout, stderr)
 	}
 	if blobFile == "" {
 		return errors.New("--blob is required")
@@ -63,7 +67,7 @@ func metadataCommand(ctx context.Context, verb string, args []string, getenv fun
 			return fmt.Errorf("--root: %w", err)
 		}
 	}
-	v, err := adminDo(ctx, dataDir, stderr, http.MethodPost, httpapi.AdminMetadataImportPath, req, func(s persistence.Store) (any, error) {
+	v, err := adminDo(ctx, loc, stderr, http.MethodPost, httpapi.AdminMetadataImportPath, req, func(s persistence.Store) (any, error) {
 		return importMetadata(ctx, s, req)
 	})
 	if err != nil {
@@ -118,7 +122,7 @@ func importMetadata(ctx context.Context, store persistence.MDSImporter, req http
 
 // listMetadata prints the global entries, one a line: identifier, description, latest status
 // (with its date) and source, separated by tabs; the BLOB they came from goes to stderr.
-func listMetadata(ctx context.Context, dataDir, aaguid, keyID string, stdout, stderr io.Writer) error {
+func listMetadata(ctx context.Context, loc storeLocation, aaguid, keyID string, stdout, stderr io.Writer) error {
 	q := url.Values{}
 	if aaguid != "" {
 		q.Set("aaguid", aaguid)
@@ -130,7 +134,7 @@ func listMetadata(ctx context.Context, dataDir, aaguid, keyID string, stdout, st
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	v, err := adminDo(ctx, dataDir, stderr, http.MethodGet, path, nil, func(s persistence.Store) (any, error) {
+	v, err := adminDo(ctx, loc, stderr, http.MethodGet, path, nil, func(s persistence.Store) (any, error) {
 		return httpapi.ListMetadata(ctx, s, aaguid, keyID)
 	})
 	if err != nil {

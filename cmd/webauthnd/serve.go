@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -44,13 +43,14 @@ type serveConfig struct {
 	licenseFactor   float64
 	minFreeDisk     badger.Reserve
 	demo            autoBool
+	store           storeFlags
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	var cfg serveConfig
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "address to listen on")
-	fs.StringVar(&cfg.dataDir, "data-dir", "./data", "directory of the Badger store, keys and admin socket")
+	fs.StringVar(&cfg.dataDir, "data-dir", "./data", "directory of the Badger store (without --store), the default license key, the admin socket; one node's own")
 	fs.StringVar(&cfg.publicURL, "public-url", "http://localhost:8080", "the service's external URL; the default community's RP ID and origin")
 	fs.DurationVar(&cfg.ceremonyTimeout, "ceremony-timeout", 300*time.Second, "how long a ceremony waits for its result")
 	fs.IntVar(&cfg.maxCeremonies, "max-ceremonies", 100_000, "live ceremonies per community; beyond it options answer 429")
@@ -67,9 +67,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.Float64Var(&cfg.licenseFactor, "license-failures-factor", 100, "a license's failed sign-in limit, as a multiple of a credential's")
 	fs.Var(&cfg.minFreeDisk, "min-free-disk", "free space to keep on the data directory's filesystem: a size (256MiB, 1GiB, bytes) or a share (5%); "+
 		"below it registrations, imports and admin writes answer 507, below a quarter of it every write does (default 256MiB or 5%, whichever is smaller, at least 68MiB)")
-	fs.Var(&cfg.demo, "demo", "serve the passkey demo at / (default: only when --public-url's host is localhost)")
+	fs.Var(&cfg.demo, "demo", "serve the passkey demo at / (default: only when --public-url's host is localhost, and never over --store)")
+	cfg.store.register(fs, true)
 	fs.Var(&cfg.directory, "sd", "service directory entry KEY=URL for /sd (repeatable); unset keys are <public-url>/KEY")
 	if err := parseFlags(fs, args, getenv, stderr); err != nil {
+		return err
+	}
+	target, err := cfg.store.parsed(fs)
+	if err != nil {
 		return err
 	}
 	switch {
@@ -119,10 +124,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := secureDataDir(cfg.dataDir, log); err != nil {
 		return err
 	}
-	store, err := badger.Open(filepath.Join(cfg.dataDir, "badger"), log, badger.WithReserve(cfg.minFreeDisk))
+	store, backup, release, err := openServeStore(ctx, target, cfg, log)
 	if err != nil {
 		return err
 	}
+	defer release()
 	// engine is set once it runs; the engine stops before the store closes, both within
 	// closeTimeout (a store that cannot write never finishes closing), and a failure to close
 	// makes run fail.
@@ -137,7 +143,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			err = errors.Join(err, cerr)
 		}
 	}()
-	if err := bootstrap(ctx, store, defaultCommunity, cfg.dataDir, stdout, cfg.publicURL); err != nil {
+	if err := bootstrap(ctx, store, defaultCommunity, cfg.dataDir, stdout, cfg.publicURL, log); err != nil {
 		return err
 	}
 	keys := &keyManager{store: store, write: applyOne(store), tokenTTL: cfg.tokenTTL}
@@ -171,13 +177,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	// From here on keys change through the engine's writer, and rotations reach the signer.
+	// From here on keys change through the engine's writer, and rotations reach the signer,
+	// whichever node or command made them.
 	keys.write, keys.signer = engine.Write, engine.Signer()
 	if err := keys.load(ctx); err != nil {
 		return err
 	}
+	followCtx, stopFollow := context.WithCancel(ctx)
+	followed := make(chan struct{})
+	go func() { defer close(followed); keys.follow(followCtx, keyringPoll, log) }()
+	defer func() { stopFollow(); <-followed }() // before the store closes (deferred earlier)
 
-	demo, err := demoLicense(ctx, store, engine.Write, cfg.dataDir, defaultCommunity, cfg.demo.or(hostOf(cfg.publicURL) == "localhost"), log)
+	// The demo keeps its sessions in one process's memory and re-keys its license at every
+	// start, so over a shared database it is off unless asked for (see demoLicense).
+	demoOn := cfg.demo.or(!target.postgres && hostOf(cfg.publicURL) == "localhost")
+	demo, err := demoLicense(ctx, store, engine.Write, cfg.dataDir, defaultCommunity, demoOn, target.postgres, log)
 	if err != nil {
 		return err
 	}
@@ -232,7 +246,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
-	adminSrv, adminLn, err := listenAdmin(cfg.dataDir, engine, store, store.Backup, keys, log)
+	adminSrv, adminLn, err := listenAdmin(cfg.dataDir, engine, store, backup, keys, log)
 	if err != nil {
 		_ = ln.Close()
 		return err
@@ -295,12 +309,16 @@ var onDemoLicense = func(dataDir, key string) {}
 // demoLicense turns the demo on or leaves it off. On, it gives the license "demo" (of the
 // default community) a new key at every start, in one write that retires the previous key;
 // the key stays in memory. Off, it revokes that license if an earlier start left it active,
-// so that no key of a process gone stays valid. A default community that is gone, or a write
-// refused (a full disk), leaves the demo off with a warning rather than stopping the service:
-// a revocation refused too (that key was in the memory of a process gone; the next start
-// revokes it).
+// so that no key of a process gone stays valid; but over a shared database (shared), where
+// the node running the demo may be another one, it leaves the license alone. A default
+// community that is gone, or a write refused (a full disk), leaves the demo off with a warning
+// rather than stopping the service: a revocation refused too (that key was in the memory of a
+// process gone; the next start revokes it).
 func demoLicense(ctx context.Context, store demoStore, write func(context.Context, persistence.Op) (any, error), dataDir string,
-	community persistence.Community, on bool, log *zap.Logger) (*httpapi.DemoConfig, error) {
+	community persistence.Community, on, shared bool, log *zap.Logger) (*httpapi.DemoConfig, error) {
+	if !on && shared {
+		return nil, nil
+	}
 	if !on {
 		licenses, err := store.AllLicenses(ctx)
 		if err != nil {
@@ -332,6 +350,10 @@ func demoLicense(ctx context.Context, store demoStore, write func(context.Contex
 	}
 	onDemoLicense(dataDir, key)
 	log.Info("passkey demo on at /", zap.String("community", community.ID))
+	if shared {
+		log.Warn("passkey demo on over a shared database: its sessions live in this node's memory, and another node that " +
+			"starts with --demo re-keys the demo license and ends this node's demo; run it on one node only")
+	}
 	return &httpapi.DemoConfig{LicenseKey: key, CommunityID: community.ID}, nil
 }
 
