@@ -18,11 +18,19 @@ import (
 // ceremony is one in-flight registration or sign-in. It holds the challenge and the go-webauthn
 // session, answers one begin and one result, and stops: after its result, when its timeout
 // passes, or when it fails.
+//
+// With a shared store (Config.Ceremonies), the ceremony that answers a begin writes its state
+// there before it answers (persist), and takes it back, atomically, when its result comes
+// (take): so a result finishes once across the cluster. A rehydrated ceremony answers no
+// begin: it is spawned for a result that reaches a node other than the one that issued the
+// options, takes the state the issuing ceremony wrote, and finishes as that one would have.
 type ceremony struct {
 	deps        *deps
 	kind        kind
+	name        string // the actor's name, and the key of its state in the shared store
 	challenge   []byte
 	sessionInfo string
+	rehydrated  bool // spawned for a result of another node's ceremony
 
 	scope     messages.Scope
 	community persistence.Community
@@ -49,12 +57,25 @@ func (c *ceremony) Receive(ctx actor.Context) {
 		c.caller = ctx.Sender()
 		c.begin(ctx, m.ctx, m.msg)
 	case finish:
+		if c.rehydrated && !c.done && c.session == nil && c.caller == nil {
+			c.caller = ctx.Sender()
+			c.resume(ctx, m)
+			return
+		}
 		if c.done || c.session == nil || c.caller != nil {
 			// A result that raced the ceremony's end still gets an answer.
 			ctx.Respond(failure{errCeremonyNotFound})
 			return
 		}
 		c.caller = ctx.Sender()
+		if c.deps.cfg.Ceremonies != nil {
+			// The supervisor has routed the result here; another node may have finished the
+			// ceremony, or be finishing it: whoever takes the state finishes it.
+			if _, err := c.take(m.ctx); err != nil {
+				c.fail(ctx, err)
+				return
+			}
+		}
 		c.finish(ctx, m)
 	case writeResult:
 		next := c.next
@@ -157,8 +178,16 @@ func (c *ceremony) setup(rctx context.Context, scope messages.Scope) error {
 	if !slices.Contains(community.RPIDs, scope.RPID) {
 		return messages.Errorf(messages.CodeRPIDNotAllowed, "dns is not an RP ID of this community")
 	}
-	c.community = community
+	return c.relyingParty(scope, community)
+}
+
+// relyingParty builds the go-webauthn relying party of a scope in a community: at options time
+// from the community just read, in a rehydrated ceremony from the one the options were built
+// from.
+func (c *ceremony) relyingParty(scope messages.Scope, community persistence.Community) error {
+	c.scope, c.community = scope, community
 	timeouts := webauthn.TimeoutConfig{Enforce: true, Timeout: c.deps.cfg.CeremonyTimeout, TimeoutUVD: c.deps.cfg.CeremonyTimeout}
+	var err error
 	c.wa, err = webauthn.New(&webauthn.Config{
 		RPID:                        scope.RPID,
 		RPDisplayName:               community.Name,

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,6 +56,15 @@ type Config struct {
 	FailedSignInsPerMinute float64
 	FailedSignInBurst      float64
 	LicenseFailureFactor   float64
+	// Ceremonies, when set, keeps every ceremony's state in the store that the nodes of a
+	// cluster share, so that any node finishes a ceremony that another one started (see
+	// doc.go). Nil: one process, ceremonies in memory only.
+	Ceremonies persistence.Ceremonies
+	// ChallengeKey is the key of the MACs that challenges carry (challenge.go), at least 32
+	// bytes; every node of a cluster needs the same one (cmd keeps it among the store's
+	// secrets). Empty: a random key of this engine's own, which only one process can use, so
+	// it is refused with Ceremonies.
+	ChallengeKey []byte
 }
 
 // DefaultMaxCeremoniesPerLicense is a license's share of a community's ceremonies when none is
@@ -80,6 +90,7 @@ type deps struct {
 	writer     *actor.PID
 	dispatcher *workerDispatcher // runs the ceremonies' mailboxes
 	models     *models           // vendor metadata and MDS entries, cached
+	challenges challenges
 	log        *zap.Logger
 }
 
@@ -87,6 +98,15 @@ type deps struct {
 func NewEngine(cfg Config, store Store, log *zap.Logger) (*Engine, error) {
 	if cfg.CeremonyTimeout <= 0 || cfg.MaxCeremonies <= 0 {
 		return nil, errors.New("ceremony timeout and max ceremonies must be positive")
+	}
+	switch {
+	case len(cfg.ChallengeKey) == 0 && cfg.Ceremonies != nil:
+		return nil, errors.New("a challenge key shared by every node is needed to keep ceremonies in a shared store")
+	case len(cfg.ChallengeKey) == 0:
+		cfg.ChallengeKey = make([]byte, challengeKeySize)
+		_, _ = rand.Read(cfg.ChallengeKey) // crypto/rand.Read never fails (Go 1.24+)
+	case len(cfg.ChallengeKey) < challengeKeySize:
+		return nil, fmt.Errorf("the challenge key has %d bytes, fewer than %d", len(cfg.ChallengeKey), challengeKeySize)
 	}
 	if cfg.MaxCeremoniesPerLicense <= 0 {
 		cfg.MaxCeremoniesPerLicense = DefaultMaxCeremoniesPerLicense(cfg.MaxCeremonies)
@@ -113,7 +133,8 @@ func NewEngine(cfg Config, store Store, log *zap.Logger) (*Engine, error) {
 	}
 	e.writer = w
 	e.deps = &deps{cfg: cfg, store: store, signer: signer, writer: w, log: log,
-		dispatcher: newWorkerDispatcher(ceremonyWorkers(), 300), models: newModels(store)}
+		dispatcher: newWorkerDispatcher(ceremonyWorkers(), 300), models: newModels(store),
+		challenges: challenges{key: append([]byte(nil), cfg.ChallengeKey...)}}
 	return e, nil
 }
 
@@ -163,9 +184,8 @@ func (e *Engine) BeginRegistration(ctx context.Context, m messages.BeginRegistra
 // FinishRegistration delivers a registration result to its ceremony, which reads the store
 // under ctx.
 func (e *Engine) FinishRegistration(ctx context.Context, m messages.FinishRegistration) (messages.Registered, error) {
-	name, parsed, err := parseRegistration(m.Credential)
-	return ask[messages.Registered](ctx, e, m.CommunityID, finish{ctx: ctx, kind: kindRegistration, name: name, sessionInfo: m.SessionInfo,
-		licenseID: m.LicenseID, msg: m, parsed: parsed}, err)
+	f, err := e.finishOf(ctx, kindRegistration, m.Scope, m.SessionInfo, m, parseRegistration, m.Credential)
+	return ask[messages.Registered](ctx, e, m.CommunityID, f, err)
 }
 
 // BeginSignIn starts a sign-in ceremony. The ceremony reads the store under ctx.
@@ -180,9 +200,8 @@ func (e *Engine) BeginSignIn(ctx context.Context, m messages.BeginSignIn) (messa
 // signature verifies signs in whatever the buckets hold, so forged assertions for a victim's
 // credential id cannot lock the victim out. The ceremony reads the store under ctx.
 func (e *Engine) FinishSignIn(ctx context.Context, m messages.FinishSignIn) (messages.SignedIn, error) {
-	name, parsed, err := parseAssertion(m.Credential)
-	res, err := ask[messages.SignedIn](ctx, e, m.CommunityID, finish{ctx: ctx, kind: kindSignIn, name: name, sessionInfo: m.SessionInfo,
-		licenseID: m.LicenseID, msg: m, parsed: parsed}, err)
+	f, err := e.finishOf(ctx, kindSignIn, m.Scope, m.SessionInfo, m, parseAssertion, m.Credential)
+	res, err := ask[messages.SignedIn](ctx, e, m.CommunityID, f, err)
 	var counted verificationFailure
 	if errors.As(err, &counted) {
 		err = counted.error
@@ -192,6 +211,22 @@ func (e *Engine) FinishSignIn(ctx context.Context, m messages.FinishSignIn) (mes
 		}
 	}
 	return res, err
+}
+
+// finishOf parses a result's credential and checks its challenge's MACs (challenge.go): a
+// challenge this service did not issue for this kind, community and license is refused here,
+// before any supervisor or store sees it, on every node and with every store alike.
+func (e *Engine) finishOf(ctx context.Context, kd kind, scope messages.Scope, sessionInfo string, msg any,
+	parse func(messages.Credential) ([]byte, parsedResult, error), cred messages.Credential) (finish, error) {
+	challenge, parsed, err := parse(cred)
+	if err != nil {
+		return finish{}, err
+	}
+	if err := e.deps.challenges.check(challenge, kd, scope.CommunityID, scope.LicenseID, sessionInfo); err != nil {
+		return finish{}, err
+	}
+	return finish{ctx: ctx, kind: kd, name: ceremonyName(challenge), sessionInfo: sessionInfo,
+		licenseID: scope.LicenseID, msg: msg, parsed: parsed}, nil
 }
 
 // ask sends msg to a community's supervisor and returns its answer as a T, unless prior (an

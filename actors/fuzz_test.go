@@ -2,7 +2,6 @@ package actors
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"testing"
 	"time"
@@ -88,6 +87,9 @@ func newFuzzRP(tb testing.TB) *fuzzRP {
 	return r
 }
 
+// fuzzChallenges checks challenges under a key of the fuzz tests' own.
+var fuzzChallenges = challenges{key: bytes.Repeat([]byte{0x42}, challengeKeySize)}
+
 // verifyRegistration runs what finishRegistration runs on a credential, up to the write.
 func (r *fuzzRP) verifyRegistration(raw []byte) (*webauthn.Credential, error) {
 	c, err := decodeCredential(raw)
@@ -147,9 +149,11 @@ func checkRefusal(t *testing.T, err error) {
 
 // FuzzParseResult feeds untrusted result credentials to what the engine runs before routing
 // (go-webauthn's parse, then the ceremony's name from the challenge): it must never panic; a
-// credential it cannot route is refused with invalid_credential; a routed one is named by a
-// 128-bit hex digest, and its parse failure, if any, is a client error.
+// credential it cannot route is refused with invalid_credential; a routed one whose challenge
+// the service did not issue is ceremony_not_found, a routed one is named by a 128-bit hex
+// digest, and its parse failure, if any, is a client error.
 func FuzzParseResult(f *testing.F) {
+	// The seeds' challenges are fixed, not issued: none carries a MAC under this key.
 	r := newFuzzRP(f)
 	for _, seed := range append(r.registrations, r.assertions...) {
 		f.Add(seed)
@@ -161,15 +165,18 @@ func FuzzParseResult(f *testing.F) {
 		if err != nil {
 			return // the wire refuses it
 		}
-		for _, parse := range []func(messages.Credential) (string, parsedResult, error){parseRegistration, parseAssertion} {
-			name, p, err := parse(c)
+		for _, parse := range []func(messages.Credential) ([]byte, parsedResult, error){parseRegistration, parseAssertion} {
+			challenge, p, err := parse(c)
 			if err != nil {
 				if messages.ErrorCode(err) != messages.CodeInvalidCredential {
 					t.Fatalf("refused with %v, want %s", err, messages.CodeInvalidCredential)
 				}
 				continue
 			}
-			if b, err := hex.DecodeString(name); err != nil || len(b) != 16 {
+			if err := fuzzChallenges.check(challenge, kindSignIn, "c1", "l1", "s"); err != errCeremonyNotFound {
+				t.Fatalf("a challenge the service did not issue: %v, want %v", err, errCeremonyNotFound)
+			}
+			if name := ceremonyName(challenge); len(name) != 32 {
 				t.Fatalf("ceremony name %q is not 16 bytes of hex", name)
 			}
 			if (p.err == nil) == (p.value == nil) {

@@ -87,8 +87,8 @@ type parsedResult struct {
 	err   error
 }
 
-// parseRegistration parses an attestation credential and names the ceremony it answers.
-func parseRegistration(c messages.Credential) (name string, p parsedResult, err error) {
+// parseRegistration parses an attestation credential and returns the challenge it answers.
+func parseRegistration(c messages.Credential) (challenge []byte, p parsedResult, err error) {
 	pk, err := publicKeyCredential(c)
 	if err == nil {
 		p.value, err = protocol.CredentialCreationResponse{PublicKeyCredential: pk,
@@ -99,15 +99,15 @@ func parseRegistration(c messages.Credential) (name string, p parsedResult, err 
 			}}.Parse()
 	}
 	if err != nil {
-		name, nerr := challengeName(c.ClientDataJSON)
-		return name, parsedResult{err: err}, nerr
+		challenge, cerr := clientDataChallenge(c.ClientDataJSON)
+		return challenge, parsedResult{err: err}, cerr
 	}
-	name, err = nameOfChallenge(p.value.(*protocol.ParsedCredentialCreationData).Response.CollectedClientData.Challenge)
-	return name, p, err
+	challenge, err = decodeChallenge(p.value.(*protocol.ParsedCredentialCreationData).Response.CollectedClientData.Challenge)
+	return challenge, p, err
 }
 
-// parseAssertion parses an assertion credential and names the ceremony it answers.
-func parseAssertion(c messages.Credential) (name string, p parsedResult, err error) {
+// parseAssertion parses an assertion credential and returns the challenge it answers.
+func parseAssertion(c messages.Credential) (challenge []byte, p parsedResult, err error) {
 	pk, err := publicKeyCredential(c)
 	if err == nil {
 		p.value, err = protocol.CredentialAssertionResponse{PublicKeyCredential: pk,
@@ -119,11 +119,11 @@ func parseAssertion(c messages.Credential) (name string, p parsedResult, err err
 			}}.Parse()
 	}
 	if err != nil {
-		name, nerr := challengeName(c.ClientDataJSON)
-		return name, parsedResult{err: err}, nerr
+		challenge, cerr := clientDataChallenge(c.ClientDataJSON)
+		return challenge, parsedResult{err: err}, cerr
 	}
-	name, err = nameOfChallenge(p.value.(*protocol.ParsedCredentialAssertionData).Response.CollectedClientData.Challenge)
-	return name, p, err
+	challenge, err = decodeChallenge(p.value.(*protocol.ParsedCredentialAssertionData).Response.CollectedClientData.Challenge)
+	return challenge, p, err
 }
 
 // publicKeyCredential is the part of a credential that both kinds share, as go-webauthn holds it.
@@ -141,26 +141,25 @@ func publicKeyCredential(c messages.Credential) (protocol.PublicKeyCredential, e
 	return pk, nil
 }
 
-// challengeName is the name of the ceremony whose challenge a clientDataJSON carries.
-func challengeName(clientDataJSON []byte) (string, error) {
+// clientDataChallenge is the challenge a clientDataJSON carries.
+func clientDataChallenge(clientDataJSON []byte) ([]byte, error) {
 	if len(clientDataJSON) == 0 {
-		return "", messages.Errorf(messages.CodeInvalidCredential, "response.clientDataJSON is missing")
+		return nil, messages.Errorf(messages.CodeInvalidCredential, "response.clientDataJSON is missing")
 	}
 	var cd struct {
 		Challenge string `json:"challenge"`
 	}
 	if err := json.Unmarshal(clientDataJSON, &cd); err != nil {
-		return "", messages.Wrap(messages.CodeInvalidCredential, "response.clientDataJSON is not valid JSON", err)
+		return nil, messages.Wrap(messages.CodeInvalidCredential, "response.clientDataJSON is not valid JSON", err)
 	}
-	return nameOfChallenge(cd.Challenge)
+	return decodeChallenge(cd.Challenge)
 }
 
-// nameOfChallenge is the name of the ceremony that issued a challenge, given as the base64url
-// of clientDataJSON.
-func nameOfChallenge(challenge string) (string, error) {
+// decodeChallenge reads a challenge given as the base64url of clientDataJSON.
+func decodeChallenge(challenge string) ([]byte, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(challenge)
 	if err != nil || len(raw) == 0 {
-		return "", messages.Wrap(messages.CodeInvalidCredential, "clientDataJSON.challenge is missing or not base64url", err)
+		return nil, messages.Wrap(messages.CodeInvalidCredential, "clientDataJSON.challenge is missing or not base64url", err)
 	}
-	return ceremonyName(raw), nil
+	return raw, nil
 }

@@ -68,7 +68,7 @@ func statementFor(t *testing.T, aaguid string, roots ...[]byte) string {
 }
 
 // TestMetadataGovernsRegistration replays the W3C packed ES256 registration (its challenge is
-// fixed: the test replaces newChallenge) under vendor records and trust policies: a record whose
+// fixed: the test sets fixedChallenge) under vendor records and trust policies: a record whose
 // statement has the vectors' CA makes the attestation trusted and names the model; without that
 // root it is untrusted, which a community requiring trust refuses; a disabled record refuses
 // the model.
@@ -79,9 +79,8 @@ func TestMetadataGovernsRegistration(t *testing.T) {
 		raw, _ := os.ReadFile("testdata/mds/root-r3.crt")
 		return raw
 	}()
-	saved := newChallenge
-	t.Cleanup(func() { newChallenge = saved })
-	newChallenge = func() []byte { return append([]byte(nil), v.challenge...) }
+	fixedChallenge = v.challenge
+	t.Cleanup(func() { fixedChallenge = nil })
 
 	for _, tc := range []struct {
 		name     string

@@ -42,14 +42,14 @@ func (c *ceremony) beginRegistration(ctx actor.Context, rctx context.Context, m 
 		c.fail(ctx, err)
 		return
 	}
-	u, err := c.deps.store.User(rctx, m.CommunityID, m.Username)
+	user, err := c.readUser(rctx, m.CommunityID, m.Username)
 	switch {
-	case err == nil:
-		if c.user, err = c.loadUser(rctx, u); err != nil {
-			c.fail(ctx, err)
-			return
-		}
-	case errors.Is(err, persistence.ErrNotFound):
+	case err != nil:
+		c.fail(ctx, err)
+		return
+	case user != nil:
+		c.user = user
+	default:
 		handle := make([]byte, 32)
 		_, _ = rand.Read(handle)
 		displayName := m.DisplayName
@@ -57,9 +57,6 @@ func (c *ceremony) beginRegistration(ctx actor.Context, rctx context.Context, m 
 			displayName = m.Username
 		}
 		c.user = &waUser{u: persistence.User{CommunityID: m.CommunityID, Username: m.Username, DisplayName: displayName, Handle: handle}}
-	default:
-		c.fail(ctx, messages.Wrap(messages.CodeInternal, "internal error", err))
-		return
 	}
 	c.selection = m.Selection
 	residentKey := protocol.ResidentKeyRequirement(m.Selection.ResidentKey)
@@ -97,6 +94,10 @@ func (c *ceremony) beginRegistration(ctx actor.Context, rctx context.Context, m 
 		return
 	}
 	c.session = session
+	if err := c.persist(rctx); err != nil {
+		c.fail(ctx, err)
+		return
+	}
 	c.answer(ctx, messages.RegistrationOptions{Options: body, SessionInfo: c.sessionInfo})
 }
 

@@ -36,15 +36,8 @@ func (c *ceremony) beginSignIn(ctx actor.Context, rctx context.Context, m messag
 	)
 	var user *waUser
 	if m.Username != "" {
-		u, err := c.deps.store.User(rctx, m.CommunityID, m.Username)
-		switch {
-		case err == nil:
-			if user, err = c.loadUser(rctx, u); err != nil {
-				c.fail(ctx, err)
-				return
-			}
-		case !errors.Is(err, persistence.ErrNotFound):
-			c.fail(ctx, messages.Wrap(messages.CodeInternal, "internal error", err))
+		if user, err = c.readUser(rctx, m.CommunityID, m.Username); err != nil {
+			c.fail(ctx, err)
 			return
 		}
 	}
@@ -74,6 +67,10 @@ func (c *ceremony) beginSignIn(ctx actor.Context, rctx context.Context, m messag
 		return
 	}
 	c.session = session
+	if err := c.persist(rctx); err != nil {
+		c.fail(ctx, err)
+		return
+	}
 	c.answer(ctx, messages.SignInOptions{Options: body, SessionInfo: c.sessionInfo})
 }
 

@@ -161,6 +161,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	challenges, err := challengeKey(ctx, store)
+	if err != nil {
+		return err
+	}
+	// A store that keeps ceremonies is shared by nodes: any of them finishes any ceremony.
+	ceremonies, _ := any(store).(persistence.Ceremonies)
 	engine, err = actors.NewEngine(actors.Config{
 		CeremonyTimeout:         cfg.ceremonyTimeout,
 		MaxCeremonies:           cfg.maxCeremonies,
@@ -169,6 +175,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		TokenTTL:                cfg.tokenTTL,
 		SigningKey:              signing,
 		DecoySecret:             decoy,
+		ChallengeKey:            challenges,
+		Ceremonies:              ceremonies,
 
 		FailedSignInsPerMinute: cfg.failuresPerMin,
 		FailedSignInBurst:      cfg.failureBurst,
