@@ -25,6 +25,7 @@ func TestParseConfigRefuses(t *testing.T) {
 		{"an empty node", []string{"--url", "http://127.0.0.1:1,,http://127.0.0.1:2", "--license", "k"}, "an empty item"},
 		{"a pid that is no number", []string{"--pid", "12,x", "--license", "k"}, "give process ids"},
 		{"a negative postmaster pid", []string{"--pg-pid", "-1", "--license", "k"}, "cannot be negative"},
+		{"a database without the postmaster", []string{"--pg-db", "wad", "--license", "k"}, "give --pg-pid too"},
 		{"a settle longer than the run", []string{"--admin-socket", "/tmp/x.sock", "--burst", "10", "--settle", "20m", "--license", "k"}, "less than --timeout"},
 		{"seeded users registering", []string{"--seeded", "100", "--seed", "s", "--scenario", "register", "--license", "k"}, "use --scenario signin or discoverable"},
 		{"seeded users without a seed", []string{"--seeded", "100", "--license", "k"}, "give the --seed"},

@@ -48,6 +48,7 @@ type config struct {
 	timeout      time.Duration
 	pids         []int
 	pgPID        int
+	pgDB         string
 	jsonOut      string
 	floorIters   int
 	progress     bool
@@ -98,6 +99,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "hard limit on the whole run, setup included")
 	fs.Var(&pids, "pid", "server process id, or comma-separated (or repeated) the `PIDs` of every node: report their CPU time per ceremony (Linux /proc)")
 	fs.IntVar(&c.pgPID, "pg-pid", 0, "the PostgreSQL postmaster's process id: report the CPU time of it and its children (the backends, the WAL writer, ...) per ceremony")
+	fs.StringVar(&c.pgDB, "pg-db", "", "with --pg-pid: leave out the backends of databases other than this one, and children that ended (for a server others use too)")
 	fs.StringVar(&c.jsonOut, "json", "", "write a JSON summary to this file (- for stdout; the text report then goes to stderr)")
 	fs.IntVar(&c.floorIters, "floor-iterations", 2000, "iterations per round when timing the cryptographic floor")
 	fs.BoolVar(&c.progress, "progress", true, "print a progress line each second on stderr")
@@ -150,6 +152,8 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("--admin-socket: give one per --url, in the same order (%d sockets for %d nodes)", len(c.adminSockets), len(c.urls))
 	case c.pgPID < 0:
 		return c, errors.New("--pg-pid cannot be negative")
+	case c.pgDB != "" && c.pgPID == 0:
+		return c, errors.New("--pg-db: give --pg-pid too")
 	case len(c.adminSockets) > 0 && c.burst > 0 && (c.settle < 0 || c.settle >= c.timeout):
 		return c, fmt.Errorf("--settle %s: give a duration from 0 to less than --timeout (%s)", c.settle, c.timeout)
 	case c.seeded < 0:
@@ -249,7 +253,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
 
-	if _, err := sample(cfg.pids, cfg.pgPID); err != nil { // a wrong --pid fails now, not after the setup
+	if _, err := sample(cfg.pids, cfg.pgPID, cfg.pgDB); err != nil { // a wrong --pid fails now, not after the setup
 		return err
 	}
 	text := stdout // the human report; stdout is the JSON's when --json is -
@@ -281,7 +285,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	before, err := sample(cfg.pids, cfg.pgPID)
+	before, err := sample(cfg.pids, cfg.pgPID, cfg.pgDB)
 	if err != nil {
 		return err
 	}
@@ -291,7 +295,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	res := drive(ctx, c, cfg, users, stderr)
 	stopProfile()
-	after, err := sample(cfg.pids, cfg.pgPID)
+	after, err := sample(cfg.pids, cfg.pgPID, cfg.pgDB)
 	if err != nil {
 		return err
 	}
@@ -313,7 +317,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		settled, err := sample(cfg.pids, cfg.pgPID)
+		settled, err := sample(cfg.pids, cfg.pgPID, cfg.pgDB)
 		if err != nil {
 			return err
 		}

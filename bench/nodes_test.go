@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -126,7 +127,7 @@ func TestHarnessAgainstNodesOverPostgres(t *testing.T) {
 			args := append([]string{"--url", b.url, "--pid", fmt.Sprint(a.pid, ",", b.pid),
 				"--admin-socket", filepath.Join(a.dataDir, "admin.sock") + "," + filepath.Join(b.dataDir, "admin.sock")}, tc.args...)
 			if pg != 0 {
-				args = append(args, "--pg-pid", strconv.Itoa(pg))
+				args = append(args, "--pg-pid", strconv.Itoa(pg), "--pg-db", dbName(t, db))
 			}
 			sum, text := runHarness(t, a, args...)
 			requireClean(t, sum, text)
@@ -146,11 +147,21 @@ func TestHarnessAgainstNodesOverPostgres(t *testing.T) {
 			}
 			if pg == 0 {
 				t.Log("no PostgreSQL postmaster on this machine: its CPU not measured")
-			} else if d := sum.Database; d == nil || d.CPUSeconds <= 0 || d.Processes == 0 || !strings.Contains(text, "postgresql") {
+			} else if d := sum.Database; d == nil || d.CPUSeconds <= 0 || d.Processes == 0 || d.Only != dbName(t, db) || !strings.Contains(text, "postgresql") {
 				t.Errorf("database cost %+v, want PostgreSQL's CPU\n%s", d, text)
 			}
 		})
 	}
+}
+
+// dbName is the database that a postgres:// URL names.
+func dbName(t *testing.T, dbURL string) string {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimPrefix(u.Path, "/")
 }
 
 // postmaster returns the pid of a PostgreSQL postmaster running on this machine (a process

@@ -23,7 +23,7 @@ type procSample struct {
 
 // sample reads /proc. It fails only when a node's pid or the postmaster's was given and cannot
 // be read.
-func sample(pids []int, pgPID int) (procSample, error) {
+func sample(pids []int, pgPID int, pgDB string) (procSample, error) {
 	var s procSample
 	s.harnessCPU, _ = processCPU("self")
 	s.machineCPU, _ = machineCPU()
@@ -41,7 +41,7 @@ func sample(pids []int, pgPID int) (procSample, error) {
 	}
 	if pgPID != 0 {
 		var err error
-		if s.dbCPU, s.dbProcs, err = postgresCPU(pgPID); err != nil {
+		if s.dbCPU, s.dbProcs, err = postgresCPU(pgPID, pgDB); err != nil {
 			return s, fmt.Errorf("--pg-pid %d: %w", pgPID, err)
 		}
 	}
@@ -103,11 +103,13 @@ func processCPU(pid string) (time.Duration, error) {
 
 // postgresCPU returns the CPU time that a PostgreSQL server has used: its postmaster's own, its
 // live children's (the backends serving the nodes' connections, the WAL writer, the
-// checkpointer, autovacuum), and its ended children's, which the postmaster's cutime and
-// cstime hold once it has reaped them, so that a backend that ends during a run still counts.
-// It also returns how many children it found. Every database of the server counts: measure on
-// a machine where no one else uses it (the report's "others" tells).
-func postgresCPU(postmaster int) (time.Duration, int, error) {
+// checkpointer, autovacuum), and, when db is empty, its ended children's, which the
+// postmaster's cutime and cstime hold once it has reaped them, so that a backend that ends
+// during a run still counts. That is every database of the server. When db names a database,
+// the backends and autovacuum workers of other databases are left out, and so are ended
+// children (on a shared server mostly other clients' short connections; the nodes' pools keep
+// theirs). It also returns how many children it counted.
+func postgresCPU(postmaster int, db string) (time.Duration, int, error) {
 	pm, err := readStat(strconv.Itoa(postmaster))
 	if err != nil {
 		return 0, 0, err
@@ -115,7 +117,10 @@ func postgresCPU(postmaster int) (time.Duration, int, error) {
 	if pm.comm != "postgres" && pm.comm != "postmaster" {
 		return 0, 0, fmt.Errorf("process %d is %q, not a PostgreSQL postmaster (the first line of postmaster.pid in its data directory)", postmaster, pm.comm)
 	}
-	total := pm.utime + pm.stime + pm.cutime + pm.cstime
+	total := pm.utime + pm.stime
+	if db == "" {
+		total += pm.cutime + pm.cstime
+	}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0, 0, err
@@ -129,10 +134,41 @@ func postgresCPU(postmaster int) (time.Duration, int, error) {
 		if err != nil || st.ppid != postmaster {
 			continue // gone since the listing, or not PostgreSQL's
 		}
+		if db != "" {
+			title, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			if err != nil {
+				continue
+			}
+			if of, ok := titleDatabase(string(title)); ok && of != db {
+				continue
+			}
+		}
 		total += st.utime + st.stime
 		children++
 	}
 	return total, children, nil
+}
+
+// titleDatabase returns the database that a PostgreSQL child's process title names: a
+// backend's "postgres: [cluster: ]user database host(port) activity", or an autovacuum
+// worker's "postgres: [cluster: ]autovacuum worker database". ok is false for the processes
+// every database shares (the WAL writer, the checkpointer, ...) and for what it cannot read.
+func titleDatabase(title string) (db string, ok bool) {
+	rest, found := strings.CutPrefix(strings.TrimRight(strings.ReplaceAll(title, "\x00", " "), " "), "postgres: ")
+	if !found {
+		return "", false
+	}
+	words := strings.Fields(rest)
+	if len(words) > 0 && strings.HasSuffix(words[0], ":") { // Debian's cluster_name, e.g. "15/main:"
+		words = words[1:]
+	}
+	switch {
+	case len(words) >= 3 && words[0] == "autovacuum" && words[1] == "worker":
+		return words[2], true
+	case len(words) >= 3 && (words[2] == "[local]" || (strings.Contains(words[2], "(") && strings.HasSuffix(words[2], ")"))):
+		return words[1], true
+	}
+	return "", false
 }
 
 // processRSS returns a process's resident set size (VmRSS of /proc/<pid>/status).

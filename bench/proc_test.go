@@ -47,11 +47,32 @@ func TestReadStatOfThisProcess(t *testing.T) {
 }
 
 func TestPostgresCPURefusesAnotherProcess(t *testing.T) {
-	_, _, err := postgresCPU(os.Getpid())
+	_, _, err := postgresCPU(os.Getpid(), "")
 	if err == nil || !strings.Contains(err.Error(), "not a PostgreSQL postmaster") {
 		t.Errorf("postgresCPU of the test itself: %v, want a refusal", err)
 	}
-	if _, err := sample(nil, os.Getpid()); err == nil || !strings.Contains(err.Error(), "--pg-pid") {
+	if _, err := sample(nil, os.Getpid(), ""); err == nil || !strings.Contains(err.Error(), "--pg-pid") {
 		t.Errorf("sample with a --pg-pid that is no postmaster: %v, want an error naming --pg-pid", err)
+	}
+}
+
+func TestTitleDatabase(t *testing.T) {
+	for _, tc := range []struct {
+		title, db string
+		ok        bool
+	}{
+		{"postgres: 15/main: postgres wad_a 127.0.0.1(51234) idle\x00", "wad_a", true},
+		{"postgres: webauthnd wad_b [local] SELECT", "wad_b", true},
+		{"postgres: app db ::1(5432) idle in transaction", "db", true},
+		{"postgres: 15/main: autovacuum worker wad_c", "wad_c", true},
+		{"postgres: 15/main: walwriter   ", "", false},
+		{"postgres: checkpointer", "", false},
+		{"postgres: 15/main: logical replication launcher", "", false},
+		{"/usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main", "", false},
+		{"", "", false},
+	} {
+		if db, ok := titleDatabase(tc.title); db != tc.db || ok != tc.ok {
+			t.Errorf("titleDatabase(%q) = %q, %v; want %q, %v", tc.title, db, ok, tc.db, tc.ok)
+		}
 	}
 }

@@ -91,7 +91,9 @@ type ServerCost struct {
 // DatabaseCost is PostgreSQL's CPU time over the measured phase: the postmaster's and every
 // child's (see postgresCPU), beside the nodes'.
 type DatabaseCost struct {
-	PID        int     `json:"pid"`
+	PID int `json:"pid"`
+	// Only is the database that --pg-db kept to (the others' backends left out); empty: all.
+	Only       string  `json:"only_database,omitempty"`
 	Processes  int     `json:"processes"` // the postmaster's children at the end
 	CPUSeconds float64 `json:"cpu_seconds"`
 	CPUMicros  float64 `json:"cpu_us_per_ceremony"`
@@ -130,7 +132,7 @@ func summarize(cfg config, m measurement, floor Floor, before, after procSample)
 		sum.HarnessCPUMicros = round(micros(harness)/ok, 1)
 	}
 	if cfg.pgPID != 0 {
-		dc := &DatabaseCost{PID: cfg.pgPID, Processes: after.dbProcs, CPUSeconds: round(db.Seconds(), 2), Cores: round(db.Seconds()/secs, 2)}
+		dc := &DatabaseCost{PID: cfg.pgPID, Only: cfg.pgDB, Processes: after.dbProcs, CPUSeconds: round(db.Seconds(), 2), Cores: round(db.Seconds()/secs, 2)}
 		if ok > 0 {
 			dc.CPUMicros = round(micros(db)/ok, 1)
 		}
@@ -184,8 +186,12 @@ func writeText(w io.Writer, s Summary) {
 		fmt.Fprintln(w, "server       CPU not measured (give --pid)")
 	}
 	if d := s.Database; d != nil {
-		fmt.Fprintf(w, "postgresql   %.1fµs CPU per ceremony; %.2f cores busy (the postmaster and %d processes)\n",
-			d.CPUMicros, d.Cores, d.Processes)
+		of := "every database"
+		if d.Only != "" {
+			of = "database " + d.Only + " and the shared processes"
+		}
+		fmt.Fprintf(w, "postgresql   %.1fµs CPU per ceremony; %.2f cores busy (the postmaster and %d processes: %s)\n",
+			d.CPUMicros, d.Cores, d.Processes, of)
 	}
 	if s.RoundTrips != nil || s.Nodes > 1 || s.Database != nil {
 		fmt.Fprintf(w, "round trips  %s\n", s.RoundTrips)
