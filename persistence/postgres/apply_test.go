@@ -56,7 +56,7 @@ func contains(list []string, s string) bool {
 // A refused op leaves nothing behind, even what it wrote before it was refused (its savepoint is
 // rolled back), and the others of its batch commit.
 func TestRefusedOpLeavesNothingAndTheOthersCommit(t *testing.T) {
-	dbURL := newDatabase(t)
+	dbURL := newSchema(t)
 	s := mustOpen(t, dbURL)
 	seedCommunity(t, s, "shop")
 	mustApply(t, s, persistence.PutTenant{Tenant: persistence.Tenant{ID: "acme"}, DNS: []string{"login.acme.example"}})
@@ -122,7 +122,7 @@ func TestRefusedOpLeavesNothingAndTheOthersCommit(t *testing.T) {
 // A refused sign-in keeps its one write, the clone warning, whether its batch ran pipelined or
 // with a savepoint per op.
 func TestCounterRegressionKeepsTheCloneWarningInABatch(t *testing.T) {
-	dbURL := newDatabase(t)
+	dbURL := newSchema(t)
 	s := mustOpen(t, dbURL)
 	seedCommunity(t, s, "shop")
 	alice := user("shop", "alice", "ha")
@@ -173,7 +173,7 @@ func failOn(t testing.TB, dbURL, id string) {
 // Sign-ins wait in the pipeline without a savepoint; when one of them fails, the batch runs
 // again with a savepoint per op, so that only the failing op fails.
 func TestAFailingStatementFailsOnlyItsOp(t *testing.T) {
-	dbURL := newDatabase(t)
+	dbURL := newSchema(t)
 	s := mustOpen(t, dbURL)
 	seedCommunity(t, s, "shop")
 	alice := user("shop", "alice", "ha")
@@ -208,7 +208,7 @@ func TestAFailingStatementFailsOnlyItsOp(t *testing.T) {
 // Batches that lock the same rows in opposite orders can deadlock; PostgreSQL aborts one, which
 // runs again: every op succeeds.
 func TestDeadlockedBatchesRunAgain(t *testing.T) {
-	dbURL := newDatabase(t)
+	dbURL := newSchema(t)
 	// PostgreSQL looks for a deadlock after a second of waiting, by default.
 	fast := dbURL + "&deadlock_timeout=20ms"
 	a, b := mustOpen(t, fast), mustOpen(t, fast)
@@ -279,7 +279,7 @@ func TestApplyChecksFirst(t *testing.T) {
 
 // A batch whose context has ended fails whole, with the context's error as its cause.
 func TestApplyHonoursItsContext(t *testing.T) {
-	dbURL := newDatabase(t)
+	dbURL := newSchema(t)
 	s := mustOpen(t, dbURL)
 	before := digest(t, dbURL)
 	ctx, cancel := context.WithCancel(bg())

@@ -18,8 +18,14 @@ var errCeremonyExists = messages.Errorf(messages.CodeConflict, "a ceremony with 
 // PutCeremony stores a ceremony when its options are issued: one statement, one round trip. An
 // id that is stored already (and not expired) is refused with a conflict.
 func (s *Store) PutCeremony(ctx context.Context, c persistence.Ceremony) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if !textOK(c.ID, c.CommunityID) {
 		return messages.Errorf(messages.CodeInvalidRequest, "a ceremony id and community are UTF-8 text without NUL")
+	}
+	if c.State == nil {
+		c.State = []byte{} // a state of no bytes, which the column keeps apart from none
 	}
 	tag, err := s.pool.Exec(ctx, `INSERT INTO ceremonies (id, community_id, state, expires) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (id) DO UPDATE SET community_id = excluded.community_id, state = excluded.state, expires = excluded.expires
@@ -41,6 +47,9 @@ func (s *Store) PutCeremony(ctx context.Context, c persistence.Ceremony) error {
 // concurrent takes, on any nodes, the one whose DELETE PostgreSQL runs first gets the row, and
 // the others find it gone. An expired ceremony is not found (the sweep deletes it).
 func (s *Store) TakeCeremony(ctx context.Context, id string) (persistence.Ceremony, error) {
+	if err := ctx.Err(); err != nil {
+		return persistence.Ceremony{}, err
+	}
 	c := persistence.Ceremony{ID: id}
 	if !textOK(id) {
 		return c, errNotFound
@@ -56,6 +65,9 @@ func (s *Store) TakeCeremony(ctx context.Context, id string) (persistence.Ceremo
 
 // CeremonyExists reports whether the ceremony with id is still stored (not taken, not expired).
 func (s *Store) CeremonyExists(ctx context.Context, id string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
 	if !textOK(id) {
 		return false, nil
 	}

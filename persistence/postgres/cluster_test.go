@@ -5,11 +5,15 @@ package postgres_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
@@ -19,7 +23,7 @@ import (
 // twoNodes opens two stores on one new database.
 func twoNodes(t *testing.T, opts ...postgres.Option) (a, b *postgres.Store, dbURL string) {
 	t.Helper()
-	dbURL = newDatabase(t)
+	dbURL = newSchema(t)
 	return mustOpen(t, dbURL, opts...), mustOpen(t, dbURL, opts...), dbURL
 }
 
@@ -212,7 +216,7 @@ func TestReplayRecordExpires(t *testing.T) {
 
 // The sweep deletes expired ceremonies and replay records, and nothing else.
 func TestSweep(t *testing.T) {
-	dbURL := newDatabase(t)
+	dbURL := newSchema(t)
 	s := mustOpen(t, dbURL, postgres.WithSweepEvery(50*time.Millisecond))
 	for _, c := range []persistence.Ceremony{
 		{ID: "expired", CommunityID: "shop", State: []byte("x"), Expires: time.Now().Add(-time.Second)},
@@ -394,8 +398,9 @@ func TestConfigChangesReachTheOtherNodeWithinASecond(t *testing.T) {
 // A notification can be missed (a node whose listener was between connections, a change made
 // with triggers off): the periodic re-read of the config versions finds the change.
 func TestMissedNotificationFoundByTheRereading(t *testing.T) {
-	dbURL := newDatabase(t)
-	s := mustOpen(t, dbURL, postgres.WithRefreshEvery(100*time.Millisecond))
+	dbURL := newSchema(t)
+	core, logs := observer.New(zap.InfoLevel)
+	s := mustOpen(t, dbURL, postgres.WithRefreshEvery(100*time.Millisecond), postgres.WithLogger(zap.New(core)))
 	seedCommunity(t, s, "shop")
 	if _, err := s.Community(bg(), "shop"); err != nil {
 		t.Fatal(err)
@@ -417,6 +422,11 @@ func TestMissedNotificationFoundByTheRereading(t *testing.T) {
 		c, err := s.Community(bg(), "shop")
 		return err == nil && c.Name == "Quiet" && s.VendorGeneration() != vendor
 	})
+	// The re-reads came from the listener's wait timing out, which keeps its connection.
+	time.Sleep(300 * time.Millisecond)
+	if warnings := logs.FilterLevelExact(zap.WarnLevel).All(); len(warnings) != 0 {
+		t.Fatalf("the listener warned %d times, want none: %v", len(warnings), warnings[0].Message)
+	}
 }
 
 // When the listener's connection is lost, the store connects again and reads everything anew:
@@ -447,4 +457,67 @@ func TestListenerReconnects(t *testing.T) {
 		c, err := a.Community(bg(), "shop")
 		return err == nil && c.Name == "Back"
 	})
+}
+
+// Nodes starting together on an empty database: under Exclusive one of them creates the
+// default, the others find it made, and no two run at once.
+func TestExclusive(t *testing.T) {
+	a, b, _ := twoNodes(t)
+	var (
+		mu              sync.Mutex
+		inside, maxSeen int
+		created         int
+		wg              sync.WaitGroup
+	)
+	for i := range 6 {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.Exclusive(bg(), "first start", func(ctx context.Context) error {
+				mu.Lock()
+				inside++
+				maxSeen = max(maxSeen, inside)
+				mu.Unlock()
+				defer func() { mu.Lock(); inside--; mu.Unlock() }()
+				empty, err := s.Empty(ctx)
+				if err != nil || !empty {
+					return err
+				}
+				time.Sleep(20 * time.Millisecond) // a start-up's other work
+				if err := s.Apply(ctx, []persistence.Op{persistence.PutCommunity{Community: community("default"), Create: true}})[0].Err; err != nil {
+					return err
+				}
+				mu.Lock()
+				created++
+				mu.Unlock()
+				return nil
+			})
+			if err != nil {
+				t.Errorf("Exclusive: %s", describe(err))
+			}
+		}()
+	}
+	wg.Wait()
+	if created != 1 || maxSeen != 1 {
+		t.Fatalf("the default was created %d times, and %d callers ran at once; want 1 and 1", created, maxSeen)
+	}
+	// The lock is the name's only.
+	done := make(chan error, 1)
+	go func() {
+		done <- a.Exclusive(bg(), "one", func(ctx context.Context) error {
+			return b.Exclusive(ctx, "another", func(context.Context) error { return nil })
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Exclusive of another name waited")
+	}
 }

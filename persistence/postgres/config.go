@@ -93,6 +93,9 @@ func scanLicense(row pgx.Row) (persistence.License, error) {
 
 // Tenant returns the tenant with id.
 func (s *Store) Tenant(ctx context.Context, id string) (persistence.Tenant, error) {
+	if err := ctx.Err(); err != nil {
+		return persistence.Tenant{}, err
+	}
 	if !textOK(id) {
 		return persistence.Tenant{}, errNotFound
 	}
@@ -102,6 +105,9 @@ func (s *Store) Tenant(ctx context.Context, id string) (persistence.Tenant, erro
 
 // TenantByDNS returns the tenant that owns a host name (any case; a :port suffix is ignored).
 func (s *Store) TenantByDNS(ctx context.Context, host string) (persistence.Tenant, error) {
+	if err := ctx.Err(); err != nil {
+		return persistence.Tenant{}, err
+	}
 	host, err := persistence.CanonicalHost(host)
 	if err != nil || !textOK(host) {
 		return persistence.Tenant{}, errNotFound
@@ -112,6 +118,9 @@ func (s *Store) TenantByDNS(ctx context.Context, host string) (persistence.Tenan
 
 // Community returns the community with id, from the config cache.
 func (s *Store) Community(ctx context.Context, id string) (persistence.Community, error) {
+	if err := ctx.Err(); err != nil {
+		return persistence.Community{}, err
+	}
 	if !textOK(id) {
 		return persistence.Community{}, errNotFound
 	}
@@ -123,6 +132,9 @@ func (s *Store) Community(ctx context.Context, id string) (persistence.Community
 
 // CommunityByName returns the community of a tenant with a name: the first by id.
 func (s *Store) CommunityByName(ctx context.Context, tenantID, name string) (persistence.Community, error) {
+	if err := ctx.Err(); err != nil {
+		return persistence.Community{}, err
+	}
 	if !textOK(tenantID, name) {
 		return persistence.Community{}, errNotFound
 	}
@@ -134,6 +146,9 @@ func (s *Store) CommunityByName(ctx context.Context, tenantID, name string) (per
 // LicenseByKey finds the license of a key by its hash, from the config cache, and compares the
 // hash in constant time.
 func (s *Store) LicenseByKey(ctx context.Context, key string) (persistence.License, error) {
+	if err := ctx.Err(); err != nil {
+		return persistence.License{}, err
+	}
 	hash := persistence.HashLicenseKey(key)
 	l, err := cached(s, "l/"+string(hash), func() (persistence.License, error) {
 		l, err := scanLicense(s.pool.QueryRow(ctx, `SELECT `+licenseColumns+` FROM licenses WHERE key_hash = $1`, hash))
@@ -151,6 +166,9 @@ func (s *Store) LicenseByKey(ctx context.Context, key string) (persistence.Licen
 // AllLicenses returns every license (never a key: only hashes are stored), in the order of
 // their key hashes.
 func (s *Store) AllLicenses(ctx context.Context) ([]persistence.License, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	rows, err := s.pool.Query(ctx, `SELECT `+licenseColumns+` FROM licenses ORDER BY key_hash`)
 	if err != nil {
 		return nil, s.secret.error(err)
@@ -169,6 +187,9 @@ func (s *Store) AllLicenses(ctx context.Context) ([]persistence.License, error) 
 
 // Secret returns a stored service secret.
 func (s *Store) Secret(ctx context.Context, name string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if !textOK(name) {
 		return nil, errNotFound
 	}
@@ -179,6 +200,9 @@ func (s *Store) Secret(ctx context.Context, name string) ([]byte, error) {
 
 // Keyring returns the keyring called name.
 func (s *Store) Keyring(ctx context.Context, name string) (persistence.Keyring, error) {
+	if err := ctx.Err(); err != nil {
+		return persistence.Keyring{}, err
+	}
 	var k persistence.Keyring
 	if !textOK(name) {
 		return k, errNotFound

@@ -11,7 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
 )
 
@@ -25,6 +24,9 @@ func (s *Store) readErr(err error) error {
 
 // User returns the user of a community by username.
 func (s *Store) User(ctx context.Context, communityID, username string) (persistence.User, error) {
+	if err := ctx.Err(); err != nil {
+		return persistence.User{}, err
+	}
 	if !textOK(communityID, username) {
 		return persistence.User{}, errNotFound
 	}
@@ -39,6 +41,9 @@ func (s *Store) User(ctx context.Context, communityID, username string) (persist
 
 // UserByHandle returns the user of a community by WebAuthn user handle.
 func (s *Store) UserByHandle(ctx context.Context, communityID string, handle []byte) (persistence.User, error) {
+	if err := ctx.Err(); err != nil {
+		return persistence.User{}, err
+	}
 	if !textOK(communityID) {
 		return persistence.User{}, errNotFound
 	}
@@ -55,6 +60,9 @@ func (s *Store) UserByHandle(ctx context.Context, communityID string, handle []b
 // round trip from one snapshot: what a sign-in's options need (see
 // [persistence.UserCredentials]).
 func (s *Store) UserAndCredentials(ctx context.Context, communityID, username string) (persistence.User, []persistence.Credential, error) {
+	if err := ctx.Err(); err != nil {
+		return persistence.User{}, nil, err
+	}
 	if !textOK(communityID, username) {
 		return persistence.User{}, nil, errNotFound
 	}
@@ -93,6 +101,9 @@ func appendCredentials(out *[]persistence.Credential) func(pgx.Rows) error {
 
 // Credential returns the credential with a raw id, without its AttestationObject.
 func (s *Store) Credential(ctx context.Context, id []byte) (persistence.Credential, error) {
+	if err := ctx.Err(); err != nil {
+		return persistence.Credential{}, err
+	}
 	var r credentialRow
 	err := s.pool.QueryRow(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE id = $1`, id).Scan(r.dest()...)
 	if err != nil {
@@ -104,6 +115,9 @@ func (s *Store) Credential(ctx context.Context, id []byte) (persistence.Credenti
 // CredentialsOf returns a user's credentials in the order of their ids, each without its
 // AttestationObject.
 func (s *Store) CredentialsOf(ctx context.Context, communityID, username string) ([]persistence.Credential, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if !textOK(communityID, username) {
 		return nil, nil
 	}
@@ -123,6 +137,9 @@ func (s *Store) CredentialsOf(ctx context.Context, communityID, username string)
 // AttestationObjectOf returns the attestation object that the registration of credential id
 // stored: nil when it stored none, ErrNotFound when there is no such credential.
 func (s *Store) AttestationObjectOf(ctx context.Context, id []byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	var att []byte
 	err := s.pool.QueryRow(ctx, `SELECT a.object FROM credentials c LEFT JOIN attestation_objects a ON a.credential_id = c.id
 		WHERE c.id = $1`, id).Scan(&att)
@@ -388,6 +405,3 @@ func removeCredentials(ctx context.Context, t *txn, o persistence.RemoveCredenti
 	t.queue(nil, `DELETE FROM credentials WHERE id = ANY($1)`, ids)
 	return len(ids), t.flush(ctx)
 }
-
-// errNotStorable refuses text that PostgreSQL cannot store.
-var errNotStorable = messages.Errorf(messages.CodeInvalidRequest, "a text is not valid UTF-8 or holds a NUL byte")

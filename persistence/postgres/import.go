@@ -22,6 +22,9 @@ import (
 // stronger promise than the boundary's, which allows the users of earlier transactions to stay).
 // Call it with batches of some ten thousand users.
 func (s *Store) Import(ctx context.Context, users []persistence.User, creds []persistence.Credential) error {
+	if err := ctx.Err(); err != nil {
+		return persistence.StoreInternal(err)
+	}
 	plan, err := persistence.PlanImport(users, creds)
 	if err != nil {
 		return err

@@ -27,6 +27,9 @@ const mdsImportLock int64 = 0x7761646d6473696d
 // A BLOB whose Number is not above the stored one is refused (409) unless force is set. Entries
 // are checked with ValidateMDSEntry, and no two may share an AAGUID or a key identifier.
 func (s *Store) ReplaceMDS(ctx context.Context, b persistence.MDSBlob, entries []persistence.MDSEntry, force bool) (persistence.MDSBlob, error) {
+	if err := ctx.Err(); err != nil {
+		return persistence.MDSBlob{}, persistence.StoreInternal(err)
+	}
 	if b.Number < 1 {
 		return persistence.MDSBlob{}, messages.Errorf(messages.CodeInvalidRequest, "an MDS BLOB's number is 1 or more")
 	}
@@ -148,6 +151,9 @@ func (s *Store) MDSGeneration() uint64 { return s.mdsGen.Load() }
 
 // CurrentMDSBlob describes the imported BLOB, or returns ErrNotFound before the first import.
 func (s *Store) CurrentMDSBlob(ctx context.Context) (persistence.MDSBlob, error) {
+	if err := ctx.Err(); err != nil {
+		return persistence.MDSBlob{}, err
+	}
 	b, err := currentMDSBlob(ctx, s.pool)
 	if err != nil && !errors.Is(err, errNotFound) {
 		return b, s.secret.error(err)
@@ -157,6 +163,9 @@ func (s *Store) CurrentMDSBlob(ctx context.Context) (persistence.MDSBlob, error)
 
 // MDSEntryByAAGUID returns the entry of an AAGUID in canonical form (any case), or ErrNotFound.
 func (s *Store) MDSEntryByAAGUID(ctx context.Context, aaguid string) (persistence.MDSEntry, error) {
+	if err := ctx.Err(); err != nil {
+		return persistence.MDSEntry{}, err
+	}
 	c, ok := persistence.CanonicalMDSAAGUID(aaguid)
 	if !ok {
 		return persistence.MDSEntry{}, errNotFound
@@ -168,6 +177,9 @@ func (s *Store) MDSEntryByAAGUID(ctx context.Context, aaguid string) (persistenc
 // MDSEntryByKeyIdentifier returns the entry that lists an attestation certificate key
 // identifier (hex, any case), or ErrNotFound.
 func (s *Store) MDSEntryByKeyIdentifier(ctx context.Context, keyID string) (persistence.MDSEntry, error) {
+	if err := ctx.Err(); err != nil {
+		return persistence.MDSEntry{}, err
+	}
 	id := strings.ToLower(keyID)
 	if id == "" || !textOK(id) {
 		return persistence.MDSEntry{}, errNotFound
@@ -200,6 +212,9 @@ func (s *Store) mdsEntry(ctx context.Context, sql string, arg string) (persisten
 // MDSEntries returns the imported BLOB and its entries in the BLOB's order, from one snapshot,
 // or ErrNotFound before the first import.
 func (s *Store) MDSEntries(ctx context.Context) (persistence.MDSBlob, []persistence.MDSEntry, error) {
+	if err := ctx.Err(); err != nil {
+		return persistence.MDSBlob{}, nil, err
+	}
 	rows, err := s.pool.Query(ctx, `SELECT b.record, e.record FROM mds_blob b
 		LEFT JOIN mds_entries e ON e.generation = b.generation ORDER BY e.position`)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
@@ -91,40 +92,45 @@ func (e *SchemaMismatchError) Error() string {
 // schema current. (The bytes of "wadschem".)
 const migrationLock int64 = 0x7761647363686d6d
 
-// migrate brings the schema of the database cfg connects to up to date, or with exact only
-// checks that it is this binary's. It uses a connection of its own, closed when it returns:
-// the session's advisory lock goes with it, whatever happened.
-func migrate(ctx context.Context, cfg *pgx.ConnConfig, exact bool, log *zap.Logger) error {
+// migrate brings the schema of the database conn is connected to up to date, or with exact only
+// checks that it is this binary's. A current schema is found without a lock; one that is not
+// is migrated under the session advisory lock, which migrate releases (or, if it cannot, closes
+// conn, which releases it too).
+func migrate(ctx context.Context, conn *pgx.Conn, exact bool, log *zap.Logger) (err error) {
 	ms, err := loadMigrations()
 	if err != nil {
 		return err
 	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("connect to PostgreSQL: %w", err)
-	}
-	defer conn.Close(context.Background())
-	if exact {
-		v, err := storedVersion(ctx, conn)
-		if err != nil {
-			return err
-		}
-		if v != len(ms) {
-			return &SchemaMismatchError{Database: v, Binary: len(ms), Exact: true}
-		}
+	v, err := storedVersion(ctx, conn)
+	switch {
+	case err != nil:
+		return err
+	case exact && v != len(ms):
+		return &SchemaMismatchError{Database: v, Binary: len(ms), Exact: true}
+	case v > len(ms):
+		return &SchemaMismatchError{Database: v, Binary: len(ms)}
+	case v == len(ms):
 		return nil
 	}
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
+		conn.Close(context.Background()) // the lock may have been granted as the wait ended
 		return fmt.Errorf("take the migration lock: %w", err)
 	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, migrationLock); uerr != nil {
+			conn.Close(context.Background())
+		}
+	}()
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
 		version integer PRIMARY KEY,
 		name    text NOT NULL,
 		applied timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return fmt.Errorf("create the schema_version table: %w", err)
 	}
-	v, err := storedVersion(ctx, conn)
-	if err != nil {
+	// Another node may have migrated while this one waited for the lock.
+	if v, err = storedVersion(ctx, conn); err != nil {
 		return err
 	}
 	if v > len(ms) {

@@ -15,7 +15,7 @@ import (
 // Nodes starting together on an empty database: each migration runs once (under the advisory
 // lock), and every node opens.
 func TestConcurrentOpensMigrateOnce(t *testing.T) {
-	dbURL := newDatabase(t)
+	dbURL := newSchema(t)
 	const nodes = 6
 	var wg sync.WaitGroup
 	errs := make([]error, nodes)
@@ -53,7 +53,7 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 
 // Opening a database that is current again migrates nothing.
 func TestReopenIsANoOp(t *testing.T) {
-	dbURL := newDatabase(t)
+	dbURL := newSchema(t)
 	s := mustOpen(t, dbURL)
 	seedCommunity(t, s, "shop")
 	before := digest(t, dbURL, "config_versions")
@@ -88,7 +88,7 @@ func TestSchemaVersionRefusals(t *testing.T) {
 		return err
 	}
 	t.Run("a schema newer than the binary's is refused", func(t *testing.T) {
-		dbURL := newDatabase(t)
+		dbURL := newSchema(t)
 		mustOpen(t, dbURL)
 		if _, err := rawConn(t, dbURL).Exec(bg(), `INSERT INTO schema_version (version, name) VALUES ($1, 'from the future')`, current+1); err != nil {
 			t.Fatal(err)
@@ -97,7 +97,7 @@ func TestSchemaVersionRefusals(t *testing.T) {
 		wantMismatch(t, open(dbURL, postgres.WithExactSchema()), current+1)
 	})
 	t.Run("exact: a database without the schema is refused, and not migrated", func(t *testing.T) {
-		dbURL := newDatabase(t)
+		dbURL := newSchema(t)
 		wantMismatch(t, open(dbURL, postgres.WithExactSchema()), 0)
 		var exists bool
 		if err := rawConn(t, dbURL).QueryRow(bg(), `SELECT to_regclass('schema_version') IS NOT NULL`).Scan(&exists); err != nil || exists {
@@ -105,7 +105,7 @@ func TestSchemaVersionRefusals(t *testing.T) {
 		}
 	})
 	t.Run("exact: an older schema is refused, and not migrated", func(t *testing.T) {
-		dbURL := newDatabase(t)
+		dbURL := newSchema(t)
 		mustOpen(t, dbURL)
 		// The database as a binary one migration behind would have left it.
 		conn := rawConn(t, dbURL)
@@ -119,7 +119,7 @@ func TestSchemaVersionRefusals(t *testing.T) {
 		}
 	})
 	t.Run("exact: the binary's own version opens", func(t *testing.T) {
-		dbURL := newDatabase(t)
+		dbURL := newSchema(t)
 		mustOpen(t, dbURL)
 		if err := open(dbURL, postgres.WithExactSchema()); err != nil {
 			t.Fatal(err)
@@ -129,7 +129,7 @@ func TestSchemaVersionRefusals(t *testing.T) {
 
 // Open gives up when its context ends, for instance while another node holds the migration lock.
 func TestOpenHonoursItsContext(t *testing.T) {
-	dbURL := newDatabase(t)
+	dbURL := newSchema(t)
 	conn := rawConn(t, dbURL)
 	if _, err := conn.Exec(bg(), `SELECT pg_advisory_lock($1)`, int64(0x7761647363686d6d)); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,9 @@ import (
 // as the tally kept by shape_move and shape_shrink (migrations/0001_init.sql) records it;
 // ErrNotFound when no user of the community has a passkey.
 func (s *Store) CommonShape(ctx context.Context, communityID string) ([]persistence.CredentialShape, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if !textOK(communityID) {
 		return nil, errNotFound
 	}

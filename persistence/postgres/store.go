@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,9 +122,6 @@ func Open(ctx context.Context, url string, with ...Option) (*Store, error) {
 		cfg.MaxConns = o.maxConns
 	}
 	configureConn(cfg.ConnConfig)
-	if err := migrate(ctx, cfg.ConnConfig.Copy(), o.exactSchema, s.log); err != nil {
-		return nil, s.secret.error(err)
-	}
 	s.listenConfig = cfg.ConnConfig.Copy()
 	// Operators (and tests) tell the listener's connection from the pool's by its name.
 	s.listenConfig.RuntimeParams["application_name"] += " listener"
@@ -140,9 +138,9 @@ func Open(ctx context.Context, url string, with ...Option) (*Store, error) {
 		return nil, s.secret.error(fmt.Errorf("open the PostgreSQL pool: %w", err))
 	}
 	s.pool = pool
-	if err := s.refresh(ctx, s.pool, true); err != nil {
+	if err := s.prepare(ctx); err != nil {
 		pool.Close()
-		return nil, s.secret.error(fmt.Errorf("read the config versions: %w", err))
+		return nil, s.secret.error(err)
 	}
 	bg, stop := context.WithCancel(context.Background())
 	s.stop = stop
@@ -150,6 +148,23 @@ func Open(ctx context.Context, url string, with ...Option) (*Store, error) {
 	go s.listen(bg)
 	go s.maintain(bg)
 	return s, nil
+}
+
+// prepare migrates the schema (or checks it) and reads the config versions, on the pool's first
+// connection.
+func (s *Store) prepare(ctx context.Context) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	defer conn.Release()
+	if err := migrate(ctx, conn.Conn(), s.opts.exactSchema, s.log); err != nil {
+		return err
+	}
+	if err := s.refresh(ctx, conn.Conn(), true); err != nil {
+		return fmt.Errorf("read the config versions: %w", err)
+	}
+	return nil
 }
 
 // passwordsOf is the redactor of the password c sends (its fallbacks share it).
@@ -180,6 +195,9 @@ func (s *Store) Close() error {
 
 // Ping checks that the database answers a read.
 func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	return s.secret.error(s.pool.Ping(ctx))
 }
 
@@ -189,6 +207,9 @@ func (s *Store) CheckSpace(context.Context) error { return nil }
 
 // Empty reports whether the store holds no community yet.
 func (s *Store) Empty(ctx context.Context) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
 	var empty bool
 	err := s.pool.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM communities)`).Scan(&empty)
 	return empty, s.secret.error(err)
@@ -223,4 +244,26 @@ func (c *countingConn) Read(p []byte) (int, error) {
 		c.wrote.Store(false)
 	}
 	return n, err
+}
+
+// Exclusive runs fn while no other caller of Exclusive with the same name, in this process or
+// any other on the database, runs: a session advisory lock on a connection of its own (not the
+// pool's, which fn may use), held until fn returns. It is how nodes starting together on an
+// empty database let one of them create the embedded default, and the others find it made.
+func (s *Store) Exclusive(ctx context.Context, name string, fn func(ctx context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cfg := s.listenConfig.Copy()
+	cfg.RuntimeParams["application_name"] = strings.TrimSuffix(cfg.RuntimeParams["application_name"], " listener") + " lock"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return s.secret.error(fmt.Errorf("connect to PostgreSQL: %w", err))
+	}
+	// Closing the session releases its lock, whatever happened.
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended('webauthnd exclusive: ' || $1, 0))`, name); err != nil {
+		return s.secret.error(fmt.Errorf("take the lock %q: %w", name, err))
+	}
+	return fn(ctx)
 }

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -171,6 +170,3 @@ func firstLine(sql string) string {
 	}
 	return sql
 }
-
-// errAttempt marks an error that ends an attempt of a batch (as opposed to one op's).
-var errAttempt = errors.New("the batch's transaction failed")

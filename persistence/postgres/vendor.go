@@ -27,6 +27,9 @@ func scanVendorRecord(row pgx.Row) (persistence.VendorRecord, error) {
 // VendorRecord returns a community's record for an AAGUID, or ErrNotFound (also for an id or
 // an AAGUID that cannot name one).
 func (s *Store) VendorRecord(ctx context.Context, communityID, aaguid string) (persistence.VendorRecord, error) {
+	if err := ctx.Err(); err != nil {
+		return persistence.VendorRecord{}, err
+	}
 	aaguid, err := persistence.CanonicalAAGUID(aaguid)
 	if err != nil || !persistence.ValidID(communityID) {
 		return persistence.VendorRecord{}, errNotFound
@@ -39,6 +42,9 @@ func (s *Store) VendorRecord(ctx context.Context, communityID, aaguid string) (p
 // VendorRecordsOf returns a community's records for aaguids (all of them when aaguids is
 // empty), in AAGUID order; AAGUIDs without a record, or that cannot be one, are left out.
 func (s *Store) VendorRecordsOf(ctx context.Context, communityID string, aaguids []string) ([]persistence.VendorRecord, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if !persistence.ValidID(communityID) {
 		return []persistence.VendorRecord{}, nil
 	}
@@ -48,6 +54,9 @@ func (s *Store) VendorRecordsOf(ctx context.Context, communityID string, aaguids
 // AllVendorRecords returns the records of every community for aaguids (all of them when
 // aaguids is empty), in community then AAGUID order.
 func (s *Store) AllVendorRecords(ctx context.Context, aaguids []string) ([]persistence.VendorRecord, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	return s.vendorRecords(ctx, nil, aaguids)
 }
 

@@ -115,7 +115,8 @@ func RunCeremonies(t *testing.T, open func(t *testing.T) persistence.Ceremonies)
 	})
 	t.Run("a context that ended reaches the store", func(t *testing.T) {
 		cs := open(t)
-		mustPut(t, cs, ceremony("c1"))
+		c1 := ceremony("c1")
+		mustPut(t, cs, c1)
 		ctx := ended(t, context.Canceled)
 		if err := cs.PutCeremony(ctx, ceremony("c2")); !errors.Is(err, context.Canceled) {
 			t.Fatalf("PutCeremony: %s, want an error that wraps context.Canceled", describe(err))
@@ -127,7 +128,7 @@ func RunCeremonies(t *testing.T, open func(t *testing.T) persistence.Ceremonies)
 			t.Fatalf("CeremonyExists: %s, want an error that wraps context.Canceled", describe(err))
 		}
 		wantExists(t, cs, "c2", false)
-		wantTaken(t, cs, ceremony("c1"))
+		wantTaken(t, cs, c1)
 	})
 }
 
