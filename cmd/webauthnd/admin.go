@@ -169,6 +169,9 @@ func openManaged(ctx context.Context, t storeTarget) (persistence.Store, error) 
 
 // openStoreDirect opens dataDir's store for a management command when no server runs.
 func openStoreDirect(dataDir string, stderr io.Writer) (*badger.Store, error) {
+	if err := refuseNodeDir(dataDir); err != nil {
+		return nil, err
+	}
 	log, _ := newLogger("info", stderr)
 	if err := secureDataDir(dataDir, log); err != nil {
 		return nil, err

@@ -277,14 +277,32 @@ func TestPostgresManagementCommandsRefuseAnotherSchema(t *testing.T) {
 	}
 }
 
-// TestPostgresNodeNeedsADataDirOfItsOwn: two nodes over one database with one data directory
-// would take each other's admin socket; the second is refused.
-func TestPostgresNodeNeedsADataDirOfItsOwn(t *testing.T) {
+// TestPostgresNodeDataDir: two nodes over one database with one data directory would take
+// each other's admin socket, so the second is refused; and a node's data directory is not
+// used as a Badger store by a command or a restart that lost its --store (it would come up as
+// a lone node beside the cluster), until its node.lock is removed.
+func TestPostgresNodeDataDir(t *testing.T) {
 	db := pgtest.NewDatabase(t)
 	first := startNodes(t, db, 1)[0]
 	_, _, err := runEnv(nil, "serve", "--addr", "127.0.0.1:0", "--store", db, "--data-dir", first.DataDir)
 	if err == nil || !strings.Contains(err.Error(), "data directory of its own") {
 		t.Fatalf("a second node on the same data dir: %v", err)
+	}
+	// Through the running node's admin socket, a command without --store reaches the database.
+	if list := mustRun(t, "license", "list", "--data-dir", first.DataDir); !strings.Contains(list, defaultLicenseID) {
+		t.Fatalf("license list through the node's socket:\n%s", list)
+	}
+	first.stop(t)
+	for _, args := range [][]string{
+		{"license", "list", "--data-dir", first.DataDir},
+		{"serve", "--addr", "127.0.0.1:0", "--data-dir", first.DataDir},
+	} {
+		if _, _, err := runEnv(nil, args...); err == nil || !strings.Contains(err.Error(), "belongs to a node over PostgreSQL") {
+			t.Fatalf("webauthnd %s on a stopped node's data dir: %v", strings.Join(args, " "), err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(first.DataDir, "badger")); err == nil {
+		t.Fatal("a Badger store was created in the node's data dir")
 	}
 }
 

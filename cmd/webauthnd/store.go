@@ -184,6 +184,9 @@ func openPostgres(ctx context.Context, t storeTarget, maxConns int, exact bool, 
 // one would take each other's socket (on Badger, the store's own lock does that).
 func openServeStore(ctx context.Context, t storeTarget, cfg serveConfig, log *zap.Logger) (persistence.Store, func(io.Writer) error, func(), error) {
 	if !t.postgres {
+		if err := refuseNodeDir(cfg.dataDir); err != nil {
+			return nil, nil, nil, err
+		}
 		store, err := badger.Open(filepath.Join(cfg.dataDir, "badger"), log, badger.WithReserve(cfg.minFreeDisk))
 		if err != nil {
 			return nil, nil, nil, err
@@ -202,10 +205,27 @@ func openServeStore(ctx context.Context, t storeTarget, cfg serveConfig, log *za
 	return store, nil, unlock, nil
 }
 
+// nodeLockFile is the file a node over PostgreSQL locks in its data directory; its presence
+// also marks the directory as a PostgreSQL node's.
+const nodeLockFile = "node.lock"
+
+// refuseNodeDir refuses to use the Badger store of a data directory that a node over
+// PostgreSQL used: a node restarted without its --store (WEBAUTHND_STORE lost from its unit
+// file, say) would otherwise come up on an empty Badger store of its own, with a default
+// community and license of its own, beside the cluster, and a management command would write
+// where no node reads.
+func refuseNodeDir(dataDir string) error {
+	if _, err := os.Lstat(filepath.Join(dataDir, nodeLockFile)); err != nil {
+		return nil
+	}
+	return fmt.Errorf("data dir %s belongs to a node over PostgreSQL (it holds %s): give --store or WEBAUTHND_STORE; "+
+		"to use a Badger store in it again, remove %s", dataDir, nodeLockFile, filepath.Join(dataDir, nodeLockFile))
+}
+
 // lockDataDir takes an exclusive lock on <dataDir>/node.lock, held until unlock (or the
 // process's end), and refuses a data directory that another process holds.
 func lockDataDir(dataDir string) (unlock func(), err error) {
-	path := filepath.Join(dataDir, "node.lock")
+	path := filepath.Join(dataDir, nodeLockFile)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock the data dir: %w", err)
