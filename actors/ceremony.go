@@ -28,7 +28,7 @@ type ceremony struct {
 	deps        *deps
 	kind        kind
 	name        string // the actor's name, and the key of its state in the shared store
-	challenge   []byte
+	challenge   []byte // its random bytes until begin seals them with their MACs
 	sessionInfo string
 	rehydrated  bool // spawned for a result of another node's ceremony
 
@@ -212,8 +212,10 @@ func (c *ceremony) relyingParty(scope messages.Scope, community persistence.Comm
 func (c *ceremony) begin(ctx actor.Context, rctx context.Context, msg any) {
 	switch m := msg.(type) {
 	case messages.BeginRegistration:
+		c.challenge = c.deps.challenges.seal(c.challenge, c.kind, m.CommunityID, m.LicenseID, c.sessionInfo)
 		c.beginRegistration(ctx, rctx, m)
 	case messages.BeginSignIn:
+		c.challenge = c.deps.challenges.seal(c.challenge, c.kind, m.CommunityID, m.LicenseID, c.sessionInfo)
 		c.beginSignIn(ctx, rctx, m)
 	}
 }

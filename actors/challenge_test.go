@@ -23,12 +23,12 @@ import (
 // up, cut, changed in one bit or issued under another key, is ceremony_not_found.
 func TestChallengeMACs(t *testing.T) {
 	key := bytes.Repeat([]byte{7}, challengeKeySize)
-	k := challenges{key: key}
-	issued := k.issue(kindSignIn, "c1", "l1", "s1")
+	k := newChallenges(key)
+	issued := k.seal(k.random(), kindSignIn, "c1", "l1", "s1")
 	if len(issued) != challengeSize {
 		t.Fatalf("challenge of %d bytes, want %d", len(issued), challengeSize)
 	}
-	if again := k.issue(kindSignIn, "c1", "l1", "s1"); bytes.Equal(again[:challengeRandom], issued[:challengeRandom]) {
+	if again := k.seal(k.random(), kindSignIn, "c1", "l1", "s1"); bytes.Equal(again[:challengeRandom], issued[:challengeRandom]) {
 		t.Fatal("two challenges share their random bytes")
 	}
 	flip := func(i int) []byte {
@@ -52,7 +52,7 @@ func TestChallengeMACs(t *testing.T) {
 		{"another community", k, issued, kindSignIn, "c2", "l1", "s1", errCeremonyNotFound},
 		{"another kind", k, issued, kindRegistration, "c1", "l1", "s1", errCeremonyNotFound},
 		{"fields run together", k, issued, kindSignIn, "c1l", "1", "s1", errCeremonyNotFound},
-		{"another key", challenges{key: bytes.Repeat([]byte{8}, challengeKeySize)}, issued, kindSignIn, "c1", "l1", "s1", errCeremonyNotFound},
+		{"another key", newChallenges(bytes.Repeat([]byte{8}, challengeKeySize)), issued, kindSignIn, "c1", "l1", "s1", errCeremonyNotFound},
 		{"a random byte changed", k, flip(3), kindSignIn, "c1", "l1", "s1", errCeremonyNotFound},
 		{"the ceremony tag changed", k, flip(challengeRandom + 2), kindSignIn, "c1", "l1", "s1", errCeremonyNotFound},
 		{"the session tag changed", k, flip(challengeSize - 1), kindSignIn, "c1", "l1", "s1", errSessionMismatch},
@@ -63,8 +63,12 @@ func TestChallengeMACs(t *testing.T) {
 		{"empty", k, nil, kindSignIn, "c1", "l1", "", errCeremonyNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := tc.keys.check(tc.challenge, tc.kind, tc.community, tc.license, tc.ses); err != tc.want {
+			name, err := tc.keys.check(tc.challenge, tc.kind, tc.community, tc.license, tc.ses)
+			if err != tc.want {
 				t.Fatalf("check: %v, want %v", err, tc.want)
+			}
+			if want := ceremonyName(issued[:challengeRandom]); err == nil && name != want {
+				t.Fatalf("named %q, want %q (the digest of its random bytes)", name, want)
 			}
 		})
 	}
@@ -73,20 +77,20 @@ func TestChallengeMACs(t *testing.T) {
 // TestFixedChallengeOnlyInTests: the test hook's challenge is issued as it is and passes the
 // check without MACs; other challenges still need theirs.
 func TestFixedChallengeOnlyInTests(t *testing.T) {
-	k := challenges{key: bytes.Repeat([]byte{7}, challengeKeySize)}
+	k := newChallenges(bytes.Repeat([]byte{7}, challengeKeySize))
 	fixed := bytes.Repeat([]byte{0x5a}, 20)
-	if err := k.check(fixed, kindSignIn, "c1", "", ""); err != errCeremonyNotFound {
+	if _, err := k.check(fixed, kindSignIn, "c1", "", ""); err != errCeremonyNotFound {
 		t.Fatalf("a fixed challenge without the hook: %v, want %v", err, errCeremonyNotFound)
 	}
 	fixedChallenge = fixed
 	t.Cleanup(func() { fixedChallenge = nil })
-	if got := k.issue(kindSignIn, "c1", "", "s"); !bytes.Equal(got, fixed) {
+	if got := k.seal(k.random(), kindSignIn, "c1", "", "s"); !bytes.Equal(got, fixed) {
 		t.Fatalf("issued %x, want the fixed challenge", got)
 	}
-	if err := k.check(fixed, kindSignIn, "c1", "", "s"); err != nil {
-		t.Fatalf("the fixed challenge: %v", err)
+	if name, err := k.check(fixed, kindSignIn, "c1", "", "s"); err != nil || name != ceremonyName(fixed) {
+		t.Fatalf("the fixed challenge: %q, %v", name, err)
 	}
-	if err := k.check(bytes.Repeat([]byte{1}, challengeSize), kindSignIn, "c1", "", ""); err != errCeremonyNotFound {
+	if _, err := k.check(bytes.Repeat([]byte{1}, challengeSize), kindSignIn, "c1", "", ""); err != errCeremonyNotFound {
 		t.Fatalf("another challenge while the hook is set: %v, want %v", err, errCeremonyNotFound)
 	}
 }

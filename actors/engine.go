@@ -31,11 +31,12 @@ type Store interface {
 type Config struct {
 	// CeremonyTimeout is how long a ceremony waits for its result.
 	CeremonyTimeout time.Duration
-	// MaxCeremonies caps the live ceremonies of one community.
+	// MaxCeremonies caps the live ceremonies of one community on this node (each node of a
+	// cluster counts its own: see doc.go).
 	MaxCeremonies int
 	// MaxCeremoniesPerLicense caps the live ceremonies that one license holds in one
-	// community, so that one caller cannot take all of MaxCeremonies; zero means a quarter of
-	// MaxCeremonies (at least 1).
+	// community on this node, so that one caller cannot take all of MaxCeremonies; zero means
+	// a quarter of MaxCeremonies (at least 1).
 	MaxCeremoniesPerLicense int
 	// Issuer is the service's issuer, <public-url>/webauthn; a signature token's iss is
 	// Issuer/tenants/<tenant id>.
@@ -50,7 +51,7 @@ type Config struct {
 	// path any answer takes.
 	RequestTimeout time.Duration
 	// FailedSignInsPerMinute and FailedSignInBurst size the token bucket of failed sign-ins per
-	// credential; a license's bucket is LicenseFailureFactor times larger and faster. A failure
+	// credential, on this node (each node of a cluster keeps its own); a license's bucket is LicenseFailureFactor times larger and faster. A failure
 	// beyond a bucket's burst answers 429 instead of its own error; a sign-in whose signature
 	// verifies is never refused. Zero FailedSignInsPerMinute turns the limit off.
 	FailedSignInsPerMinute float64
@@ -134,7 +135,7 @@ func NewEngine(cfg Config, store Store, log *zap.Logger) (*Engine, error) {
 	e.writer = w
 	e.deps = &deps{cfg: cfg, store: store, signer: signer, writer: w, log: log,
 		dispatcher: newWorkerDispatcher(ceremonyWorkers(), 300), models: newModels(store),
-		challenges: challenges{key: append([]byte(nil), cfg.ChallengeKey...)}}
+		challenges: newChallenges(cfg.ChallengeKey)}
 	return e, nil
 }
 
@@ -148,7 +149,7 @@ func (e *Engine) Stop() {
 	e.deps.dispatcher.stop()
 }
 
-// Live returns the number of live ceremony actors of a community.
+// Live returns the number of live ceremony actors of a community on this node.
 func (e *Engine) Live(ctx context.Context, communityID string) (int, error) {
 	res, err := e.request(ctx, e.supervisor(communityID), liveQuery{})
 	if err != nil {
@@ -222,10 +223,11 @@ func (e *Engine) finishOf(ctx context.Context, kd kind, scope messages.Scope, se
 	if err != nil {
 		return finish{}, err
 	}
-	if err := e.deps.challenges.check(challenge, kd, scope.CommunityID, scope.LicenseID, sessionInfo); err != nil {
+	name, err := e.deps.challenges.check(challenge, kd, scope.CommunityID, scope.LicenseID, sessionInfo)
+	if err != nil {
 		return finish{}, err
 	}
-	return finish{ctx: ctx, kind: kd, name: ceremonyName(challenge), sessionInfo: sessionInfo,
+	return finish{ctx: ctx, kind: kd, name: name, sessionInfo: sessionInfo,
 		licenseID: scope.LicenseID, msg: msg, parsed: parsed}, nil
 }
 

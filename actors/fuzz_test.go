@@ -88,7 +88,7 @@ func newFuzzRP(tb testing.TB) *fuzzRP {
 }
 
 // fuzzChallenges checks challenges under a key of the fuzz tests' own.
-var fuzzChallenges = challenges{key: bytes.Repeat([]byte{0x42}, challengeKeySize)}
+var fuzzChallenges = newChallenges(bytes.Repeat([]byte{0x42}, challengeKeySize))
 
 // verifyRegistration runs what finishRegistration runs on a credential, up to the write.
 func (r *fuzzRP) verifyRegistration(raw []byte) (*webauthn.Credential, error) {
@@ -173,7 +173,7 @@ func FuzzParseResult(f *testing.F) {
 				}
 				continue
 			}
-			if err := fuzzChallenges.check(challenge, kindSignIn, "c1", "l1", "s"); err != errCeremonyNotFound {
+			if _, err := fuzzChallenges.check(challenge, kindSignIn, "c1", "l1", "s"); err != errCeremonyNotFound {
 				t.Fatalf("a challenge the service did not issue: %v, want %v", err, errCeremonyNotFound)
 			}
 			if name := ceremonyName(challenge); len(name) != 32 {

@@ -71,10 +71,11 @@ type writeResult struct {
 var errCeremonyNotFound = messages.Errorf(messages.CodeCeremonyNotFound,
 	"no live ceremony for this challenge: it expired, was already used or was never issued; start a new ceremony")
 
-// ceremonyName is the actor name of the ceremony that issued challenge: a digest, so that the
-// challenge itself appears in no actor name or log.
-func ceremonyName(challenge []byte) string {
-	sum := sha256.Sum256(challenge)
+// ceremonyName is the name of the ceremony whose challenge starts with random (its random
+// bytes, see challenge.go): its actor's name on every node and its key in a shared store. A
+// digest, so that the challenge itself appears in no actor name, log or table.
+func ceremonyName(random []byte) string {
+	sum := sha256.Sum256(random)
 	return hex.EncodeToString(sum[:16])
 }
 

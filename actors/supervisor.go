@@ -103,9 +103,11 @@ func (s *supervisor) begin(ctx actor.Context, m begin) {
 		_, _ = rand.Read(handle)
 		sessionInfo = base64.RawURLEncoding.EncodeToString(handle)
 	}
-	challenge := s.deps.challenges.issue(m.kind, s.community, m.licenseID, sessionInfo)
-	name := ceremonyName(challenge)
-	c := &ceremony{deps: s.deps, kind: m.kind, name: name, challenge: challenge, sessionInfo: sessionInfo}
+	// The ceremony seals these with the challenge's MACs: hashing takes no time of the
+	// supervisor, which every begin of the community waits on.
+	random := s.deps.challenges.random()
+	name := ceremonyName(random)
+	c := &ceremony{deps: s.deps, kind: m.kind, name: name, challenge: random, sessionInfo: sessionInfo}
 	pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return c },
 		actor.WithDispatcher(s.deps.dispatcher)), name)
 	if err != nil {
