@@ -10,6 +10,10 @@
 #   bench/cluster.sh                          # RUNS=5 rounds, 20 s per run, 32 users
 #   RUNS=3 SECONDS_PER_RUN=10 NODES="1 2" bench/cluster.sh
 #   ONLY='^(badger|pg)-1$' bench/cluster.sh   # only some settings (a regexp)
+#   BASE=boundary bench/cluster.sh            # and a Badger node built at another commit
+#
+# BASE adds the setting badger-base: a Badger node built from that commit (git archive, no
+# worktree), interleaved with the others, to tell whether the Badger path kept its figures.
 #
 # With more than one node, the harness sends each ceremony's options to one node and its
 # result to the next (round robin), so that every result crosses nodes, as behind a load
@@ -42,6 +46,12 @@ mkdir -p "$OUT"
 echo "results in $OUT (commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown))" >&2
 go build -o "$OUT/webauthnd" ./cmd/webauthnd
 go build -o "$OUT/bench" ./bench
+if [ -n "${BASE:-}" ]; then
+	rm -rf "$OUT/base-src" && mkdir -p "$OUT/base-src"
+	git archive "$BASE" | tar -x -C "$OUT/base-src"
+	(cd "$OUT/base-src" && go build -o "$OUT/webauthnd-base" ./cmd/webauthnd)
+	echo "badger-base: webauthnd at $(git rev-parse --short "$BASE")" >&2
+fi
 
 if [ -z "${PG_PID:-}" ]; then
 	PG_PID=$(head -1 "$(psql "$PGADMIN" -Atc "SELECT setting FROM pg_settings WHERE name = 'data_directory'")/postmaster.pid")
@@ -52,12 +62,13 @@ PIDS=() URLS=() SOCKETS=() DB=
 # db_url NAME is PGADMIN with NAME as its database.
 db_url() { echo "${PGADMIN%/*}/$1"; }
 
-# start_node I [serve flags...] starts node I on port PORT+I with a fresh data directory.
+# start_node I [serve flags...] starts node I on port PORT+I with a fresh data directory, with
+# the binary BIN (default webauthnd).
 start_node() {
 	local i=$1 url=http://127.0.0.1:$((PORT + $1))
 	shift
 	rm -rf "$OUT/node$i"
-	"$OUT/webauthnd" serve --addr "127.0.0.1:$((PORT + i))" --data-dir "$OUT/node$i" "$@" >/dev/null 2>"$OUT/node$i.log" &
+	"$OUT/${BIN:-webauthnd}" serve --addr "127.0.0.1:$((PORT + i))" --data-dir "$OUT/node$i" "$@" >/dev/null 2>"$OUT/node$i.log" &
 	PIDS+=($!) URLS+=("$url") SOCKETS+=("$OUT/node$i/admin.sock")
 	for _ in $(seq 150); do
 		curl -fs "$url/webauthn/healthz" >/dev/null 2>&1 && return
@@ -83,6 +94,9 @@ start_setting() {
 	case $1 in
 	badger-1)
 		start_node 0
+		;;
+	badger-base)
+		BIN=webauthnd-base start_node 0
 		;;
 	pg-*)
 		DB=wad_bench_$$_${1//-/_}
@@ -142,6 +156,7 @@ measure() {
 }
 
 SETTINGS=(badger-1)
+if [ -n "${BASE:-}" ]; then SETTINGS+=(badger-base); fi
 for n in $NODES; do SETTINGS+=("pg-$n"); done
 for round in $(seq "$RUNS"); do
 	echo "round $round of $RUNS" >&2
@@ -154,7 +169,7 @@ done
 # options and the result call; the nodes' CPU, PostgreSQL's and both per sign-in (µs); the
 # nodes' CPUs and PostgreSQL's busy; round trips per sign-in; the nodes' RSS at the end (MiB,
 # all nodes); failed sign-ins; CPUs busy with other work; the number of rounds kept.
-printf '\n%-9s %7s %6s %6s %6s %6s %7s %7s %7s %5s %5s %5s %6s %6s %5s %2s\n' setting 'in/s' 'o.p50' 'o.p99' 'r.p50' 'r.p99' \
+printf '\n%-11s %7s %6s %6s %6s %6s %7s %7s %7s %5s %5s %5s %6s %6s %5s %2s\n' setting 'in/s' 'o.p50' 'o.p99' 'r.p50' 'r.p99' \
 	'node µs' 'pg µs' 'sum µs' 'nodes' 'pg' 'rt' 'RSS' failed other n
 for s in "${SETTINGS[@]}"; do
 	compgen -G "$OUT/$s.*.json" >/dev/null || continue
@@ -167,7 +182,7 @@ for s in "${SETTINGS[@]}"; do
 		 med(.server.cpu_us_per_ceremony + (.database.cpu_us_per_ceremony // 0)),
 		 med(.server.cores_busy), med(.database.cores_busy // 0), med(.store_round_trips.per_ceremony // "-"),
 		 med(.server.rss_after_mib), med(.ceremonies.failed), med(.machine.other_cores_busy), length] | map(tostring) | join("\t")' "$OUT"/"$s".*.json
-done | awk -F'\t' '{printf "%-9s %7s %6s %6s %6s %6s %7s %7s %7s %5s %5s %5s %6s %6s %5s %2s\n", $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16}'
+done | awk -F'\t' '{printf "%-11s %7s %6s %6s %6s %6s %7s %7s %7s %5s %5s %5s %6s %6s %5s %2s\n", $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16}'
 
 # The aim: 2 nodes over PostgreSQL reach at least 60 % of the Badger node's sign-ins/s.
 median() { jq -s --argjson noisy "$NOISY" 'def med(f): map(f) | sort | .[length/2|floor];
