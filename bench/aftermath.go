@@ -24,6 +24,45 @@ type serverStats struct {
 	LiveCeremonies int    `json:"liveCeremonies"`
 	HeapBytes      uint64 `json:"heapBytes"`
 	Goroutines     int    `json:"goroutines"`
+	// StoreRoundTrips is the round trips the node's store made to its database since it
+	// started; nil for a store that makes none (Badger) or a server too old to say.
+	StoreRoundTrips *uint64 `json:"storeRoundTrips"`
+}
+
+// sumStats adds up the stats of the nodes of a cluster (their round trips are left out: see
+// newRoundTrips).
+func sumStats(nodes []serverStats) serverStats {
+	var sum serverStats
+	for _, s := range nodes {
+		sum.LiveCeremonies += s.LiveCeremonies
+		sum.HeapBytes += s.HeapBytes
+		sum.Goroutines += s.Goroutines
+	}
+	return sum
+}
+
+// nodesAdmin reads the stats of every node, in --url order.
+type nodesAdmin []*adminClient
+
+func newNodesAdmin(sockets []string) nodesAdmin {
+	a := make(nodesAdmin, len(sockets))
+	for i, s := range sockets {
+		a[i] = newAdminClient(s)
+	}
+	return a
+}
+
+// stats reads every node's stats, one after the other (collecting first when gc is set).
+func (a nodesAdmin) stats(ctx context.Context, gc bool) ([]serverStats, error) {
+	out := make([]serverStats, len(a))
+	for i, node := range a {
+		s, err := node.stats(ctx, gc)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = s
+	}
+	return out, nil
 }
 
 // adminClient reads the stats of the server behind an admin Unix socket.
@@ -47,10 +86,14 @@ func (e errNoStats) Error() string {
 	return fmt.Sprintf("--admin-socket %s: the server has no /admin/stats (404): a webauthnd without it cannot report a burst's aftermath", e.socket)
 }
 
-// stats reads GET /admin/stats?gc=1: the server collects garbage first, so that heapBytes is
-// the live heap.
-func (a *adminClient) stats(ctx context.Context) (serverStats, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://admin/admin/stats?gc=1", nil)
+// stats reads GET /admin/stats; with gc, /admin/stats?gc=1: the server collects garbage first,
+// so that heapBytes is the live heap (a reading of the round trips alone needs no collection).
+func (a *adminClient) stats(ctx context.Context, gc bool) (serverStats, error) {
+	url := "http://admin/admin/stats"
+	if gc {
+		url += "?gc=1"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return serverStats{}, err
 	}

@@ -29,8 +29,11 @@ const (
 	callSignInResult  = "assertion/result"
 )
 
-// client speaks the u1 or the sealed routes of one server, for one community, and records
-// every call. The transport is chosen per call by the user's envelope: none for u1.
+// client speaks the u1 or the sealed routes of one server, or of the nodes of a cluster, for
+// one community, and records every call. The transport is chosen per call by the user's
+// envelope: none for u1. Ceremony n sends its options to node n and its result to node n+1
+// (modulo the number of nodes): round robin, and with two nodes or more every result reaches a
+// node that did not issue its options, as behind a load balancer without stickiness.
 type client struct {
 	http    *http.Client
 	cfg     config
@@ -111,17 +114,20 @@ func (e *callError) Error() string {
 	return fmt.Sprintf("%s: %d %s", e.call, e.status, e.code)
 }
 
-// post sends body to a route and returns the response body of a 200: to the u1 route when env
-// is nil, else sealed with env to the sealed route, whose answer it opens. Every call, answered
+// node is the base URL of node n (round robin over --url).
+func (c *client) node(n int64) string { return c.cfg.urls[n%int64(len(c.cfg.urls))] }
+
+// post sends body to a route of node n and returns the response body of a 200: to the u1
+// route when env is nil, else sealed with env to the sealed route, whose answer it opens. Every call, answered
 // or not, is recorded in c.stats with its latency, sealing and opening included (an SDK pays
 // them too).
-func (c *client) post(ctx context.Context, env *envelope, call string, sessionInfo string, body []byte) ([]byte, error) {
+func (c *client) post(ctx context.Context, n int64, env *envelope, call string, sessionInfo string, body []byte) ([]byte, error) {
 	start := time.Now()
 	path := "/webauthn/u1/" + call
 	if env != nil {
 		path, body = "/webauthn/"+call, env.body(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.url+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.node(n)+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
@@ -184,11 +190,11 @@ func (c *client) withIDs(object []byte) []byte {
 	return append(out, bytes.TrimSpace(object)[1:]...)
 }
 
-// register runs a whole registration of u's passkey.
-func (c *client) register(ctx context.Context, u *user) error {
+// register runs a whole registration of u's passkey, as ceremony n.
+func (c *client) register(ctx context.Context, u *user, n int64) error {
 	req, _ := json.Marshal(map[string]string{"dns": c.cfg.rpID, "username": u.name, "displayName": u.name,
 		"communityId": c.cfg.community, "tenantId": c.cfg.tenant})
-	raw, err := c.post(ctx, u.env, callRegOptions, "", req)
+	raw, err := c.post(ctx, n, u.env, callRegOptions, "", req)
 	if err != nil {
 		return err
 	}
@@ -204,7 +210,7 @@ func (c *client) register(ctx context.Context, u *user) error {
 		return fmt.Errorf("%s: %w", callRegOptions, err)
 	}
 	att := virtualwebauthn.CreateAttestationResponse(c.rp, u.auth, u.cred, *opts)
-	if _, err := c.post(ctx, u.env, callRegResult, res.SessionInfo, c.withIDs([]byte(att))); err != nil {
+	if _, err := c.post(ctx, n+1, u.env, callRegResult, res.SessionInfo, c.withIDs([]byte(att))); err != nil {
 		return err
 	}
 	u.auth.Options.UserHandle = []byte(opts.UserID)
@@ -212,15 +218,15 @@ func (c *client) register(ctx context.Context, u *user) error {
 	return nil
 }
 
-// signIn runs a whole sign-in with u's passkey: by username, or discoverable (no username; the
-// authenticator answers with its user handle).
-func (c *client) signIn(ctx context.Context, u *user, byUsername bool) error {
+// signIn runs a whole sign-in with u's passkey, as ceremony n: by username, or discoverable (no
+// username; the authenticator answers with its user handle).
+func (c *client) signIn(ctx context.Context, u *user, byUsername bool, n int64) error {
 	fields := map[string]string{"dns": c.cfg.rpID, "communityId": c.cfg.community, "tenantId": c.cfg.tenant}
 	if byUsername {
 		fields["username"] = u.name
 	}
 	req, _ := json.Marshal(fields)
-	raw, err := c.post(ctx, u.env, callSignInOptions, "", req)
+	raw, err := c.post(ctx, n, u.env, callSignInOptions, "", req)
 	if err != nil {
 		return err
 	}
@@ -236,7 +242,7 @@ func (c *client) signIn(ctx context.Context, u *user, byUsername bool) error {
 	if err != nil {
 		return err
 	}
-	out, err := c.post(ctx, u.env, callSignInResult, opts.SessionInfo, body)
+	out, err := c.post(ctx, n+1, u.env, callSignInResult, opts.SessionInfo, body)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,13 @@ func TestParseConfigRefuses(t *testing.T) {
 		{"a remote address", []string{"--url", "http://10.0.0.1:8080"}, "not loopback"},
 		{"a URL without a host", []string{"--url", "127.0.0.1:8080"}, "give http(s)://host:port"},
 		{"an unknown route family", []string{"--routes", "v2"}, "use u1 or encrypted"},
-		{"an admin socket without a burst", []string{"--admin-socket", "/tmp/x.sock", "--license", "k"}, "give it with --burst"},
+		{"fewer admin sockets than nodes", []string{"--url", "http://127.0.0.1:1,http://127.0.0.1:2", "--admin-socket", "/tmp/x.sock", "--license", "k"},
+			"one per --url"},
+		{"a node that is not loopback", []string{"--url", "http://127.0.0.1:1", "--url", "http://192.0.2.1:2", "--license", "k"}, "not loopback"},
+		{"an empty node", []string{"--url", "http://127.0.0.1:1,,http://127.0.0.1:2", "--license", "k"}, "an empty item"},
+		{"a pid that is no number", []string{"--pid", "12,x", "--license", "k"}, "give process ids"},
+		{"a negative postmaster pid", []string{"--pg-pid", "-1", "--license", "k"}, "cannot be negative"},
+		{"a database without the postmaster", []string{"--pg-db", "wad", "--license", "k"}, "give --pg-pid too"},
 		{"a settle longer than the run", []string{"--admin-socket", "/tmp/x.sock", "--burst", "10", "--settle", "20m", "--license", "k"}, "less than --timeout"},
 		{"seeded users registering", []string{"--seeded", "100", "--seed", "s", "--scenario", "register", "--license", "k"}, "use --scenario signin or discoverable"},
 		{"seeded users without a seed", []string{"--seeded", "100", "--license", "k"}, "give the --seed"},
@@ -46,6 +53,16 @@ func TestParseConfigAccepts(t *testing.T) {
 		check func(config) bool
 	}{
 		{"the encrypted routes", []string{"--routes", "encrypted"}, func(c config) bool { return c.routes == routesEncrypted }},
+		{"one server by default", nil, func(c config) bool { return slices.Equal(c.urls, []string{"http://127.0.0.1:8080"}) }},
+		{"nodes comma-separated and repeated, in order",
+			[]string{"--url", "http://127.0.0.1:1/,http://localhost:2", "--url", "http://127.0.0.1:3", "--pid", "10,11", "--pid", "12",
+				"--admin-socket", "a.sock,b.sock,c.sock"},
+			func(c config) bool {
+				return slices.Equal(c.urls, []string{"http://127.0.0.1:1", "http://localhost:2", "http://127.0.0.1:3"}) &&
+					slices.Equal(c.pids, []int{10, 11, 12}) && slices.Equal(c.adminSockets, []string{"a.sock", "b.sock", "c.sock"})
+			}},
+		{"admin sockets for the round trips of steady load", []string{"--admin-socket", "/tmp/x.sock", "--pg-pid", "7"},
+			func(c config) bool { return len(c.adminSockets) == 1 && c.burst == 0 && c.pgPID == 7 }},
 		{"a burst's aftermath, settling by default past the server's ceremony timeout",
 			[]string{"--burst", "10", "--admin-socket", "/tmp/x.sock"}, func(c config) bool { return c.settle == 302*time.Second }},
 		{"seeded sign-ins", []string{"--seeded", "1000000", "--seed", "s", "--scenario", "discoverable"},

@@ -2,11 +2,12 @@
 // against a running server, as relying-party backends do, with N concurrent virtual users,
 // each holding a software authenticator (one ES256 passkey).
 //
-//	go run ./bench [--url http://127.0.0.1:8080] [--license KEY | --license-file FILE]
+//	go run ./bench [--url http://127.0.0.1:8080[,URL2...]] [--license KEY | --license-file FILE]
 //	               [--scenario register|signin|discoverable] [--routes u1|encrypted]
-//	               [--users 8] [--duration 10s [--count N] [--rate R] | --burst 20000
-//	               [--admin-socket DATA/admin.sock [--settle 302s]]]
-//	               [--seeded N --seed S] [--pid SERVER_PID] [--json FILE|-]
+//	               [--users 8] [--duration 10s [--count N] [--rate R] | --burst 20000 [--settle 302s]]
+//	               [--admin-socket DATA/admin.sock[,DATA2/admin.sock...]]
+//	               [--seeded N --seed S] [--pid SERVER_PID[,PID2...]] [--pg-pid POSTMASTER_PID]
+//	               [--json FILE|-]
 //	go run ./bench seed --data-dir DIR --users N --seed S [--community default]
 //
 // A run has three phases: it times the cryptographic floor (one P-256 signature verification
@@ -18,6 +19,21 @@
 // of the machine was, and, with --pid, the server's CPU time per ceremony and as a multiple of
 // the floor.
 //
+// Several nodes over one PostgreSQL database: --url takes the nodes' URLs (comma-separated, or
+// the flag repeated), and ceremony n sends its options to node n and its result to node n+1,
+// round robin, so that with two nodes or more every result reaches a node that did not issue
+// its options, as behind a load balancer without stickiness (the setup's registrations too).
+// --pid takes every node's pid, and the report adds up their CPU. --pg-pid names the
+// PostgreSQL postmaster (the first line of postmaster.pid in its data directory): the report
+// gives the CPU time of it and of its children (the backends, the WAL writer, the
+// checkpointer; children that ended during the run through the postmaster's cutime), per
+// ceremony, beside the nodes'. That is every database of the server: measure where no one else
+// uses it. --admin-socket takes every node's admin socket, in --url order: the harness reads
+// GET /admin/stats before and after the measured phase and reports the store's round trips to
+// the database per ceremony (a node over PostgreSQL counts its pool's round trips; Badger
+// makes none). bench/cluster.sh starts the nodes over a fresh database and reproduces the
+// figures of "Many nodes over PostgreSQL" in docs/performance.md.
+//
 // --routes encrypted drives the same ceremonies through the sealed routes (/webauthn/attestation/…
 // and /webauthn/assertion/… behind BlockID's envelope) instead of /webauthn/u1/…: the harness
 // reads the curve from /webauthn/environment and the service's key from /webauthn/publickeys,
@@ -25,9 +41,10 @@
 // SDK per session), and seals every call with a fresh request id. Only the transport differs;
 // the latencies include sealing and opening.
 //
-// --admin-socket, with --burst, checks the burst's aftermath: it reads GET /admin/stats?gc=1 on
-// the server's admin Unix socket before the burst and --settle after it (by default the server's
-// default --ceremony-timeout, 300 s, plus 2 s, when every abandoned ceremony has timed out), and
+// --admin-socket, with --burst, also checks the burst's aftermath: it reads GET
+// /admin/stats?gc=1 on the server's admin Unix socket (every node's, added up) before the
+// burst and --settle after it (by default the server's default --ceremony-timeout, 300 s,
+// plus 2 s, when every abandoned ceremony has timed out), and
 // reports the live ceremonies left (target 0), the live heap before and after (target: at most
 // 10 % more), goroutines, and with --pid the resident set, with a verdict. Both readings are
 // taken with the harness's idle connections closed, as a burst's clients go away: an idle

@@ -232,7 +232,7 @@ func TestBurstAftermathAgainstServer(t *testing.T) {
 	}
 	srv := startServer(t, "--ceremony-timeout", "1s")
 	socket := filepath.Join(srv.dataDir, "admin.sock")
-	if _, err := newAdminClient(socket).stats(context.Background()); errors.As(err, new(errNoStats)) {
+	if _, err := newAdminClient(socket).stats(context.Background(), true); errors.As(err, new(errNoStats)) {
 		t.Skipf("this webauthnd has no GET /admin/stats on its admin socket yet: %v", err)
 	} else if err != nil {
 		t.Fatal(err)

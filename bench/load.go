@@ -21,7 +21,7 @@ func setup(ctx context.Context, c *client, cfg config, stderr io.Writer) ([]*use
 		users[i] = c.newUser("u", i)
 	}
 	if cfg.routes == routesEncrypted {
-		svc, err := fetchServiceKey(ctx, c.http, cfg.url)
+		svc, err := fetchServiceKey(ctx, c.http, cfg.urls[0]) // every node publishes the same
 		if err != nil {
 			return nil, fmt.Errorf("setup: the service's envelope key: %w", err)
 		}
@@ -54,7 +54,7 @@ func setup(ctx context.Context, c *client, cfg config, stderr io.Writer) ([]*use
 	for range min(len(users), setupConcurrency) {
 		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < len(users) && ctx.Err() == nil; i = int(next.Add(1)) - 1 {
-				if err := c.register(ctx, users[i]); err != nil {
+				if err := c.register(ctx, users[i], int64(i)); err != nil {
 					once.Do(func() { firstErr = err })
 					return
 				}
@@ -151,14 +151,14 @@ func (c *client) ceremony(ctx context.Context, scenario string, u *user, n int64
 	if scenario == scenarioRegister {
 		r := c.newUser("r", int(n))
 		r.env = u.env
-		return c.register(ctx, r)
+		return c.register(ctx, r, n)
 	}
 	if u.seeded != nil {
 		s := u.seeded.pick()
 		s.env = u.env
 		u = s
 	}
-	return c.signIn(ctx, u, scenario != scenarioDiscoverable)
+	return c.signIn(ctx, u, scenario != scenarioDiscoverable, n)
 }
 
 // progress prints one line a second until the returned function is called.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -29,30 +30,33 @@ func main() {
 
 // config is a run's settings, from flags.
 type config struct {
-	url         string
-	license     string
-	licenseFile string
-	community   string
-	tenant      string
-	rpID        string
-	origin      string
-	scenario    string
-	routes      string
-	users       int
-	duration    time.Duration
-	burst       int
-	count       int
-	rate        float64
-	timeout     time.Duration
-	pid         int
-	jsonOut     string
-	floorIters  int
-	progress    bool
-	cpuProfile  string
-	adminSocket string
-	settle      time.Duration
-	seeded      int
-	seed        string
+	// urls are the nodes' base URLs: one server, or the nodes of a cluster over one database.
+	urls         []string
+	license      string
+	licenseFile  string
+	community    string
+	tenant       string
+	rpID         string
+	origin       string
+	scenario     string
+	routes       string
+	users        int
+	duration     time.Duration
+	burst        int
+	count        int
+	rate         float64
+	timeout      time.Duration
+	pids         []int
+	pgPID        int
+	pgDB         string
+	jsonOut      string
+	floorIters   int
+	progress     bool
+	cpuProfile   string
+	adminSockets []string
+	settle       time.Duration
+	seeded       int
+	seed         string
 }
 
 // The scenarios: a registration of a new user, a sign-in by username, a discoverable sign-in.
@@ -76,7 +80,9 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.url, "url", "http://127.0.0.1:8080", "base URL of the running server (loopback only)")
+	var urls, pids, sockets listFlag
+	fs.Var(&urls, "url", "base URL of the running server, or comma-separated (or repeated) the `URLs` of the nodes of a cluster: "+
+		"each ceremony's options go to one node and its result to the next, round robin (loopback only; default http://127.0.0.1:8080)")
 	fs.StringVar(&c.license, "license", "", "license key (default: the contents of --license-file)")
 	fs.StringVar(&c.licenseFile, "license-file", "./data/default-license.key", "file holding the license key")
 	fs.StringVar(&c.community, "community", "default", "community id")
@@ -91,12 +97,15 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.count, "count", 0, "stop steady load after this many ceremonies (0: no limit)")
 	fs.Float64Var(&c.rate, "rate", 0, "start at most this many ceremonies per second in all (0: as fast as the users go)")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "hard limit on the whole run, setup included")
-	fs.IntVar(&c.pid, "pid", 0, "server process id: report its CPU time per ceremony (Linux /proc)")
+	fs.Var(&pids, "pid", "server process id, or comma-separated (or repeated) the `PIDs` of every node: report their CPU time per ceremony (Linux /proc)")
+	fs.IntVar(&c.pgPID, "pg-pid", 0, "the PostgreSQL postmaster's process id: report the CPU time of it and its children (the backends, the WAL writer, ...) per ceremony")
+	fs.StringVar(&c.pgDB, "pg-db", "", "with --pg-pid: leave out the backends of databases other than this one, and children that ended (for a server others use too)")
 	fs.StringVar(&c.jsonOut, "json", "", "write a JSON summary to this file (- for stdout; the text report then goes to stderr)")
 	fs.IntVar(&c.floorIters, "floor-iterations", 2000, "iterations per round when timing the cryptographic floor")
 	fs.BoolVar(&c.progress, "progress", true, "print a progress line each second on stderr")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the harness's own CPU profile of the measured phase to this file")
-	fs.StringVar(&c.adminSocket, "admin-socket", "", "with --burst: the server's admin socket (<data-dir>/admin.sock); report live ceremonies and heap before the burst and --settle after")
+	fs.Var(&sockets, "admin-socket", "the server's admin socket (<data-dir>/admin.sock), or one per --url, in the same order: report the store's round trips per ceremony "+
+		"(over PostgreSQL), and with --burst the live ceremonies and heap before the burst and --settle after")
 	fs.DurationVar(&c.settle, "settle", defaultSettle, "with --admin-socket: wait this long after the burst before reading the server again (the server's --ceremony-timeout + 2s)")
 	fs.IntVar(&c.seeded, "seeded", 0, "sign in as the `N` users of a store written by bench seed --users N, skipping registration")
 	fs.StringVar(&c.seed, "seed", "", "with --seeded: the seed the store was written with")
@@ -106,6 +115,17 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	c.urls, c.adminSockets = urls, sockets
+	if len(c.urls) == 0 {
+		c.urls = []string{"http://127.0.0.1:8080"}
+	}
+	for _, p := range pids {
+		pid, err := strconv.Atoi(p)
+		if err != nil || pid <= 0 {
+			return c, fmt.Errorf("--pid %q: give process ids", p)
+		}
+		c.pids = append(c.pids, pid)
 	}
 	switch c.scenario {
 	case scenarioRegister, scenarioSignIn, scenarioDiscoverable:
@@ -128,9 +148,13 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("--timeout: give a positive duration")
 	case c.floorIters < 1:
 		return c, errors.New("--floor-iterations: give at least 1")
-	case c.adminSocket != "" && c.burst == 0:
-		return c, errors.New("--admin-socket: give it with --burst (it reports a burst's aftermath)")
-	case c.adminSocket != "" && (c.settle < 0 || c.settle >= c.timeout):
+	case len(c.adminSockets) > 0 && len(c.adminSockets) != len(c.urls):
+		return c, fmt.Errorf("--admin-socket: give one per --url, in the same order (%d sockets for %d nodes)", len(c.adminSockets), len(c.urls))
+	case c.pgPID < 0:
+		return c, errors.New("--pg-pid cannot be negative")
+	case c.pgDB != "" && c.pgPID == 0:
+		return c, errors.New("--pg-db: give --pg-pid too")
+	case len(c.adminSockets) > 0 && c.burst > 0 && (c.settle < 0 || c.settle >= c.timeout):
 		return c, fmt.Errorf("--settle %s: give a duration from 0 to less than --timeout (%s)", c.settle, c.timeout)
 	case c.seeded < 0:
 		return c, errors.New("--seeded cannot be negative")
@@ -143,10 +167,12 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	case c.seeded == 0 && c.seed != "":
 		return c, errors.New("--seed: give --seeded N too")
 	}
-	if err := checkLoopback(c.url); err != nil {
-		return c, err
+	for i, u := range c.urls {
+		if err := checkLoopback(u); err != nil {
+			return c, err
+		}
+		c.urls[i] = strings.TrimRight(u, "/")
 	}
-	c.url = strings.TrimRight(c.url, "/")
 	if c.license == "" {
 		b, err := os.ReadFile(c.licenseFile)
 		if err != nil {
@@ -168,6 +194,22 @@ func checkLoopback(raw string) error {
 		return nil
 	}
 	return fmt.Errorf("--url %q: refusing a host that is not loopback", raw)
+}
+
+// listFlag is a flag that may be repeated, each value a comma-separated list; it collects
+// every item, in order.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			return fmt.Errorf("an empty item in %q", v)
+		}
+		*l = append(*l, item)
+	}
+	return nil
 }
 
 // startProfile starts a CPU profile of the harness into path (none when path is empty).
@@ -211,7 +253,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
 
-	if _, err := sample(cfg.pid); err != nil { // a wrong --pid fails now, not after the setup
+	if _, err := sample(cfg.pids, cfg.pgPID, cfg.pgDB); err != nil { // a wrong --pid fails now, not after the setup
 		return err
 	}
 	text := stdout // the human report; stdout is the JSON's when --json is -
@@ -228,19 +270,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	var admin *adminClient
-	var statsBefore serverStats
-	if cfg.adminSocket != "" {
-		// Before and after, the virtual users hold no idle connection: an idle keep-alive
-		// connection keeps a goroutine and its buffers (~20 KB) on the server until its idle
-		// timeout (120 s), which is the clients' doing, not the ceremonies'.
-		c.http.CloseIdleConnections()
-		admin = newAdminClient(cfg.adminSocket)
-		if statsBefore, err = admin.stats(ctx); err != nil {
+	var admin nodesAdmin
+	var statsBefore []serverStats
+	burst := cfg.burst > 0
+	if len(cfg.adminSockets) > 0 {
+		if burst {
+			// Before and after, the virtual users hold no idle connection: an idle keep-alive
+			// connection keeps a goroutine and its buffers (~20 KB) on the server until its
+			// idle timeout (120 s), which is the clients' doing, not the ceremonies'.
+			c.http.CloseIdleConnections()
+		}
+		admin = newNodesAdmin(cfg.adminSockets)
+		if statsBefore, err = admin.stats(ctx, burst); err != nil {
 			return err
 		}
 	}
-	before, err := sample(cfg.pid)
+	before, err := sample(cfg.pids, cfg.pgPID, cfg.pgDB)
 	if err != nil {
 		return err
 	}
@@ -250,31 +295,39 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	res := drive(ctx, c, cfg, users, stderr)
 	stopProfile()
-	after, err := sample(cfg.pid)
+	after, err := sample(cfg.pids, cfg.pgPID, cfg.pgDB)
 	if err != nil {
 		return err
 	}
-	var aftermath *Aftermath
+	var statsEnd []serverStats
 	if admin != nil {
+		// Without a collection: only the round trips are read here.
+		if statsEnd, err = admin.stats(ctx, false); err != nil {
+			return err
+		}
+	}
+	var aftermath *Aftermath
+	if admin != nil && burst {
 		c.http.CloseIdleConnections() // the burst's clients leave
 		fmt.Fprintf(stderr, "settling for %s before reading the server's stats again...\n", cfg.settle)
 		if !sleepUntil(ctx, time.Now().Add(cfg.settle)) {
 			return fmt.Errorf("settling: %w", ctx.Err())
 		}
-		statsAfter, err := admin.stats(ctx)
+		statsAfter, err := admin.stats(ctx, true)
 		if err != nil {
 			return err
 		}
-		settled, err := sample(cfg.pid)
+		settled, err := sample(cfg.pids, cfg.pgPID, cfg.pgDB)
 		if err != nil {
 			return err
 		}
-		a := newAftermath(cfg.settle, statsBefore, statsAfter, before.serverRSS, settled.serverRSS)
+		a := newAftermath(cfg.settle, sumStats(statsBefore), sumStats(statsAfter), before.serverRSS, settled.serverRSS)
 		aftermath = &a
 	}
 
 	sum := summarize(cfg, res, floor, before, after)
 	sum.Aftermath = aftermath
+	sum.RoundTrips = newRoundTrips(statsBefore, statsEnd, sum.Ceremonies)
 	writeText(text, sum)
 	if cfg.jsonOut != "" {
 		if err := writeJSON(cfg.jsonOut, stdout, sum); err != nil {

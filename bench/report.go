@@ -16,11 +16,14 @@ import (
 
 // Summary is the result of a run, as the JSON summary carries it.
 type Summary struct {
-	Scenario string  `json:"scenario"`
-	Routes   string  `json:"routes"`
-	Mode     string  `json:"mode"` // steady or burst
-	Users    int     `json:"users"`
-	Seconds  float64 `json:"seconds"`
+	Scenario string `json:"scenario"`
+	Routes   string `json:"routes"`
+	Mode     string `json:"mode"` // steady or burst
+	Users    int    `json:"users"`
+	// Nodes is how many servers the ceremonies went to (--url); with more than one, each
+	// ceremony's result went to another node than its options.
+	Nodes   int     `json:"nodes"`
+	Seconds float64 `json:"seconds"`
 	// Ceremonies counts outcomes; PerSecond is completed ceremonies per second.
 	Ceremonies Outcomes `json:"ceremonies"`
 	// Calls are the latencies of each route, whatever its answer.
@@ -28,8 +31,13 @@ type Summary struct {
 	// Errors are the answers other than 200.
 	Errors Errors `json:"errors"`
 	Floor  Floor  `json:"floor"`
-	// Server is set when the server's pid was given.
+	// Server is set when the server's pid (every node's) was given.
 	Server *ServerCost `json:"server,omitempty"`
+	// Database is set when the PostgreSQL postmaster's pid was given.
+	Database *DatabaseCost `json:"database,omitempty"`
+	// RoundTrips is set when every node's admin socket was given and each counted its store's
+	// round trips (over PostgreSQL).
+	RoundTrips *RoundTrips `json:"store_round_trips,omitempty"`
 	// HarnessCPUMicros is the harness's own CPU time per completed ceremony: on a machine the
 	// two share, this is CPU the server did not get.
 	HarnessCPUMicros float64 `json:"harness_cpu_us_per_ceremony"`
@@ -43,8 +51,9 @@ type Summary struct {
 }
 
 // MachineLoad is the average number of busy CPUs over the measured phase: in all, and
-// what neither the server (when its pid is given) nor the harness used. The latter is
-// other processes, plus kernel work (interrupts) charged to no process.
+// what neither the server (when its pids are given), nor PostgreSQL (when its pid is given),
+// nor the harness used. The latter is other processes, plus kernel work (interrupts) charged
+// to no process.
 type MachineLoad struct {
 	CPUs       int     `json:"cpus"`
 	CoresBusy  float64 `json:"cores_busy"`
@@ -67,9 +76,10 @@ type Errors struct {
 	ByCode   map[string]int `json:"by_code"`
 }
 
-// ServerCost is the server's CPU time and memory over the measured phase.
+// ServerCost is the server's CPU time and memory over the measured phase: every node's, added
+// up.
 type ServerCost struct {
-	PID           int     `json:"pid"`
+	PIDs          []int   `json:"pids"`
 	CPUSeconds    float64 `json:"cpu_seconds"`
 	CPUMicros     float64 `json:"cpu_us_per_ceremony"`
 	FloorMultiple float64 `json:"floor_multiple"`
@@ -78,13 +88,25 @@ type ServerCost struct {
 	RSSAfterMiB   float64 `json:"rss_after_mib"`
 }
 
+// DatabaseCost is PostgreSQL's CPU time over the measured phase: the postmaster's and every
+// child's (see postgresCPU), beside the nodes'.
+type DatabaseCost struct {
+	PID int `json:"pid"`
+	// Only is the database that --pg-db kept to (the others' backends left out); empty: all.
+	Only       string  `json:"only_database,omitempty"`
+	Processes  int     `json:"processes"` // the postmaster's children at the end
+	CPUSeconds float64 `json:"cpu_seconds"`
+	CPUMicros  float64 `json:"cpu_us_per_ceremony"`
+	Cores      float64 `json:"cores_busy"`
+}
+
 func summarize(cfg config, m measurement, floor Floor, before, after procSample) Summary {
 	s := m.stats
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	secs := m.elapsed.Seconds()
 	sum := Summary{
-		Scenario: cfg.scenario, Routes: cfg.routes, Mode: "steady", Users: m.workers, Seconds: round(secs, 3),
+		Scenario: cfg.scenario, Routes: cfg.routes, Mode: "steady", Users: m.workers, Nodes: len(cfg.urls), Seconds: round(secs, 3),
 		Ceremonies: Outcomes{OK: s.ok.Load(), Refused: s.refused.Load(), Failed: s.failed.Load(),
 			PerSecond: round(float64(s.ok.Load())/secs, 1)},
 		Calls:  map[string]Latency{},
@@ -102,14 +124,22 @@ func summarize(cfg config, m measurement, floor Floor, before, after procSample)
 		sum.Errors.ByStatus[strconv.Itoa(status)] = n
 	}
 	machine, harness, server := after.machineCPU-before.machineCPU, after.harnessCPU-before.harnessCPU, after.serverCPU-before.serverCPU
+	db := after.dbCPU - before.dbCPU
 	sum.Machine = MachineLoad{CPUs: runtime.NumCPU(), CoresBusy: round(machine.Seconds()/secs, 2),
-		OtherCores: round(max(0, (machine-harness-server).Seconds())/secs, 2)}
+		OtherCores: round(max(0, (machine-harness-server-db).Seconds())/secs, 2)}
 	ok := float64(sum.Ceremonies.OK)
 	if ok > 0 {
 		sum.HarnessCPUMicros = round(micros(harness)/ok, 1)
 	}
-	if cfg.pid != 0 {
-		sc := &ServerCost{PID: cfg.pid, CPUSeconds: round(server.Seconds(), 2),
+	if cfg.pgPID != 0 {
+		dc := &DatabaseCost{PID: cfg.pgPID, Only: cfg.pgDB, Processes: after.dbProcs, CPUSeconds: round(db.Seconds(), 2), Cores: round(db.Seconds()/secs, 2)}
+		if ok > 0 {
+			dc.CPUMicros = round(micros(db)/ok, 1)
+		}
+		sum.Database = dc
+	}
+	if len(cfg.pids) > 0 {
+		sc := &ServerCost{PIDs: cfg.pids, CPUSeconds: round(server.Seconds(), 2),
 			Cores:        round(server.Seconds()/secs, 2),
 			RSSBeforeMiB: round(float64(before.serverRSS)/(1<<20), 1), RSSAfterMiB: round(float64(after.serverRSS)/(1<<20), 1)}
 		if ok > 0 {
@@ -127,6 +157,9 @@ var callOrder = []string{callRegOptions, callRegResult, callSignInOptions, callS
 // writeText prints the human report.
 func writeText(w io.Writer, s Summary) {
 	fmt.Fprintf(w, "\nwebauthnd bench: %s via %s, %s, %d users, %.1fs\n", s.Scenario, s.Routes, s.Mode, s.Users, s.Seconds)
+	if s.Nodes > 1 {
+		fmt.Fprintf(w, "nodes        %d, each ceremony's result sent to another node than its options\n", s.Nodes)
+	}
 	if s.Seeded > 0 {
 		fmt.Fprintf(w, "store        signing in as %d seeded users\n", s.Seeded)
 	}
@@ -151,6 +184,17 @@ func writeText(w io.Writer, s Summary) {
 			sc.CPUMicros, sc.FloorMultiple, sc.Cores, sc.RSSBeforeMiB, sc.RSSAfterMiB)
 	} else {
 		fmt.Fprintln(w, "server       CPU not measured (give --pid)")
+	}
+	if d := s.Database; d != nil {
+		of := "every database"
+		if d.Only != "" {
+			of = "database " + d.Only + " and the shared processes"
+		}
+		fmt.Fprintf(w, "postgresql   %.1fµs CPU per ceremony; %.2f cores busy (the postmaster and %d processes: %s)\n",
+			d.CPUMicros, d.Cores, d.Processes, of)
+	}
+	if s.RoundTrips != nil || s.Nodes > 1 || s.Database != nil {
+		fmt.Fprintf(w, "round trips  %s\n", s.RoundTrips)
 	}
 	fmt.Fprintf(w, "harness      %.1fµs CPU per ceremony\n", s.HarnessCPUMicros)
 	fmt.Fprintf(w, "machine      %.2f of %d CPUs busy, %.2f by other processes and unattributed kernel work\n",

@@ -27,6 +27,10 @@ type AdminDeps struct {
 	Backup func(w io.Writer) error
 	// LiveCeremonies counts the ceremony actors alive in every community.
 	LiveCeremonies func(ctx context.Context) (int, error)
+	// StoreRoundTrips counts the round trips this process's store made to its database since
+	// it opened, for the benchmark harness's round trips per ceremony; nil for a store that
+	// makes none (Badger is in process).
+	StoreRoundTrips func() uint64
 	// ImportMetadata verifies an MDS BLOB and makes its entries the global metadata
 	// (`webauthnd metadata import`); MDS reads them back (`webauthnd metadata list`).
 	ImportMetadata func(context.Context, MetadataImport) (MetadataImported, error)
@@ -68,8 +72,10 @@ func handleListLicenses(a AdminDeps) http.Handler {
 	})
 }
 
-// handleStats answers what the benchmark harness checks after a burst: live ceremony actors
-// and the Go heap (after a forced collection with ?gc=1), so that nothing needs a debug build.
+// handleStats answers what the benchmark harness reads: live ceremony actors and the Go heap
+// (after a forced collection with ?gc=1) to check a burst's aftermath, and, over a database,
+// the store's round trips so far (storeRoundTrips, absent when the store makes none), so that
+// nothing needs a debug build.
 func handleStats(a AdminDeps) http.Handler {
 	return handle(a.Log, func(w http.ResponseWriter, r *http.Request) error {
 		if r.URL.Query().Get("gc") == "1" {
@@ -84,11 +90,15 @@ func handleStats(a AdminDeps) http.Handler {
 		}
 		sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 		metrics.Read(sample)
-		encode(w, http.StatusOK, map[string]any{
+		stats := map[string]any{
 			"liveCeremonies": live,
 			"heapBytes":      sample[0].Value.Uint64(),
 			"goroutines":     runtime.NumGoroutine(),
-		})
+		}
+		if a.StoreRoundTrips != nil {
+			stats["storeRoundTrips"] = a.StoreRoundTrips()
+		}
+		encode(w, http.StatusOK, stats)
 		return nil
 	})
 }

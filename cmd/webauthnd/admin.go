@@ -39,6 +39,10 @@ func listenAdmin(dataDir string, engine *actors.Engine, store persistence.Store,
 		ln.Close()
 		return nil, nil, fmt.Errorf("admin socket %s: %w", path, err)
 	}
+	var roundTrips func() uint64
+	if counter, ok := store.(interface{ RoundTrips() uint64 }); ok {
+		roundTrips = counter.RoundTrips
+	}
 	srv := &http.Server{
 		Handler: httpapi.NewAdminServer(httpapi.AdminDeps{
 			Write:    engine.Write,
@@ -48,6 +52,8 @@ func listenAdmin(dataDir string, engine *actors.Engine, store persistence.Store,
 			},
 			Backup:         backup,
 			LiveCeremonies: engine.LiveTotal,
+			// The benchmark's round trips per sign-in (over PostgreSQL).
+			StoreRoundTrips: roundTrips,
 			ImportMetadata: func(ctx context.Context, req httpapi.MetadataImport) (httpapi.MetadataImported, error) {
 				return importMetadata(ctx, store, req)
 			},

@@ -455,3 +455,31 @@ func TestPostgresBootstrapWithoutTheLockCreatesOneDefault(t *testing.T) {
 		t.Fatalf("license list shows\n%s\nwant one license", list)
 	}
 }
+
+// TestPostgresAdminStatsCountRoundTrips: over PostgreSQL, /admin/stats carries the store's round
+// trips so far (what the benchmark harness divides by the ceremonies of a run), and an options
+// call moves it.
+func TestPostgresAdminStatsCountRoundTrips(t *testing.T) {
+	node := startNodes(t, pgtest.NewDatabase(t), 1)[0]
+	key := defaultKeyOf(t, []*testServer{node})
+	roundTrips := func() float64 {
+		t.Helper()
+		v, err := viaSocket(context.Background(), socketPath(node.DataDir), "GET", "/admin/stats", nil)
+		if err != nil {
+			t.Fatalf("admin stats: %v", err)
+		}
+		rt, ok := v.(map[string]any)["storeRoundTrips"].(float64)
+		if !ok {
+			t.Fatalf("admin stats over PostgreSQL = %v, want a storeRoundTrips count", v)
+		}
+		return rt
+	}
+	before := roundTrips()
+	if before <= 0 {
+		t.Errorf("storeRoundTrips = %v after start-up, which read the database", before)
+	}
+	node.signInOptions(t, key, "default", "localhost", "nobody")
+	if after := roundTrips(); after <= before {
+		t.Errorf("storeRoundTrips %v before an options call and %v after it, want more", before, after)
+	}
+}
