@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -390,4 +391,56 @@ func (o PatchCommunity) Onto(c Community) PutCommunity {
 		c.BlockClones = *o.BlockClones
 	}
 	return PutCommunity{Community: c, TenantDNS: o.TenantDNS}
+}
+
+// Onto returns ring with o's key made current: the current key is retired at New.Created, and
+// keys retired more than Keep before it are dropped. (OnlyIfAbsent is the backends' to honour:
+// it needs to know whether the ring exists.)
+func (o RotateKey) Onto(ring Keyring) Keyring {
+	keys := []KeyRecord{o.New}
+	for _, k := range ring.Keys {
+		if k.Retired.IsZero() {
+			k.Retired = o.New.Created
+		}
+		if o.New.Created.Sub(k.Retired) <= o.Keep {
+			keys = append(keys, k)
+		}
+	}
+	return Keyring{Keys: keys}
+}
+
+// Onto returns r, the stored record, with the members o sets, stamped with UpdatedBy and At (the
+// time of the call when At is zero). The result still has to pass ValidateVendorRecord.
+func (o PatchVendorMetadata) Onto(r VendorRecord) VendorRecord {
+	if o.Metadata != nil {
+		r.Metadata = *o.Metadata
+	}
+	if o.Name != nil {
+		r.Name = *o.Name
+	}
+	if o.Disabled != nil {
+		r.Disabled = *o.Disabled
+	}
+	r.UpdatedBy, r.UpdatedAt = o.UpdatedBy, o.At
+	if r.UpdatedAt.IsZero() {
+		r.UpdatedAt = time.Now().UTC()
+	}
+	return r
+}
+
+// Select picks, of the credentials found by o's fidoKeyHash or DID, those o removes (of its
+// community and, when it names one, of its user): their owners in the order found, and their
+// ids. No id means nothing to remove (ErrNothingToRemove).
+func (o RemoveCredentials) Select(found []Credential) (owners []string, gone map[string]bool) {
+	gone = map[string]bool{}
+	for _, c := range found {
+		if c.CommunityID != o.CommunityID || (o.Username != "" && c.Username != o.Username) {
+			continue
+		}
+		if !slices.Contains(owners, c.Username) {
+			owners = append(owners, c.Username)
+		}
+		gone[string(c.ID)] = true
+	}
+	return owners, gone
 }

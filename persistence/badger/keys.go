@@ -35,16 +35,7 @@ func rotateKey(txn *bdb.Txn, o persistence.RotateKey) (any, error) {
 	case err != nil && !errors.Is(err, persistence.ErrNotFound):
 		return nil, persistence.StoreInternal(err)
 	}
-	keys := []persistence.KeyRecord{o.New}
-	for _, k := range ring.Keys {
-		if k.Retired.IsZero() {
-			k.Retired = o.New.Created
-		}
-		if o.New.Created.Sub(k.Retired) <= o.Keep {
-			keys = append(keys, k)
-		}
-	}
-	ring.Keys = keys
+	ring = o.Onto(ring)
 	if err := setJSON(txn, keyringKey(o.Name), ring); err != nil {
 		return nil, persistence.StoreInternal(err)
 	}

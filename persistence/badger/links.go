@@ -113,19 +113,7 @@ func removeCredentials(txn *bdb.Txn, o persistence.RemoveCredentials) (any, erro
 			found = append(found, c)
 		}
 	}
-	var (
-		owners []string            // the owners of the passkeys to remove, in the order found
-		gone   = map[string]bool{} // the ids of the passkeys to remove
-	)
-	for _, c := range found {
-		if c.CommunityID != o.CommunityID || (o.Username != "" && c.Username != o.Username) {
-			continue
-		}
-		if !slices.Contains(owners, c.Username) {
-			owners = append(owners, c.Username)
-		}
-		gone[string(c.ID)] = true
-	}
+	owners, gone := o.Select(found)
 	if len(gone) == 0 {
 		return nil, persistence.ErrNothingToRemove
 	}

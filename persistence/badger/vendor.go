@@ -65,19 +65,7 @@ func patchVendorMetadata(txn *bdb.Txn, o persistence.PatchVendorMetadata) (any, 
 	} else if err != nil {
 		return nil, persistence.StoreInternal(err)
 	}
-	if o.Metadata != nil {
-		r.Metadata = *o.Metadata
-	}
-	if o.Name != nil {
-		r.Name = *o.Name
-	}
-	if o.Disabled != nil {
-		r.Disabled = *o.Disabled
-	}
-	r.UpdatedBy, r.UpdatedAt = o.UpdatedBy, o.At
-	if r.UpdatedAt.IsZero() {
-		r.UpdatedAt = time.Now().UTC()
-	}
+	r = o.Onto(r)
 	if err := persistence.ValidateVendorRecord(r); err != nil {
 		return nil, err
 	}

@@ -500,16 +500,7 @@ func rotateKey(ctx context.Context, t *txn, o persistence.RotateKey) (any, error
 				return ring, nil
 			}
 		}
-		keys := []persistence.KeyRecord{o.New}
-		for _, k := range ring.Keys {
-			if k.Retired.IsZero() {
-				k.Retired = o.New.Created
-			}
-			if o.New.Created.Sub(k.Retired) <= o.Keep {
-				keys = append(keys, k)
-			}
-		}
-		ring.Keys = keys
+		ring = o.Onto(ring)
 		b, err := json.Marshal(ring.Keys)
 		if err != nil {
 			return nil, err

@@ -156,19 +156,7 @@ func patchVendorMetadata(ctx context.Context, t *txn, o persistence.PatchVendorM
 	if !found {
 		return nil, persistence.VendorRecordMissing(aaguid)
 	}
-	if o.Metadata != nil {
-		r.Metadata = *o.Metadata
-	}
-	if o.Name != nil {
-		r.Name = *o.Name
-	}
-	if o.Disabled != nil {
-		r.Disabled = *o.Disabled
-	}
-	r.UpdatedBy, r.UpdatedAt = o.UpdatedBy, o.At
-	if r.UpdatedAt.IsZero() {
-		r.UpdatedAt = now()
-	}
+	r = o.Onto(r)
 	if err := persistence.ValidateVendorRecord(r); err != nil {
 		return nil, err
 	}
