@@ -41,6 +41,17 @@ type Credentials interface {
 	AttestationObjectOf(ctx context.Context, id []byte) ([]byte, error)
 }
 
+// CommunityPasskeys reads a community's users with their passkeys, for `webauthnd passkeys
+// export`: one user at a time, so that a community of a million passkeys is never held in
+// memory at once.
+type CommunityPasskeys interface {
+	// PasskeysOf yields each user of a community, in username order, with its credentials (as
+	// CredentialsOf returns them: in the order of their ids, without attestation objects), all
+	// from one snapshot. Users without a passkey are yielded too (with none). An error that
+	// yield returns ends the read and is returned as is; an unknown community yields nothing.
+	PasskeysOf(ctx context.Context, communityID string, yield func(User, []Credential) error) error
+}
+
 // UserCredentials reads a user with its credentials in one read: what a sign-in's options need
 // (over PostgreSQL one round trip instead of two, which keeps a sign-in within its budget of
 // four). A backend offers it when it can; ReadUserAndCredentials works with any store.
@@ -226,6 +237,7 @@ type Store interface {
 	Communities
 	Users
 	Credentials
+	CommunityPasskeys
 	Licenses
 	Secrets
 	Keyrings

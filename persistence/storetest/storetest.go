@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"Generations", testGenerations},
 		{"Caches", testCaches},
 		{"Import", testImport},
+		{"PasskeysOf", testPasskeysOf},
 		{"Store", testStore},
 		{"Context", testContext},
 		{"Concurrency", testConcurrency},
