@@ -35,6 +35,13 @@ type AdminDeps struct {
 	// (`webauthnd metadata import`); MDS reads them back (`webauthnd metadata list`).
 	ImportMetadata func(context.Context, MetadataImport) (MetadataImported, error)
 	MDS            persistence.MDS
+	// Passkeys reads a community's passkeys for `webauthnd passkeys export`; ImportPasskeys
+	// checks and writes a chunk of an import (a PasskeyImporter's Import). Nil: not offered.
+	Passkeys interface {
+		persistence.Communities
+		persistence.CommunityPasskeys
+	}
+	ImportPasskeys func(context.Context, PasskeyImport) (PasskeyImportReport, error)
 	Log            *zap.Logger
 }
 

@@ -136,15 +136,19 @@ func ListMetadata(ctx context.Context, r persistence.MDS, aaguid, keyID string) 
 }
 
 // limitAdminBody is limitBody for the admin API, but for the MDS import, whose body carries a
-// BLOB of megabytes.
+// BLOB of megabytes, and the passkey import, whose chunks are some megabytes of lines.
 func limitAdminBody(next http.Handler) http.Handler {
 	limited := limitBody(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != AdminMetadataImportPath {
+		switch r.URL.Path {
+		case AdminMetadataImportPath:
+			r.Body = http.MaxBytesReader(w, r.Body, adminMetadataBodyLimit)
+		case AdminPasskeysImportPath: // chunks of an import file (passkeys.go)
+			r.Body = http.MaxBytesReader(w, r.Body, adminPasskeysBodyLimit)
+		default:
 			limited.ServeHTTP(w, r)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, adminMetadataBodyLimit)
 		next.ServeHTTP(w, r)
 	})
 }

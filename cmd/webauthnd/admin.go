@@ -57,8 +57,10 @@ func listenAdmin(dataDir string, engine *actors.Engine, store persistence.Store,
 			ImportMetadata: func(ctx context.Context, req httpapi.MetadataImport) (httpapi.MetadataImported, error) {
 				return importMetadata(ctx, store, req)
 			},
-			MDS: store,
-			Log: log.Named("admin"),
+			MDS:            store,
+			Passkeys:       store,
+			ImportPasskeys: httpapi.PasskeyImporter{Store: store, Write: engine.Write, CheckKey: actors.CheckPublicKey}.Import,
+			Log:            log.Named("admin"),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          zap.NewStdLog(log),

@@ -4,6 +4,7 @@
 //	webauthnd community create|update ...  manage communities (relying parties)
 //	webauthnd license create ...            issue a license key
 //	webauthnd metadata import|list ...      the FIDO Metadata Service's entries
+//	webauthnd passkeys export|import ...    a community's passkeys as JSON Lines, out and in
 //	webauthnd migrate --from DIR --to URL   copy a Badger store into an empty PostgreSQL database
 //	webauthnd cert self-signed ...          a certificate for trying HTTPS locally
 //
@@ -49,6 +50,10 @@ const usage = `usage:
   webauthnd metadata import --blob FILE [--root CERT_FILE] [--at RFC3339] [--force]
                                      verify a FIDO MDS3 BLOB and make its entries the global metadata
   webauthnd metadata list [--aaguid X | --key-id HEX]
+  webauthnd passkeys export --community ID --out FILE
+                                     the community's passkeys, one JSON line each (README: Moving passkeys)
+  webauthnd passkeys import --community ID --in FILE [--dry-run]
+                                     check every line, then write them all, or nothing when one is refused
   webauthnd cert self-signed --host NAME [--host NAME ...] --out DIR
   webauthnd backup --out FILE        a consistent snapshot, while the server runs or not; FILE (mode 0600)
                                      holds the service's private keys: keep it like one
@@ -92,6 +97,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fmt.Errorf("metadata: want import or list\n%s", usage)
 		}
 		return metadataCommand(ctx, args[1], args[2:], getenv, stdout, stderr)
+	case "passkeys":
+		if len(args) < 2 || (args[1] != "export" && args[1] != "import") {
+			return fmt.Errorf("passkeys: want export or import\n%s", usage)
+		}
+		return passkeysCommand(ctx, args[1], args[2:], getenv, stdout, stderr)
 	case "backup":
 		return backupCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "restore":

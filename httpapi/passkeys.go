@@ -1,0 +1,539 @@
+package httpapi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/webauthnd/webauthnd/messages"
+	"github.com/webauthnd/webauthnd/persistence"
+)
+
+// Passkey import and export (`webauthnd passkeys export|import`): the line format, its strict
+// parser, and the import's checks against a store, shared by the admin socket and the command
+// run without a server.
+
+// Admin paths of the passkey import and export.
+const (
+	AdminPasskeysExportPath = "/admin/passkeys/export"
+	AdminPasskeysImportPath = "/admin/passkeys/import"
+)
+
+const (
+	// MaxPasskeyLineBytes bounds one line: the largest fields (a credential id of 1,023 bytes,
+	// an RSA-4096 COSE key, a DID of 512 bytes, a username of 256 bytes, all escaped or
+	// base64url) take some 5 KiB; the rest is room for a long display name.
+	MaxPasskeyLineBytes = 16 << 10
+	// MaxPasskeyImportLines bounds the lines of one import request (and one write): 5,000
+	// passkeys are one Import call of about a megabyte, a few transactions of the embedded store.
+	MaxPasskeyImportLines = 5000
+	// adminPasskeysBodyLimit bounds an import request: MaxPasskeyImportLines lines of 4 KiB on
+	// average, as JSON strings. The command cuts its chunks at 5,000 lines or 16 MiB.
+	adminPasskeysBodyLimit = 24 << 20
+)
+
+// PasskeyLine is one line of an export, one passkey with its user: what a relying party needs
+// to move its passkeys to another server. Binary values are base64url without padding, as
+// WebAuthn writes them; the AAGUID is in its canonical UUID form, as the metadata routes and
+// the FIDO MDS name it (empty when the authenticator gave none). Every field is always written.
+type PasskeyLine struct {
+	// CommunityID and RPID are the source's: RPID must be one of the target community's RP IDs
+	// (an assertion's rpIdHash is checked against it); CommunityID is only informative.
+	CommunityID  string `json:"communityId"`
+	RPID         string `json:"rpId"`
+	Username     string `json:"username"`
+	DisplayName  string `json:"displayName"`
+	UserHandle   string `json:"userHandle"`
+	CredentialID string `json:"credentialId"`
+	// PublicKey is the credential's COSE_Key, as the attested credential data carried it.
+	PublicKey          string   `json:"publicKey"`
+	Algorithm          int64    `json:"algorithm"`
+	SignCount          uint32   `json:"signCount"`
+	Transports         []string `json:"transports"`
+	AAGUID             string   `json:"aaguid"`
+	AttestationFormat  string   `json:"attestationFormat"`
+	AttestationTrusted bool     `json:"attestationTrusted"`
+	UserVerified       bool     `json:"userVerified"`
+	BackupEligible     bool     `json:"backupEligible"`
+	BackupState        bool     `json:"backupState"`
+	CloneWarning       bool     `json:"cloneWarning"`
+	// CreatedAt may be absent (null): the import then stamps its own time.
+	CreatedAt *time.Time `json:"createdAt"`
+	// LastUsedAt is null for a passkey that never signed in.
+	LastUsedAt *time.Time `json:"lastUsedAt"`
+	// DID is the decentralized identifier the passkey is linked to, or empty.
+	DID string `json:"did"`
+}
+
+// PasskeyLineOf is the line of a stored passkey and its user.
+func PasskeyLineOf(u persistence.User, c persistence.Credential) PasskeyLine {
+	l := PasskeyLine{
+		CommunityID: c.CommunityID, RPID: c.RPID, Username: c.Username, DisplayName: u.DisplayName,
+		UserHandle: b64url(c.UserHandle), CredentialID: b64url(c.ID), PublicKey: b64url(c.PublicKey),
+		Algorithm: c.Algorithm, SignCount: c.SignCount, Transports: c.Transports,
+		AttestationFormat: c.AttestationFormat, AttestationTrusted: c.AttestationTrusted,
+		UserVerified: c.UserVerified, BackupEligible: c.BackupEligible, BackupState: c.BackupState,
+		CloneWarning: c.CloneWarning, DID: c.DID,
+	}
+	if l.Transports == nil {
+		l.Transports = []string{}
+	}
+	if aaguid, err := persistence.FormatAAGUID(c.AAGUID); err == nil {
+		l.AAGUID = aaguid
+	}
+	if !c.Created.IsZero() {
+		t := c.Created.UTC()
+		l.CreatedAt = &t
+	}
+	if !c.LastUsed.IsZero() {
+		t := c.LastUsed.UTC()
+		l.LastUsedAt = &t
+	}
+	return l
+}
+
+// maxTransports bounds a line's transports (WebAuthn names six).
+const maxTransports = 16
+
+// ParsePasskeyLine reads one line with the API's strict rules (see unmarshalStrict), and more:
+// a name that is not a field of PasskeyLine is refused too, since a field this server does not
+// know would be silently lost in the move. It returns the user and the passkey the line gives,
+// in community communityID, checked as a registration's records are (persistence.Check); the
+// COSE key and the RP ID are the importer's to check.
+func ParsePasskeyLine(raw []byte, communityID string) (persistence.User, persistence.Credential, error) {
+	var l PasskeyLine
+	if len(raw) > MaxPasskeyLineBytes {
+		return persistence.User{}, persistence.Credential{}, lineError("the line is longer than %d KiB", MaxPasskeyLineBytes>>10)
+	}
+	if err := unmarshalStrict(raw, &l); err != nil {
+		var e *messages.Error
+		if errors.As(err, &e) {
+			return persistence.User{}, persistence.Credential{}, lineError("%s", strings.Replace(e.Message, "the request body", "the line", 1))
+		}
+		return persistence.User{}, persistence.Credential{}, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&l); err != nil {
+		// unmarshalStrict has checked the syntax and the types: what is left is a name.
+		return persistence.User{}, persistence.Credential{}, lineError("%s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return l.records(communityID)
+}
+
+// records checks the fields of l and returns its user and passkey in communityID.
+func (l PasskeyLine) records(communityID string) (persistence.User, persistence.Credential, error) {
+	var u persistence.User
+	var c persistence.Credential
+	handle, err := strictB64url("userHandle", l.UserHandle)
+	if err != nil {
+		return u, c, err
+	}
+	id, err := strictB64url("credentialId", l.CredentialID)
+	if err != nil {
+		return u, c, err
+	}
+	key, err := strictB64url("publicKey", l.PublicKey)
+	if err != nil {
+		return u, c, err
+	}
+	var aaguid []byte
+	if l.AAGUID != "" {
+		canonical, err := persistence.CanonicalAAGUID(l.AAGUID)
+		if err != nil {
+			return u, c, lineError("aaguid: a UUID, 8-4-4-4-12 hex digits (or empty)")
+		}
+		aaguid, _ = hex.DecodeString(strings.ReplaceAll(canonical, "-", ""))
+	}
+	switch {
+	case l.RPID == "":
+		return u, c, lineError("rpId is missing")
+	case len(l.Transports) > maxTransports:
+		return u, c, lineError("transports: at most %d", maxTransports)
+	case slices.Contains(l.Transports, ""):
+		return u, c, lineError("transports: a transport is a name, not empty")
+	case l.DID != "" && !persistence.ValidDID(l.DID):
+		return u, c, lineError("did: a DID starts with did: and is 5 to 512 bytes without control characters")
+	}
+	c = persistence.Credential{
+		ID: id, CommunityID: communityID, Username: l.Username, UserHandle: handle, RPID: l.RPID,
+		PublicKey: key, Algorithm: l.Algorithm, AAGUID: aaguid, AttestationFormat: l.AttestationFormat,
+		AttestationTrusted: l.AttestationTrusted, Transports: l.Transports, UserPresent: true,
+		UserVerified: l.UserVerified, BackupEligible: l.BackupEligible, BackupState: l.BackupState,
+		SignCount: l.SignCount, CloneWarning: l.CloneWarning, DID: l.DID,
+	}
+	if len(c.Transports) == 0 {
+		c.Transports = nil
+	}
+	if l.CreatedAt != nil {
+		c.Created = l.CreatedAt.UTC()
+	}
+	if l.LastUsedAt != nil {
+		c.LastUsed = l.LastUsedAt.UTC()
+	}
+	if !persistence.StorableTime(c.Created) || !persistence.StorableTime(c.LastUsed) {
+		return u, c, lineError("createdAt and lastUsedAt must lie between the years 1678 and 2262")
+	}
+	if err := persistence.Check(persistence.AddCredential{Credential: c, DisplayName: l.DisplayName}); err != nil {
+		var e *messages.Error
+		if errors.As(err, &e) {
+			return u, c, lineError("%s", e.Message)
+		}
+		return u, c, err
+	}
+	u = persistence.User{CommunityID: communityID, Username: l.Username, DisplayName: l.DisplayName, Handle: handle, Created: c.Created}
+	return u, c, nil
+}
+
+// strictB64url decodes a required binary field: base64url without padding, as WebAuthn writes it.
+func strictB64url(field, s string) ([]byte, error) {
+	if s == "" {
+		return nil, lineError("%s is missing", field)
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return nil, lineError("%s is not base64url without padding", field)
+	}
+	return b, nil
+}
+
+// lineError is the refusal of a line.
+func lineError(format string, a ...any) error {
+	return messages.Errorf(messages.CodeInvalidRequest, fmt.Sprintf(format, a...))
+}
+
+// ExportPasskeys writes the passkeys of a community as lines to w, a user at a time, and
+// returns how many it wrote. A community that does not exist is not_found.
+func ExportPasskeys(ctx context.Context, store interface {
+	persistence.Communities
+	persistence.CommunityPasskeys
+}, communityID string, w io.Writer) (int, error) {
+	if _, err := store.Community(ctx, communityID); errors.Is(err, persistence.ErrNotFound) {
+		return 0, messages.Errorf(messages.CodeNotFound, fmt.Sprintf("community %q does not exist", communityID))
+	} else if err != nil {
+		return 0, err
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	n := 0
+	err := store.PasskeysOf(ctx, communityID, func(u persistence.User, creds []persistence.Credential) error {
+		for _, c := range creds {
+			if err := enc.Encode(PasskeyLineOf(u, c)); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return n, err
+	}
+	return n, bw.Flush()
+}
+
+// PasskeyImport is the body of POST /admin/passkeys/import: a chunk of a file's lines, checked
+// and, unless DryRun, written.
+type PasskeyImport struct {
+	CommunityID string `json:"communityId"`
+	// FirstLine is the number in the file of Lines[0] (from 1), for the report.
+	FirstLine int `json:"firstLine"`
+	// Lines are the lines as read, without their line ends; blank ones are passed over.
+	Lines  []string `json:"lines"`
+	DryRun bool     `json:"dryRun,omitempty"`
+}
+
+// RefusedLine is a line an import refused, and why.
+type RefusedLine struct {
+	Line   int    `json:"line"`
+	Reason string `json:"reason"`
+}
+
+// PasskeyImportReport answers an import of a chunk.
+type PasskeyImportReport struct {
+	// Imported counts the passkeys written (on a dry run: that would be written).
+	Imported int `json:"imported"`
+	// Skipped counts the lines identical to a stored passkey (see SamePasskey).
+	Skipped int `json:"skipped"`
+	// Users counts the users that the written passkeys created.
+	Users int `json:"users"`
+	// Refused are the lines refused, in order; when there is one, nothing was written.
+	Refused []RefusedLine `json:"refused"`
+}
+
+// PasskeyStore is what an import reads and writes without the writer: the target community,
+// users and passkeys as they are, and the bulk import of new users with their passkeys.
+type PasskeyStore interface {
+	persistence.Communities
+	persistence.Users
+	persistence.Credentials
+	persistence.Importer
+}
+
+// PasskeyImporter checks chunks of lines against a store and writes them: new users with their
+// passkeys in one Import, passkeys of users that exist with AddCredential through Write (the
+// engine's writer when a server runs, so that they queue with its registrations).
+type PasskeyImporter struct {
+	Store PasskeyStore
+	Write func(ctx context.Context, op persistence.Op) (any, error)
+	// CheckKey checks a COSE key and the algorithm the line names (actors.CheckPublicKey).
+	CheckKey func(cose []byte, alg int64) error
+	Now      func() time.Time
+}
+
+// pending is an accepted line: its number, user and passkey.
+type pending struct {
+	line int
+	user persistence.User
+	cred persistence.Credential
+}
+
+// Import checks every line of req and, when none is refused and req is no dry run, writes the
+// passkeys that are not stored yet. All or nothing per chunk: one refused line, and the chunk
+// writes nothing (the command checks the whole file first, so a refusal here means the store
+// changed between its check and its write). Checks per line: the line's own (ParsePasskeyLine);
+// its rpId is one of the community's; its COSE key (CheckKey); its credential id appears once
+// in the chunk, and is either not stored or stored as the same passkey (then the line is
+// skipped); its username has one user handle in the chunk and in the store, and its handle one
+// username. An error is returned only when the import cannot run at all (no such community,
+// too many lines, the store failing).
+func (p PasskeyImporter) Import(ctx context.Context, req PasskeyImport) (PasskeyImportReport, error) {
+	rep := PasskeyImportReport{Refused: []RefusedLine{}}
+	if len(req.Lines) > MaxPasskeyImportLines {
+		return rep, messages.Errorf(messages.CodeInvalidRequest, fmt.Sprintf("at most %d lines per request", MaxPasskeyImportLines))
+	}
+	if req.FirstLine < 1 {
+		req.FirstLine = 1
+	}
+	community, err := p.Store.Community(ctx, req.CommunityID)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return rep, messages.Errorf(messages.CodeNotFound, fmt.Sprintf("community %q does not exist", req.CommunityID))
+	} else if err != nil {
+		return rep, err
+	}
+	refuse := func(line int, reason string) {
+		rep.Refused = append(rep.Refused, RefusedLine{Line: line, Reason: reason})
+	}
+	var (
+		accepted []pending
+		ids      = map[string]int{}    // credential id → its line
+		handleOf = map[string][]byte{} // username → its handle in this chunk
+		userOf   = map[string]string{} // handle → its username in this chunk
+		known    = map[string]bool{}   // username → whether the store has the user
+	)
+	for i, text := range req.Lines {
+		n := req.FirstLine + i
+		if strings.TrimSpace(text) == "" {
+			continue
+		}
+		u, c, err := ParsePasskeyLine([]byte(text), community.ID)
+		if err != nil {
+			refuse(n, reasonOf(err))
+			continue
+		}
+		if !slices.Contains(community.RPIDs, c.RPID) {
+			refuse(n, fmt.Sprintf("rpId %q is not one of community %q's RP IDs (%s)", c.RPID, community.ID, strings.Join(community.RPIDs, ", ")))
+			continue
+		}
+		if err := p.CheckKey(c.PublicKey, c.Algorithm); err != nil {
+			refuse(n, reasonOf(err))
+			continue
+		}
+		if first, dup := ids[string(c.ID)]; dup {
+			refuse(n, fmt.Sprintf("credentialId is also on line %d", first))
+			continue
+		}
+		if h, seen := handleOf[u.Username]; seen && !bytes.Equal(h, u.Handle) {
+			refuse(n, fmt.Sprintf("user %q has another userHandle on an earlier line", u.Username))
+			continue
+		}
+		if name, seen := userOf[string(u.Handle)]; seen && name != u.Username {
+			refuse(n, fmt.Sprintf("userHandle is user %q's on an earlier line", name))
+			continue
+		}
+		stored, err := p.Store.Credential(ctx, c.ID)
+		switch {
+		case err == nil && SamePasskey(stored, c):
+			ids[string(c.ID)] = n
+			handleOf[u.Username], userOf[string(u.Handle)] = u.Handle, u.Username
+			rep.Skipped++
+			continue
+		case err == nil:
+			refuse(n, "credentialId is stored already, as another passkey (another user, key or community)")
+			continue
+		case !errors.Is(err, persistence.ErrNotFound):
+			return rep, err
+		}
+		if _, checked := known[u.Username]; !checked {
+			su, err := p.Store.User(ctx, community.ID, u.Username)
+			switch {
+			case err == nil && !bytes.Equal(su.Handle, u.Handle):
+				refuse(n, fmt.Sprintf("user %q exists with another userHandle", u.Username))
+				continue
+			case err != nil && !errors.Is(err, persistence.ErrNotFound):
+				return rep, err
+			}
+			hu, herr := p.Store.UserByHandle(ctx, community.ID, u.Handle)
+			switch {
+			case herr == nil && hu.Username != u.Username:
+				refuse(n, fmt.Sprintf("userHandle belongs to user %q", hu.Username))
+				continue
+			case herr != nil && !errors.Is(herr, persistence.ErrNotFound):
+				return rep, herr
+			}
+			known[u.Username] = err == nil
+		}
+		ids[string(c.ID)] = n
+		handleOf[u.Username], userOf[string(u.Handle)] = u.Handle, u.Username
+		accepted = append(accepted, pending{line: n, user: u, cred: c})
+	}
+	rep.Imported = len(accepted)
+	if len(rep.Refused) > 0 {
+		rep.Imported = 0
+		return rep, nil
+	}
+	newUsers := map[string]int{}
+	for _, a := range accepted {
+		if !known[a.user.Username] {
+			newUsers[a.user.Username]++
+		}
+	}
+	rep.Users = len(newUsers)
+	if req.DryRun || len(accepted) == 0 {
+		return rep, nil
+	}
+	return rep, p.write(ctx, accepted, known)
+}
+
+// write stores accepted lines: the passkeys of new users in one Import (each user created at
+// its earliest passkey's time), those of users that exist one AddCredential each.
+func (p PasskeyImporter) write(ctx context.Context, accepted []pending, known map[string]bool) error {
+	now := time.Now().UTC()
+	if p.Now != nil {
+		now = p.Now().UTC()
+	}
+	var (
+		users  []persistence.User
+		index  = map[string]int{}
+		creds  []persistence.Credential
+		adding []persistence.Op
+	)
+	for _, a := range accepted {
+		c := a.cred
+		if c.Created.IsZero() {
+			c.Created = now
+		}
+		if known[a.user.Username] {
+			adding = append(adding, persistence.AddCredential{Credential: c, DisplayName: a.user.DisplayName})
+			continue
+		}
+		i, ok := index[a.user.Username]
+		if !ok {
+			i = len(users)
+			index[a.user.Username] = i
+			u := a.user
+			u.Created = c.Created
+			users = append(users, u)
+		}
+		if c.Created.Before(users[i].Created) {
+			users[i].Created = c.Created
+		}
+		creds = append(creds, c)
+	}
+	if len(users) > 0 {
+		if err := p.Store.Import(ctx, users, creds); err != nil {
+			return err
+		}
+	}
+	for _, op := range adding {
+		if _, err := p.Write(ctx, op); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SamePasskey reports whether a stored passkey is the one a line gives, so that an import run
+// again skips it: the same community, RP ID, user (username and handle), key and algorithm,
+// AAGUID and attestation format, and creation time when the line gives one. What sign-ins and
+// links change later (counter, last use, flags, clone warning, DID) is not compared, so that an
+// import run again after its users signed in still skips their passkeys.
+func SamePasskey(stored, line persistence.Credential) bool {
+	return stored.CommunityID == line.CommunityID && stored.RPID == line.RPID &&
+		stored.Username == line.Username && bytes.Equal(stored.UserHandle, line.UserHandle) &&
+		bytes.Equal(stored.PublicKey, line.PublicKey) && stored.Algorithm == line.Algorithm &&
+		bytes.Equal(stored.AAGUID, line.AAGUID) && stored.AttestationFormat == line.AttestationFormat &&
+		(line.Created.IsZero() || stored.Created.Equal(line.Created))
+}
+
+// reasonOf is what a refused line's report says: a refusal's client-safe message.
+func reasonOf(err error) string {
+	var e *messages.Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "the line cannot be checked"
+}
+
+// handleExportPasskeys streams a community's passkeys as JSON Lines. An error after the first
+// line aborts the response, so that the client sees a broken stream, never a short file that
+// looks whole.
+func handleExportPasskeys(a AdminDeps) http.Handler {
+	return handle(a.Log, func(w http.ResponseWriter, r *http.Request) error {
+		if a.Passkeys == nil {
+			return messages.Errorf(messages.CodeNotFound, "passkey exports are not available here")
+		}
+		community := r.URL.Query().Get("community")
+		if _, err := a.Passkeys.Community(r.Context(), community); errors.Is(err, persistence.ErrNotFound) {
+			return messages.Errorf(messages.CodeNotFound, fmt.Sprintf("community %q does not exist", community))
+		} else if err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "application/jsonl")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		if _, err := ExportPasskeys(r.Context(), a.Passkeys, community, w); err != nil {
+			a.Log.Warn("passkey export stopped", zap.Error(err))
+			panic(http.ErrAbortHandler)
+		}
+		return nil
+	})
+}
+
+func handleImportPasskeys(a AdminDeps) http.Handler {
+	return handle(a.Log, func(w http.ResponseWriter, r *http.Request) error {
+		if a.ImportPasskeys == nil {
+			return messages.Errorf(messages.CodeNotFound, "passkey imports are not available here")
+		}
+		raw, err := io.ReadAll(r.Body)
+		if err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return messages.Errorf(messages.CodeBodyTooLarge, fmt.Sprintf("the request body is larger than %d MiB", adminPasskeysBodyLimit>>20))
+			}
+			return messages.Wrap(messages.CodeInvalidRequest, "the request body could not be read", err)
+		}
+		var req PasskeyImport
+		if err := unmarshalStrict(raw, &req); err != nil {
+			return err
+		}
+		rep, err := a.ImportPasskeys(r.Context(), req)
+		if err != nil {
+			return err
+		}
+		encode(w, http.StatusOK, rep)
+		return nil
+	})
+}
