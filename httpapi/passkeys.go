@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -117,20 +119,44 @@ func ParsePasskeyLine(raw []byte, communityID string) (persistence.User, persist
 	if len(raw) > MaxPasskeyLineBytes {
 		return persistence.User{}, persistence.Credential{}, lineError("the line is longer than %d KiB", MaxPasskeyLineBytes>>10)
 	}
-	if err := unmarshalStrict(raw, &l); err != nil {
+	if err := unmarshalKnown(raw, &l); err != nil {
+		return persistence.User{}, persistence.Credential{}, err
+	}
+	return l.records(communityID)
+}
+
+// unmarshalKnown is unmarshalStrict for a passkey line, whose every name must be a field: the
+// same name checks (one scan), then one decode that refuses an unknown name.
+func unmarshalKnown(raw []byte, l *PasskeyLine) error {
+	if !utf8.Valid(raw) {
+		return lineError("the line is not valid UTF-8")
+	}
+	sc := nameScanner{b: raw}
+	if err := sc.value(shapeOf(reflect.TypeOf(l)), 0); err != nil {
 		var e *messages.Error
 		if errors.As(err, &e) {
-			return persistence.User{}, persistence.Credential{}, lineError("%s", strings.Replace(e.Message, "the request body", "the line", 1))
+			return lineError("%s", strings.Replace(e.Message, "the request body", "the line", 1))
 		}
-		return persistence.User{}, persistence.Credential{}, err
+		return err
+	}
+	if sc.skipSpace(); sc.i < len(sc.b) {
+		return lineError("the line has data after its JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&l); err != nil {
-		// unmarshalStrict has checked the syntax and the types: what is left is a name.
-		return persistence.User{}, persistence.Credential{}, lineError("%s", strings.TrimPrefix(err.Error(), "json: "))
+	if err := dec.Decode(l); err != nil {
+		var syntax *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syntax):
+			return lineError("the line is not valid JSON")
+		case errors.As(err, &typ):
+			return lineError("%s: a JSON %s where the line needs %s", typ.Field, typ.Value, typ.Type)
+		}
+		// What is left is a name that is no field, or a time that is not RFC 3339.
+		return lineError("%s", strings.TrimPrefix(err.Error(), "json: "))
 	}
-	return l.records(communityID)
+	return nil
 }
 
 // records checks the fields of l and returns its user and passkey in communityID.

@@ -233,21 +233,24 @@ func importPasskeys(ctx context.Context, loc storeLocation, community, in string
 // runImport is the two passes of importPasskeys over f, with chunks sent to do.
 func runImport(ctx context.Context, f *os.File, community string, dryRun bool, do func(context.Context, httpapi.PasskeyImport) (httpapi.PasskeyImportReport, error)) (importSummary, error) {
 	check := importSummary{refused: map[int]string{}}
-	span := newSpanChecker(community)
+	span := newSpanChecker()
 	err := eachChunk(f, func(first int, lines []string, tooLong map[int]string) error {
 		for n, reason := range tooLong {
 			check.refused[n] = reason
-		}
-		for i, l := range lines {
-			if reason := span.check(first+i, l); reason != "" {
-				check.refused[first+i] = reason
-			}
 		}
 		rep, err := do(ctx, httpapi.PasskeyImport{CommunityID: community, FirstLine: first, Lines: lines, DryRun: true})
 		if err != nil {
 			return err
 		}
+		// A line's own fault comes first in the report; what it shares with another, after.
 		check.add(rep, first+len(lines)-1)
+		for i, l := range lines {
+			if reason := span.check(first+i, l); reason != "" {
+				if _, known := check.refused[first+i]; !known {
+					check.refused[first+i] = reason
+				}
+			}
+		}
 		return nil
 	})
 	if err != nil || len(check.refused) > 0 || dryRun {
@@ -357,10 +360,9 @@ func readLine(r *bufio.Reader, limit int) (line []byte, long bool, err error) {
 // the file, that a username has one user handle and a handle one username. It keeps digests,
 // not values, so that a million passkeys take tens of megabytes.
 type spanChecker struct {
-	community string
-	ids       map[digest]int
-	handleOf  map[digest]digestAt // username → its handle, first seen on line
-	userOf    map[digest]digestAt // handle → its username
+	ids      map[digest]int
+	handleOf map[digest]digestAt // username → its handle, first seen on line
+	userOf   map[digest]digestAt // handle → its username
 }
 
 type (
@@ -376,26 +378,32 @@ func digestOf(b []byte) digest {
 	return digest(sum[:16])
 }
 
-func newSpanChecker(community string) *spanChecker {
-	return &spanChecker{community: community, ids: map[digest]int{}, handleOf: map[digest]digestAt{}, userOf: map[digest]digestAt{}}
+func newSpanChecker() *spanChecker {
+	return &spanChecker{ids: map[digest]int{}, handleOf: map[digest]digestAt{}, userOf: map[digest]digestAt{}}
 }
 
 // check returns why line n of the file is refused for what it shares with an earlier line, or
-// "". A line that does not parse is left to the importer's report.
+// "". It reads only the three fields it compares, leniently: a line that is not a valid passkey
+// line is the importer's to refuse, with its reason.
 func (s *spanChecker) check(n int, line string) string {
 	if len(line) == 0 {
 		return ""
 	}
-	u, c, err := httpapi.ParsePasskeyLine([]byte(line), s.community)
-	if err != nil {
+	var l struct {
+		Username     string `json:"username"`
+		UserHandle   string `json:"userHandle"`
+		CredentialID string `json:"credentialId"`
+	}
+	if json.Unmarshal([]byte(line), &l) != nil || l.Username == "" || l.UserHandle == "" || l.CredentialID == "" {
 		return ""
 	}
-	id, user, handle := digestOf(c.ID), digestOf([]byte(u.Username)), digestOf(u.Handle)
+	// Digests of the texts: a strict parse (the importer's) accepts one text per value.
+	id, user, handle := digestOf([]byte(l.CredentialID)), digestOf([]byte(l.Username)), digestOf([]byte(l.UserHandle))
 	if first, dup := s.ids[id]; dup {
 		return fmt.Sprintf("credentialId is also on line %d", first)
 	}
 	if h, seen := s.handleOf[user]; seen && h.d != handle {
-		return fmt.Sprintf("user %q has another userHandle on line %d", u.Username, h.line)
+		return fmt.Sprintf("user %q has another userHandle on line %d", l.Username, h.line)
 	}
 	if o, seen := s.userOf[handle]; seen && o.d != user {
 		return fmt.Sprintf("userHandle is another user's on line %d", o.line)
