@@ -151,6 +151,8 @@ func withRequestLog(log *zap.Logger, next http.Handler) http.Handler {
 			_, _ = rand.Read(b)
 			id = hex.EncodeToString(b)
 		}
+		// The audit trail reads the same id from the context (AuditFrom).
+		r = r.WithContext(withRequestInfo(r.Context(), requestInfo{id: id, remote: peerHost(r.RemoteAddr)}))
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
 		fields := []zap.Field{
