@@ -19,6 +19,10 @@ type AuditEvent struct {
 	Username string
 	// FidoKeyHash names a passkey: the lowercase hex SHA-256 of its raw credential id.
 	FidoKeyHash string
+	// DID is the decentralized identifier a passkey was linked to, unlinked from, or removed by.
+	DID string
+	// AAGUID is the authenticator model whose vendor metadata changed.
+	AAGUID string
 	// LicenseID is the id of the license the request acted under, or the license created or
 	// revoked; never the license's key.
 	LicenseID string

@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence/badger"
 )
 
@@ -51,7 +52,7 @@ func backupCommand(ctx context.Context, args []string, getenv func(string) strin
 		tmp.Close()
 		_ = os.Remove(tmp.Name()) // gone already when renamed
 	}()
-	via, err := backupTo(ctx, dataDir, tmp, stderr)
+	via, err := backupTo(ctx, at, tmp, stderr)
 	if err != nil {
 		return err
 	}
@@ -78,7 +79,8 @@ func backupCommand(ctx context.Context, args []string, getenv func(string) strin
 
 // backupTo writes a backup of dataDir's store to w, through a running server's admin socket
 // when one answers, otherwise from the store itself. It says which way it went.
-func backupTo(ctx context.Context, dataDir string, w, stderr io.Writer) (string, error) {
+func backupTo(ctx context.Context, at storeLocation, w, stderr io.Writer) (string, error) {
+	dataDir := at.dataDir
 	sock := socketPath(dataDir)
 	if up, err := probeAdmin(ctx, sock); err != nil {
 		return "", fmt.Errorf("backup: %w", err)
@@ -94,7 +96,10 @@ func backupTo(ctx context.Context, dataDir string, w, stderr io.Writer) (string,
 		return "", fmt.Errorf("backup: %w", err)
 	}
 	defer store.Close()
-	return "from the store, no server running", store.Backup(w)
+	_, err = at.direct(stderr, func() (any, error) { return nil, store.Backup(w) }, func(err error) messages.AuditEvent {
+		return messages.AuditEvent{Event: messages.AuditBackup, Outcome: messages.AuditOutcome(err)}
+	})
+	return "from the store, no server running", err
 }
 
 func backupViaSocket(ctx context.Context, sock string, w io.Writer) error {
@@ -125,11 +130,13 @@ func restoreCommand(args []string, getenv func(string) string, stdout, stderr io
 	var (
 		dataDir, in string
 		store       storeFlags
+		audit       auditFlags
 	)
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	fs.StringVar(&dataDir, "data-dir", "./data", "the data directory to restore into; it must be empty or not exist")
 	fs.StringVar(&in, "in", "", "the backup file written by webauthnd backup")
 	store.register(fs, false)
+	audit.register(fs)
 	if err := parseFlags(fs, args, getenv, stderr); err != nil {
 		return err
 	}
@@ -155,7 +162,13 @@ func restoreCommand(args []string, getenv func(string) string, stdout, stderr io
 	if err := secureDataDir(dataDir, log); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	if err := badger.Restore(filepath.Join(dataDir, "badger"), f, zap.NewNop()); err != nil {
+	// The line goes to the restored data dir's audit log (emptyOrAbsent lets a retry in).
+	at := storeLocation{dataDir: dataDir, audit: audit}
+	if _, err := at.direct(stderr, func() (any, error) {
+		return nil, badger.Restore(filepath.Join(dataDir, "badger"), f, zap.NewNop())
+	}, func(err error) messages.AuditEvent {
+		return messages.AuditEvent{Event: messages.AuditRestore, Outcome: messages.AuditOutcome(err)}
+	}); err != nil {
 		return fmt.Errorf("restore from %s: %w", in, err)
 	}
 	fmt.Fprintf(stdout, "restored %s into %s; start the server on it. License keys are stored only as hashes, so the keys "+
@@ -172,9 +185,14 @@ func emptyOrAbsent(dataDir string) error {
 		return nil
 	case err != nil:
 		return fmt.Errorf("restore: %w", err)
-	case len(entries) > 0:
+	}
+	for _, e := range entries {
+		// An audit log, written by a restore that failed, is history to keep, not a store.
+		if isAuditLog(e.Name()) {
+			continue
+		}
 		return fmt.Errorf("restore: %s is not empty (it holds %s); restore only into an empty or new data directory "+
-			"(stop the server and move the old directory aside first)", dataDir, entries[0].Name())
+			"(stop the server and move the old directory aside first)", dataDir, e.Name())
 	}
 	return nil
 }
