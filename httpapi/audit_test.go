@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -76,5 +79,101 @@ func TestAuditReportsLostLinesOnTheMainLog(t *testing.T) {
 	// One report, not three: a full disk fails every line.
 	if n := logs.FilterMessageSnippet("audit lines lost").Len(); n != 1 {
 		t.Fatalf("want one report of lost lines, got %d: %v", n, logs.All())
+	}
+}
+
+// TestClientAddr is the spec of --trusted-proxy: X-Forwarded-For names the client only when the
+// peer is a trusted proxy, and then its rightmost entry that is not itself a trusted proxy;
+// whatever a client writes to the left of that is ignored.
+func TestClientAddr(t *testing.T) {
+	trusted, err := ParseTrustedProxies([]string{"10.0.0.0/8", "192.0.2.10", "fd00::/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		peer    string
+		xff     []string // X-Forwarded-For headers, in order
+		trusted []netip.Prefix
+		want    string
+	}{
+		{"no proxy trusted: the peer", "203.0.113.5:4711", nil, nil, "203.0.113.5"},
+		{"no proxy trusted: the header is ignored", "203.0.113.5:4711", []string{"198.51.100.1"}, nil, "203.0.113.5"},
+		{"an untrusted peer cannot spoof its address", "203.0.113.5:4711", []string{"198.51.100.1"}, trusted, "203.0.113.5"},
+		{"an untrusted peer posing as a trusted proxy", "203.0.113.5:4711", []string{"198.51.100.1, 10.0.0.1"}, trusted, "203.0.113.5"},
+		{"a trusted proxy names the client", "10.1.2.3:4711", []string{"198.51.100.1"}, trusted, "198.51.100.1"},
+		{"a trusted single address", "192.0.2.10:4711", []string{"198.51.100.1"}, trusted, "198.51.100.1"},
+		{"a /32 does not trust its neighbour", "192.0.2.11:4711", []string{"198.51.100.1"}, trusted, "192.0.2.11"},
+		{"a client's spoofed entries left of the real one are ignored", "10.1.2.3:4711",
+			[]string{"1.1.1.1, 2.2.2.2, 198.51.100.1"}, trusted, "198.51.100.1"},
+		{"a client spoofing a trusted address is still the rightmost untrusted", "10.1.2.3:4711",
+			[]string{"10.9.9.9, 198.51.100.1"}, trusted, "198.51.100.1"},
+		{"a chain of trusted proxies is walked", "10.1.2.3:4711", []string{"198.51.100.1, 10.0.0.7, 10.0.0.8"}, trusted, "198.51.100.1"},
+		{"several headers read as one list", "10.1.2.3:4711", []string{"6.6.6.6, 198.51.100.1", "10.0.0.8"}, trusted, "198.51.100.1"},
+		{"every hop trusted: the leftmost", "10.1.2.3:4711", []string{"10.0.0.7, 10.0.0.8"}, trusted, "10.0.0.7"},
+		{"a trusted proxy without a header: the proxy", "10.1.2.3:4711", nil, trusted, "10.1.2.3"},
+		{"an entry that does not parse stops at the last known", "10.1.2.3:4711", []string{"198.51.100.1, unknown"}, trusted, "10.1.2.3"},
+		{"garbage behind a trusted hop", "10.1.2.3:4711", []string{"<script>, 10.0.0.8"}, trusted, "10.0.0.8"},
+		{"an entry with a port", "10.1.2.3:4711", []string{"198.51.100.1:5555"}, trusted, "198.51.100.1"},
+		{"IPv6 entries", "[fd00::1]:4711", []string{"[2001:db8::7]:5555"}, trusted, "2001:db8::7"},
+		{"IPv6 peer untrusted", "[2001:db8::9]:4711", []string{"198.51.100.1"}, trusted, "2001:db8::9"},
+		{"an IPv4-mapped peer is trusted as IPv4", "[::ffff:10.1.2.3]:4711", []string{"198.51.100.1"}, trusted, "198.51.100.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tc.peer
+			for _, v := range tc.xff {
+				r.Header.Add("X-Forwarded-For", v)
+			}
+			if got := clientAddr(r, tc.trusted); got != tc.want {
+				t.Fatalf("clientAddr = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseTrustedProxiesRefusesWhatIsNotAnAddress(t *testing.T) {
+	for _, v := range []string{"10.0.0.0/33", "proxy.example.com", "10.0.0.1-10.0.0.9"} {
+		if _, err := ParseTrustedProxies([]string{v}); err == nil {
+			t.Errorf("%q accepted", v)
+		}
+	}
+}
+
+// TestRequestLogAndAuditShareTheRequestID: the audit line of a request carries the id and the
+// address its request log line carries (the caller's requestid when it is a UUID).
+func TestRequestLogAndAuditShareTheRequestID(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	var buf bytes.Buffer
+	audit := NewAudit(&buf, nil)
+	h := withClientAddr(nil, withRequestLog(zap.New(core), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		audit.Record(AuditFrom(r, messages.AuditEvent{Event: messages.AuditSignIn}))
+	})))
+	for _, sent := range []string{"0e5a1a4e-8c1f-4f47-9d33-3f2d1b8a7c11", "", "not an id!"} {
+		r := httptest.NewRequest("POST", "/webauthn/u1/assertion/result", nil)
+		r.RemoteAddr = "203.0.113.5:4711"
+		if sent != "" {
+			r.Header.Set("requestid", sent)
+		}
+		buf.Reset()
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		var line map[string]string
+		if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+			t.Fatal(err)
+		}
+		entries := logs.TakeAll()
+		if len(entries) != 1 {
+			t.Fatalf("want one request log line, got %d", len(entries))
+		}
+		fields := entries[0].ContextMap()
+		if line["requestId"] == "" || line["requestId"] != fields["requestId"] {
+			t.Errorf("audit requestId %q, request log %v", line["requestId"], fields["requestId"])
+		}
+		if sent == "0e5a1a4e-8c1f-4f47-9d33-3f2d1b8a7c11" && line["requestId"] != sent {
+			t.Errorf("the caller's request id %q became %q", sent, line["requestId"])
+		}
+		if line["remoteAddr"] != "203.0.113.5" || fields["remoteAddr"] != "203.0.113.5" {
+			t.Errorf("remote address: audit %q, request log %v", line["remoteAddr"], fields["remoteAddr"])
+		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"go.uber.org/zap"
 	"gopkg.in/natefinch/lumberjack.v2"
@@ -92,10 +91,4 @@ func (l storeLocation) direct(stderr io.Writer, change func() (any, error), even
 	}
 	audit.Record(e)
 	return v, err
-}
-
-// isAuditLog reports whether a data directory entry is the default audit log or one of its
-// rotated files (audit-2026-03-03T09-15-00.000.log).
-func isAuditLog(name string) bool {
-	return name == "audit.log" || (strings.HasPrefix(name, "audit-") && strings.HasSuffix(name, ".log"))
 }

@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/webauthnd/webauthnd/httpapi"
 	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence/badger"
 )
@@ -162,14 +163,13 @@ func restoreCommand(args []string, getenv func(string) string, stdout, stderr io
 	if err := secureDataDir(dataDir, log); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	// The line goes to the restored data dir's audit log (emptyOrAbsent lets a retry in).
-	at := storeLocation{dataDir: dataDir, audit: audit}
-	if _, err := at.direct(stderr, func() (any, error) {
-		return nil, badger.Restore(filepath.Join(dataDir, "badger"), f, zap.NewNop())
-	}, func(err error) messages.AuditEvent {
-		return messages.AuditEvent{Event: messages.AuditRestore, Outcome: messages.AuditOutcome(err)}
-	}); err != nil {
+	if err := badger.Restore(filepath.Join(dataDir, "badger"), f, zap.NewNop()); err != nil {
 		return fmt.Errorf("restore from %s: %w", in, err)
+	}
+	// Only a restore that happened is written, to the restored data dir's audit log: one that
+	// failed changed nothing and leaves the data dir as it found it, empty.
+	if err := recordRestore(audit, dataDir, stderr, log); err != nil {
+		return fmt.Errorf("restored %s into %s, but %w", in, dataDir, err)
 	}
 	fmt.Fprintf(stdout, "restored %s into %s; start the server on it. License keys are stored only as hashes, so the keys "+
 		"your relying parties hold keep working (default-license.key is not part of a backup)\n", in, dataDir)
@@ -185,14 +185,19 @@ func emptyOrAbsent(dataDir string) error {
 		return nil
 	case err != nil:
 		return fmt.Errorf("restore: %w", err)
-	}
-	for _, e := range entries {
-		// An audit log, written by a restore that failed, is history to keep, not a store.
-		if isAuditLog(e.Name()) {
-			continue
-		}
+	case len(entries) > 0:
 		return fmt.Errorf("restore: %s is not empty (it holds %s); restore only into an empty or new data directory "+
-			"(stop the server and move the old directory aside first)", dataDir, e.Name())
+			"(stop the server and move the old directory aside first)", dataDir, entries[0].Name())
 	}
 	return nil
+}
+
+// recordRestore writes the audit line of a restore into dataDir.
+func recordRestore(flags auditFlags, dataDir string, stderr io.Writer, log *zap.Logger) error {
+	audit, closeAudit, err := flags.open(dataDir, false, stderr, log)
+	if err != nil {
+		return err
+	}
+	audit.Record(messages.AuditEvent{Event: messages.AuditRestore, Outcome: messages.AuditOK, RemoteAddr: httpapi.LocalOperator})
+	return closeAudit()
 }
