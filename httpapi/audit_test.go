@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/julienschmidt/httprouter"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -177,3 +179,87 @@ func TestRequestLogAndAuditShareTheRequestID(t *testing.T) {
 		}
 	}
 }
+
+// auditBeforeAnswer is a ResponseWriter that notes, when the answer starts, how much the audit
+// trail held.
+type auditBeforeAnswer struct {
+	*httptest.ResponseRecorder
+	audit   *bytes.Buffer
+	atFirst int
+}
+
+func (w *auditBeforeAnswer) WriteHeader(code int) {
+	w.atFirst = w.audit.Len()
+	w.ResponseRecorder.WriteHeader(code)
+}
+
+// TestAuditLineIsWrittenBeforeTheAnswer: a handler writes its audit line before the first byte
+// of its answer, for a change that succeeded and for one the engine refused, so that no client
+// ever holds an answer whose line is missing.
+func TestAuditLineIsWrittenBeforeTheAnswer(t *testing.T) {
+	lc, key := fuzzLicenses(t)
+	hash := strings.Repeat("ab", 32)
+	for _, tc := range []struct {
+		name, method, path string
+		engine             Passkeys
+		status             int
+		want               map[string]string
+	}{
+		{"link", http.MethodPut, "/link/community/default/did/did:example:1/user/alice/fidokey/" + hash, fakePasskeys{}, 200,
+			map[string]string{"event": "passkey.linked", "outcome": "ok", "community": "default", "tenant": "default",
+				"username": "alice", "fidoKeyHash": hash, "did": "did:example:1"}},
+		{"unlink refused", http.MethodDelete, "/link/community/default/did/did:example:1/user/alice/fidokey/" + hash,
+			refusingPasskeys{messages.Errorf(messages.CodeNotFound, "no such link")}, 404,
+			map[string]string{"event": "passkey.unlinked", "outcome": "not_found", "username": "alice", "fidoKeyHash": hash}},
+		{"unregister", http.MethodDelete, "/unregister/community/default/user/alice/did_or_fidokey/" + hash, fakePasskeys{}, 200,
+			map[string]string{"event": "passkey.removed", "outcome": "ok", "username": "alice", "fidoKeyHash": hash}},
+		{"unregister by DID", http.MethodDelete, "/unregister/community/default/did_or_fidokey/did:example:2", fakePasskeys{}, 200,
+			map[string]string{"event": "passkey.removed", "outcome": "ok", "did": "did:example:2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			lc := lc
+			lc.audit = NewAudit(&buf, nil)
+			r := httprouter.New()
+			r.Handler(http.MethodPut, "/link/community/:communityId/did/:did/user/:userId/fidokey/:fidoKeyHash", handleLink(lc, tc.engine, true, zap.NewNop()))
+			r.Handler(http.MethodDelete, "/link/community/:communityId/did/:did/user/:userId/fidokey/:fidoKeyHash", handleLink(lc, tc.engine, false, zap.NewNop()))
+			r.Handler(http.MethodDelete, "/unregister/community/:communityId/user/:userId/did_or_fidokey/:identifier", handleUnregister(lc, tc.engine, true, zap.NewNop()))
+			r.Handler(http.MethodDelete, "/unregister/community/:communityId/did_or_fidokey/:identifier", handleUnregister(lc, tc.engine, false, zap.NewNop()))
+			req := httptest.NewRequest(tc.method, tc.path, nil)
+			req.Header.Set("licensekey", key)
+			w := &auditBeforeAnswer{ResponseRecorder: httptest.NewRecorder(), audit: &buf}
+			withClientAddr(nil, withRequestLog(zap.NewNop(), r)).ServeHTTP(w, req)
+			if w.Code != tc.status {
+				t.Fatalf("answered %d %s, want %d", w.Code, w.Body, tc.status)
+			}
+			if w.atFirst == 0 || w.atFirst != buf.Len() {
+				t.Fatalf("the audit held %d bytes when the answer started and %d at the end: the line came after the answer", w.atFirst, buf.Len())
+			}
+			var line map[string]string
+			if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tc.want {
+				if line[k] != v {
+					t.Errorf("%s = %q, want %q (line %v)", k, line[k], v, line)
+				}
+			}
+			if line["licenseId"] == "" || line["requestId"] == "" || line["remoteAddr"] != "192.0.2.1" {
+				t.Errorf("the line lacks the license id, request id or address: %v", line)
+			}
+			if strings.Contains(buf.String(), key) {
+				t.Errorf("the license key is in the audit line: %s", buf.String())
+			}
+		})
+	}
+}
+
+// refusingPasskeys refuses every change with err.
+type refusingPasskeys struct{ err error }
+
+func (f refusingPasskeys) Passkeys(context.Context, messages.ListPasskeys) (messages.UserPasskeys, error) {
+	return messages.UserPasskeys{}, f.err
+}
+func (f refusingPasskeys) Link(context.Context, messages.Link) error                    { return f.err }
+func (f refusingPasskeys) Unlink(context.Context, messages.Link) error                  { return f.err }
+func (f refusingPasskeys) Unregister(context.Context, messages.Unregister) (int, error) { return 0, f.err }
