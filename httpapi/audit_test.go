@@ -260,6 +260,8 @@ type refusingPasskeys struct{ err error }
 func (f refusingPasskeys) Passkeys(context.Context, messages.ListPasskeys) (messages.UserPasskeys, error) {
 	return messages.UserPasskeys{}, f.err
 }
-func (f refusingPasskeys) Link(context.Context, messages.Link) error                    { return f.err }
-func (f refusingPasskeys) Unlink(context.Context, messages.Link) error                  { return f.err }
-func (f refusingPasskeys) Unregister(context.Context, messages.Unregister) (int, error) { return 0, f.err }
+func (f refusingPasskeys) Link(context.Context, messages.Link) error   { return f.err }
+func (f refusingPasskeys) Unlink(context.Context, messages.Link) error { return f.err }
+func (f refusingPasskeys) Unregister(context.Context, messages.Unregister) (int, error) {
+	return 0, f.err
+}
