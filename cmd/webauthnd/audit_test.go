@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"github.com/descope/virtualwebauthn"
+
+	"github.com/webauthnd/webauthnd/messages"
 )
 
 // auditLines reads an audit log: one JSON object of strings per line.
@@ -395,3 +399,140 @@ func checkAuditLine(t *testing.T, line, want map[string]string, start time.Time)
 	}
 }
 
+
+// TestAuditLogAcrossRestart: a restarted server appends to the audit log it wrote before,
+// nothing truncated; X-Forwarded-For is ignored from a peer not trusted (a client could write
+// any address there) and names the client behind a --trusted-proxy (here from
+// WEBAUTHND_TRUSTED_PROXY, comma-separated).
+func TestAuditLogAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.log")
+	alice := newPasskey(localRP, "alice")
+	link := func(s *testServer) {
+		t.Helper()
+		st, body, _ := s.call(t, "PUT", linkPath("/webauthn/u1", "default", "did:example:alice", "alice", fidoKeyHashOf(alice)),
+			map[string]string{"licensekey": s.License, "X-Forwarded-For": "198.51.100.7"}, nil)
+		if st != 200 {
+			t.Fatalf("link: %d %v", st, body)
+		}
+	}
+
+	s := startServer(t, dir)
+	s.register(t, s.License, "default", alice)
+	s.signIn(t, s.License, "default", alice, true)
+	link(s)
+	s.stop(t)
+	first, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s = launchNode(t, dir, map[string]string{"WEBAUTHND_TRUSTED_PROXY": "10.0.0.0/8, 127.0.0.1"})
+	s.waitHealthy(t)
+	key, _ := os.ReadFile(filepath.Join(dir, "default-license.key"))
+	s.License = strings.TrimSpace(string(key))
+	s.signIn(t, s.License, "default", alice, true)
+	link(s)
+	s.stop(t)
+
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(raw, first) {
+		t.Fatalf("the restart changed what the audit log held:\nbefore:\n%s\nafter:\n%s", first, raw)
+	}
+	var got []string
+	for _, line := range auditLines(t, path) {
+		got = append(got, line["event"]+" "+line["remoteAddr"])
+	}
+	want := []string{"registration 127.0.0.1", "signin 127.0.0.1", "passkey.linked 127.0.0.1",
+		"signin 127.0.0.1", "passkey.linked 198.51.100.7"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("audit log across a restart:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestAuditLogRotation: past --audit-log-max-size the log is renamed aside and a new one
+// started (0600), no line lost or cut; --audit-log-keep bounds the files kept.
+func TestAuditLogRotation(t *testing.T) {
+	for _, keep := range []int{0, 1} {
+		t.Run(fmt.Sprintf("keep %d", keep), func(t *testing.T) {
+			dir := t.TempDir()
+			flags := auditFlags{path: filepath.Join(dir, "audit.log"), maxSize: 1, keep: keep}
+			audit, closeAudit, err := flags.open(dir, false, io.Discard, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Over 2 MiB of lines: two rotations or more at 1 MiB (lumberjack's smallest size).
+			const n = 10_000
+			for i := range n {
+				audit.Record(messages.AuditEvent{Event: messages.AuditSignIn, Tenant: "default", Community: "default",
+					Username: fmt.Sprintf("user%06d", i), FidoKeyHash: strings.Repeat("ab", 32), LicenseID: "default",
+					RemoteAddr: "198.51.100.7", RequestID: "0e5a1a4e-8c1f-4f47-9d33-3f2d1b8a7c11"})
+			}
+			if err := closeAudit(); err != nil {
+				t.Fatal(err)
+			}
+			files := func() []string {
+				m, _ := filepath.Glob(filepath.Join(dir, "audit*.log"))
+				return m
+			}
+			if keep == 0 {
+				seen := map[string]bool{}
+				for _, f := range files() {
+					st, err := os.Stat(f)
+					if err != nil || st.Mode().Perm() != 0o600 || st.Size() > 1<<20 {
+						t.Fatalf("%s: %v, want mode 0600 and at most 1 MiB (%v)", f, st, err)
+					}
+					for _, line := range auditLines(t, f) {
+						seen[line["username"]] = true
+					}
+				}
+				if len(files()) < 3 || len(seen) != n {
+					t.Fatalf("%d files holding %d distinct lines, want at least 3 (two rotations) and %d", len(files()), len(seen), n)
+				}
+				return
+			}
+			// lumberjack removes the files beyond keep in the background, after the rotation.
+			for deadline := time.Now().Add(10 * time.Second); len(files()) > keep+1; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d files kept, want the log and %d rotated: %v", len(files()), keep, files())
+				}
+			}
+		})
+	}
+}
+
+// TestAuditLogThatCannotBeOpenedStopsTheStart: a server refuses to start without its audit
+// trail, saying which file and what to do; "-" writes it to stderr.
+func TestAuditLogThatCannotBeOpenedStopsTheStart(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, path string }{
+		{"a missing directory", filepath.Join(dir, "missing", "audit.log")},
+		{"a directory", dir},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := runCommand("serve", "--addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"), "--audit-log", tc.path)
+			if err == nil || !strings.Contains(err.Error(), "--audit-log "+tc.path+" cannot be opened") {
+				t.Fatalf("serve with --audit-log %s: %v", tc.path, err)
+			}
+		})
+	}
+	for _, bad := range [][]string{{"--audit-log-max-size", "0"}, {"--audit-log-keep", "-1"}, {"--trusted-proxy", "proxy.example.com"}} {
+		if _, _, err := runCommand(append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data")}, bad...)...); err == nil ||
+			!strings.Contains(err.Error(), bad[0]) {
+			t.Fatalf("serve %v: %v", bad, err)
+		}
+	}
+	t.Run("stderr", func(t *testing.T) {
+		s := startServer(t, "", "--audit-log", "-")
+		s.register(t, s.License, "default", newPasskey(localRP, "alice"))
+		if !strings.Contains(s.stderr.String(), `"event":"registration","outcome":"ok"`) {
+			t.Fatalf("no registration line on stderr:\n%s", s.stderr.String())
+		}
+		if _, err := os.Stat(filepath.Join(s.DataDir, "audit.log")); err == nil {
+			t.Fatal("--audit-log - wrote audit.log too")
+		}
+	})
+}
