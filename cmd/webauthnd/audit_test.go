@@ -166,7 +166,9 @@ func TestAuditTrail(t *testing.T) {
 		{"license created", func(t *testing.T) {
 			shopKey, shopLicense = licenseCreate(t, "--level", "community", "--community", "shop", "--data-dir", s.DataDir)
 			secrets.add(shopKey)
-		}, func() map[string]string { return local("license.created", "licenseId", shopLicense, "community", "shop") }},
+		}, func() map[string]string {
+			return local("license.created", "licenseId", shopLicense, "community", "shop")
+		}},
 		{"registration", func(t *testing.T) {
 			opts, _ := s.registrationOptions(t, s.License, "default", alice)
 			secrets.add(opts.Challenge)
@@ -189,7 +191,11 @@ func TestAuditTrail(t *testing.T) {
 			if st, res := signIn(t, false, nil); st != 200 {
 				t.Fatalf("discoverable sign-in: %d %v", st, res)
 			}
-		}, func() map[string]string { m := ceremony("signin.discoverable"); m["fidoKeyHash"] = aliceHash(); return m }},
+		}, func() map[string]string {
+			m := ceremony("signin.discoverable")
+			m["fidoKeyHash"] = aliceHash()
+			return m
+		}},
 		{"failed sign-in, with its code", func(t *testing.T) {
 			if st, res := signIn(t, true, map[string]any{"origin": "https://evil.example"}); st != 400 || res["code"] != "origin_not_allowed" {
 				t.Fatalf("sign-in from another origin: %d %v", st, res)
@@ -398,7 +404,6 @@ func checkAuditLine(t *testing.T, line, want map[string]string, start time.Time)
 		}
 	}
 }
-
 
 // TestAuditLogAcrossRestart: a restarted server appends to the audit log it wrote before,
 // nothing truncated; X-Forwarded-For is ignored from a peer not trusted (a client could write
