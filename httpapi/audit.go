@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -84,6 +86,9 @@ func (a *Audit) Record(e messages.AuditEvent) {
 		if f.value != "" {
 			fields = append(fields, zap.String(f.key, f.value))
 		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(e.Counts)) {
+		fields = append(fields, zap.Int(k, e.Counts[k]))
 	}
 	// The core is written directly, not through the Logger, to learn whether the line was lost.
 	entry := zapcore.Entry{Level: zapcore.InfoLevel, Time: e.Time, Message: e.Event}

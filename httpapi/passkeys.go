@@ -27,10 +27,13 @@ import (
 // parser, and the import's checks against a store, shared by the admin socket and the command
 // run without a server.
 
-// Admin paths of the passkey import and export.
+// Admin paths of the passkey import and export. An import sends its chunks to
+// AdminPasskeysImportPath, then, unless it was a dry run, what the run did to
+// AdminPasskeysImportedPath, for the audit trail's one line per run.
 const (
-	AdminPasskeysExportPath = "/admin/passkeys/export"
-	AdminPasskeysImportPath = "/admin/passkeys/import"
+	AdminPasskeysExportPath   = "/admin/passkeys/export"
+	AdminPasskeysImportPath   = "/admin/passkeys/import"
+	AdminPasskeysImportedPath = "/admin/passkeys/imported"
 )
 
 const (
@@ -297,6 +300,61 @@ type PasskeyImportReport struct {
 	Users int `json:"users"`
 	// Refused are the lines refused, in order; when there is one, nothing was written.
 	Refused []RefusedLine `json:"refused"`
+}
+
+// PasskeyImportRun is what an import run did, over all its chunks: the body of POST
+// /admin/passkeys/imported, which the command sends once a run that could write has ended.
+type PasskeyImportRun struct {
+	CommunityID string `json:"communityId"`
+	Imported    int    `json:"imported"`
+	Skipped     int    `json:"skipped"`
+	Refused     int    `json:"refused"`
+	Users       int    `json:"users"`
+	// Outcome is ok, or the code of the error that ended the run (invalid_request when lines
+	// were refused).
+	Outcome string `json:"outcome"`
+}
+
+// AuditOfPasskeyImport is the audit event of an import run, whether the server (through the
+// admin socket) or the command (straight to a store) records it.
+func AuditOfPasskeyImport(run PasskeyImportRun) messages.AuditEvent {
+	return messages.AuditEvent{Event: messages.AuditPasskeysImported, Outcome: run.Outcome, Community: run.CommunityID,
+		RemoteAddr: LocalOperator, Counts: map[string]int{
+			"imported": run.Imported, "skipped": run.Skipped, "refused": run.Refused, "users": run.Users,
+		}}
+}
+
+// handlePasskeysImported writes the audit line of an import run that went through the socket
+// (each of its chunks was a request of its own: only the command knows where the run ends).
+// The socket's peer is the operator, who could write the audit file directly: its counts are
+// taken as given, only checked to be counts.
+func handlePasskeysImported(a AdminDeps) http.Handler {
+	return handle(a.Log, func(w http.ResponseWriter, r *http.Request) error {
+		var run PasskeyImportRun
+		if err := decode(r, &run); err != nil {
+			return err
+		}
+		if run.Imported < 0 || run.Skipped < 0 || run.Refused < 0 || run.Users < 0 || !ValidOutcome(run.Outcome) {
+			return messages.Errorf(messages.CodeInvalidRequest, "counts are not negative, and the outcome is ok or an error code")
+		}
+		a.record(r, AuditOfPasskeyImport(run))
+		encode(w, http.StatusOK, map[string]any{"recorded": true})
+		return nil
+	})
+}
+
+// ValidOutcome reports whether s can be an audit line's outcome: ok or an error code (lower
+// case letters and underscores), so that no free text reaches the audit trail.
+func ValidOutcome(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'a' || r > 'z') && r != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // PasskeyStore is what an import reads and writes without the writer: the target community,

@@ -119,6 +119,7 @@ func adminRoutes(a AdminDeps) http.Handler {
 	r.Handler(http.MethodGet, "/admin/metadata", handleListMetadata(a))
 	r.Handler(http.MethodGet, AdminPasskeysExportPath, handleExportPasskeys(a))
 	r.Handler(http.MethodPost, AdminPasskeysImportPath, handleImportPasskeys(a))
+	r.Handler(http.MethodPost, AdminPasskeysImportedPath, handlePasskeysImported(a))
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, a.Log, messages.Errorf(messages.CodeNotFound, "no such route"))
 	})

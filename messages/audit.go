@@ -30,6 +30,9 @@ type AuditEvent struct {
 	RemoteAddr string
 	// RequestID is the id the request log carries for the same request.
 	RequestID string
+	// Counts are the numbers of an event about many records, each written as a field of its
+	// own (passkeys.imported: imported, skipped, refused, users), zero included.
+	Counts map[string]int
 }
 
 // AuditOK is the outcome of an event that succeeded.

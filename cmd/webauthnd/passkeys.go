@@ -20,6 +20,7 @@ import (
 
 	"github.com/webauthnd/webauthnd/actors"
 	"github.com/webauthnd/webauthnd/httpapi"
+	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
 )
 
@@ -192,9 +193,16 @@ func importPasskeys(ctx context.Context, loc storeLocation, community, in string
 	defer f.Close()
 	sum, err := withPasskeyStore(ctx, loc, stderr,
 		func(sock string) (importSummary, error) {
-			return runImport(ctx, f, community, dryRun, func(ctx context.Context, req httpapi.PasskeyImport) (httpapi.PasskeyImportReport, error) {
+			sum, err := runImport(ctx, f, community, dryRun, stderr, func(ctx context.Context, req httpapi.PasskeyImport) (httpapi.PasskeyImportReport, error) {
 				return importViaSocket(ctx, sock, req)
 			})
+			if !dryRun {
+				// The server writes the run's audit line: it saw only chunks.
+				if _, aerr := viaSocket(ctx, sock, http.MethodPost, httpapi.AdminPasskeysImportedPath, sum.run(community, err)); aerr != nil {
+					fmt.Fprintf(stderr, "warning: the server did not write the import's audit line: %v\n", aerr)
+				}
+			}
+			return sum, err
 		},
 		func(s persistence.Store) (importSummary, error) {
 			imp := httpapi.PasskeyImporter{
@@ -202,7 +210,16 @@ func importPasskeys(ctx context.Context, loc storeLocation, community, in string
 				Write:    func(ctx context.Context, op persistence.Op) (any, error) { return persistence.ApplyOne(ctx, s, op) },
 				CheckKey: actors.CheckPublicKey,
 			}
-			return runImport(ctx, f, community, dryRun, imp.Import)
+			if dryRun {
+				return runImport(ctx, f, community, true, stderr, imp.Import)
+			}
+			var sum importSummary
+			_, err := loc.direct(stderr, func() (any, error) {
+				var err error
+				sum, err = runImport(ctx, f, community, false, stderr, imp.Import)
+				return nil, err
+			}, func(err error) messages.AuditEvent { return httpapi.AuditOfPasskeyImport(sum.run(community, err)) })
+			return sum, err
 		})
 	if len(sum.refused) > 0 {
 		numbers := make([]int, 0, len(sum.refused))
@@ -231,7 +248,8 @@ func importPasskeys(ctx context.Context, loc storeLocation, community, in string
 }
 
 // runImport is the two passes of importPasskeys over f, with chunks sent to do.
-func runImport(ctx context.Context, f *os.File, community string, dryRun bool, do func(context.Context, httpapi.PasskeyImport) (httpapi.PasskeyImportReport, error)) (importSummary, error) {
+func runImport(ctx context.Context, f *os.File, community string, dryRun bool, stderr io.Writer, do func(context.Context, httpapi.PasskeyImport) (httpapi.PasskeyImportReport, error)) (importSummary, error) {
+	checked, wrote := &progress{w: stderr, what: "checked"}, &progress{w: stderr, what: "wrote"}
 	check := importSummary{refused: map[int]string{}}
 	span := newSpanChecker()
 	err := eachChunk(f, func(first int, lines []string, tooLong map[int]string) error {
@@ -244,6 +262,7 @@ func runImport(ctx context.Context, f *os.File, community string, dryRun bool, d
 		}
 		// A line's own fault comes first in the report; what it shares with another, after.
 		check.add(rep, first+len(lines)-1)
+		checked.at(check.lines)
 		for i, l := range lines {
 			if reason := span.check(first+i, l); reason != "" {
 				if _, known := check.refused[first+i]; !known {
@@ -267,11 +286,22 @@ func runImport(ctx context.Context, f *os.File, community string, dryRun bool, d
 		}
 		done.add(rep, first+len(lines)-1)
 		if len(rep.Refused) > 0 {
-			return fmt.Errorf("the store changed since the check: lines %d to %d were refused and not written (the lines before were; run the import again to skip them and go on)", first, first+len(lines)-1)
+			return messages.Errorf(messages.CodeConflict, fmt.Sprintf("the store changed since the check: lines %d to %d were refused and not written (the lines before were; run the import again to skip them and go on)", first, first+len(lines)-1))
 		}
+		wrote.at(done.lines)
 		return nil
 	})
 	return done, err
+}
+
+// run is what the audit trail says of an import run that ended with err.
+func (s importSummary) run(community string, err error) httpapi.PasskeyImportRun {
+	outcome := messages.AuditOutcome(err)
+	if err == nil && len(s.refused) > 0 {
+		outcome = string(messages.CodeInvalidRequest)
+	}
+	return httpapi.PasskeyImportRun{CommunityID: community, Imported: s.imported, Skipped: s.skipped,
+		Refused: len(s.refused), Users: s.users, Outcome: outcome}
 }
 
 // add counts a chunk's report, whose last line is last.
@@ -285,6 +315,20 @@ func (s *importSummary) add(rep httpapi.PasskeyImportReport, last int) {
 			s.refused[r.Line] = r.Reason
 		}
 	}
+}
+
+// progress says how far a long import has come, every 100,000 lines.
+type progress struct {
+	w    io.Writer
+	what string
+	last int
+}
+
+func (p *progress) at(lines int) {
+	if lines/100000 > p.last/100000 {
+		fmt.Fprintf(p.w, "%s %d lines\n", p.what, lines)
+	}
+	p.last = lines
 }
 
 // eachChunk reads f's lines in chunks of up to chunkLines lines and chunkBytes bytes and calls

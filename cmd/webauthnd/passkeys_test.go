@@ -207,14 +207,19 @@ func TestPasskeyImportRefusals(t *testing.T) {
 		{"an rpId that is not the community's", []any{good(func(l *httpapi.PasskeyLine) { l.RPID = "evil.example" })}, 2, `rpId "evil.example" is not one of community "default"'s RP IDs`},
 		{"a public key that is no COSE key", []any{good(func(l *httpapi.PasskeyLine) { l.PublicKey = b64([]byte("not a key")) })}, 2, "not a COSE key"},
 		{"an algorithm other than the key's", []any{good(func(l *httpapi.PasskeyLine) { l.Algorithm = -257 })}, 2, "the COSE key's own algorithm is -7"},
-		{"a credential id twice in the file", []any{good(func(l *httpapi.PasskeyLine) { l.CredentialID = first.CredentialID; l.PublicKey = b64(rsa.cred.Key.AttestationData()) })}, 2, "credentialId is also on line 1"},
+		{"a credential id twice in the file", []any{good(func(l *httpapi.PasskeyLine) {
+			l.CredentialID = first.CredentialID
+			l.PublicKey = b64(rsa.cred.Key.AttestationData())
+		})}, 2, "credentialId is also on line 1"},
 		{"a credential id stored with other content", []any{good(func(l *httpapi.PasskeyLine) { l.CredentialID = b64(stored.cred.ID) })}, 2, "stored already, as another passkey"},
 		{"a username with another handle in the file", []any{good(func(l *httpapi.PasskeyLine) { l.UserHandle = b64([]byte("other")) })}, 2, `user "carol" has another userHandle`},
 		{"a handle of another username in the file", []any{good(func(l *httpapi.PasskeyLine) { l.Username = "dave" })}, 2, "userHandle is"},
 		{"a username stored with another handle", []any{good(func(l *httpapi.PasskeyLine) { l.Username = "stored"; l.UserHandle = b64([]byte("x")) })}, 2, `user "stored" exists with another userHandle`},
 		{"a handle stored for another username", []any{good(func(l *httpapi.PasskeyLine) { l.Username = "erin"; l.UserHandle = b64(storedHandle) })}, 2, `userHandle belongs to user "stored"`},
 		{"a credential id that is not base64url", []any{good(func(l *httpapi.PasskeyLine) { l.CredentialID = "ab+/cd==" })}, 2, "credentialId is not base64url"},
-		{"a padded user handle", []any{good(func(l *httpapi.PasskeyLine) { l.UserHandle = base64.URLEncoding.EncodeToString([]byte("carol-handle!")) })}, 2, "userHandle is not base64url"},
+		{"a padded user handle", []any{good(func(l *httpapi.PasskeyLine) {
+			l.UserHandle = base64.URLEncoding.EncodeToString([]byte("carol-handle!"))
+		})}, 2, "userHandle is not base64url"},
 		{"a missing public key", []any{good(func(l *httpapi.PasskeyLine) { l.PublicKey = "" })}, 2, "publicKey is missing"},
 		{"an AAGUID that is no UUID", []any{good(func(l *httpapi.PasskeyLine) { l.AAGUID = "yubikey" })}, 2, "aaguid"},
 		{"a bad line after blank ones keeps its number", []any{"", "  ", "{}"}, 4, "userHandle is missing"},
@@ -299,4 +304,67 @@ func TestPasskeyCommandsRefuseMistakes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// passkeyAuditLines are the passkeys.imported lines of an audit log, values as JSON gave them.
+func passkeyAuditLines(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var line map[string]any
+		if l == "" || json.Unmarshal([]byte(l), &line) != nil || line["event"] != "passkeys.imported" {
+			continue
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// TestPasskeyImportAuditLine: every import run that could write leaves exactly one
+// passkeys.imported line with its community, outcome and counts, written by the server when
+// the run went through its socket and by the command when it wrote straight to the store; a dry
+// run leaves none.
+func TestPasskeyImportAuditLine(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "audit.log")
+	good := writeFile(t, encodeLines(t, lineOf(newPasskey(localRP, "a"), []byte("ha")), lineOf(newPasskey(localRP, "b"), []byte("hb"))))
+	bad := writeFile(t, encodeLines(t, lineOf(newPasskey(localRP, "c"), []byte("hc")), "{}"))
+	want := func(n int, outcome string, counts map[string]float64) {
+		t.Helper()
+		lines := passkeyAuditLines(t, log)
+		if len(lines) != n {
+			t.Fatalf("%d passkeys.imported lines; want %d: %v", len(lines), n, lines)
+		}
+		l := lines[n-1]
+		if l["outcome"] != outcome || l["community"] != "default" || l["remoteAddr"] != "local" {
+			t.Fatalf("audit line %v; want outcome %s in community default, from local", l, outcome)
+		}
+		for k, v := range counts {
+			if l[k] != v {
+				t.Fatalf("audit line %v: %s = %v; want %v", l, k, l[k], v)
+			}
+		}
+	}
+	startServer(t, dir).stop(t)
+
+	runOn(dir, "passkeys", "import", "--community", "default", "--in", good, "--dry-run")
+	if n := len(passkeyAuditLines(t, log)); n != 0 {
+		t.Fatalf("a dry run left %d audit lines", n)
+	}
+	if _, errOut, err := runOn(dir, "passkeys", "import", "--community", "default", "--in", good); err != nil {
+		t.Fatalf("import: %v %s", err, errOut)
+	}
+	want(1, "ok", map[string]float64{"imported": 2, "skipped": 0, "refused": 0, "users": 2})
+	runOn(dir, "passkeys", "import", "--community", "default", "--in", bad)
+	want(2, "invalid_request", map[string]float64{"imported": 0, "refused": 1})
+
+	s := startServer(t, dir)
+	s.admin(t, "passkeys", "import", "--community", "default", "--in", good)
+	want(3, "ok", map[string]float64{"imported": 0, "skipped": 2, "refused": 0})
+	runOn(dir, "passkeys", "import", "--community", "default", "--in", bad)
+	want(4, "invalid_request", map[string]float64{"refused": 1})
 }
