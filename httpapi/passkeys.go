@@ -14,6 +14,8 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -410,6 +412,10 @@ func (p PasskeyImporter) Import(ctx context.Context, req PasskeyImport) (Passkey
 	refuse := func(line int, reason string) {
 		rep.Refused = append(rep.Refused, RefusedLine{Line: line, Reason: reason})
 	}
+	checks, err := p.checkLines(ctx, community, req.Lines)
+	if err != nil {
+		return rep, err
+	}
 	var (
 		accepted []pending
 		ids      = map[string]int{}    // credential id → its line
@@ -417,22 +423,14 @@ func (p PasskeyImporter) Import(ctx context.Context, req PasskeyImport) (Passkey
 		userOf   = map[string]string{} // handle → its username in this chunk
 		known    = map[string]bool{}   // username → whether the store has the user
 	)
-	for i, text := range req.Lines {
-		n := req.FirstLine + i
-		if strings.TrimSpace(text) == "" {
+	// What depends on the lines before is decided in the lines' order.
+	for i, lc := range checks {
+		n, u, c := req.FirstLine+i, lc.user, lc.cred
+		switch {
+		case lc.blank:
 			continue
-		}
-		u, c, err := ParsePasskeyLine([]byte(text), community.ID)
-		if err != nil {
-			refuse(n, reasonOf(err))
-			continue
-		}
-		if !slices.Contains(community.RPIDs, c.RPID) {
-			refuse(n, fmt.Sprintf("rpId %q is not one of community %q's RP IDs (%s)", c.RPID, community.ID, strings.Join(community.RPIDs, ", ")))
-			continue
-		}
-		if err := p.CheckKey(c.PublicKey, c.Algorithm); err != nil {
-			refuse(n, reasonOf(err))
+		case lc.reason != "":
+			refuse(n, lc.reason)
 			continue
 		}
 		if first, dup := ids[string(c.ID)]; dup {
@@ -447,38 +445,23 @@ func (p PasskeyImporter) Import(ctx context.Context, req PasskeyImport) (Passkey
 			refuse(n, fmt.Sprintf("userHandle is user %q's on an earlier line", name))
 			continue
 		}
-		stored, err := p.Store.Credential(ctx, c.ID)
 		switch {
-		case err == nil && SamePasskey(stored, c):
+		case lc.stored != nil && SamePasskey(*lc.stored, c):
 			ids[string(c.ID)] = n
 			handleOf[u.Username], userOf[string(u.Handle)] = u.Handle, u.Username
 			rep.Skipped++
 			continue
-		case err == nil:
+		case lc.stored != nil:
 			refuse(n, "credentialId is stored already, as another passkey (another user, key or community)")
 			continue
-		case !errors.Is(err, persistence.ErrNotFound):
-			return rep, err
+		case lc.storedUser != nil && !bytes.Equal(lc.storedUser.Handle, u.Handle):
+			refuse(n, fmt.Sprintf("user %q exists with another userHandle", u.Username))
+			continue
+		case lc.handleUser != nil && lc.handleUser.Username != u.Username:
+			refuse(n, fmt.Sprintf("userHandle belongs to user %q", lc.handleUser.Username))
+			continue
 		}
-		if _, checked := known[u.Username]; !checked {
-			su, err := p.Store.User(ctx, community.ID, u.Username)
-			switch {
-			case err == nil && !bytes.Equal(su.Handle, u.Handle):
-				refuse(n, fmt.Sprintf("user %q exists with another userHandle", u.Username))
-				continue
-			case err != nil && !errors.Is(err, persistence.ErrNotFound):
-				return rep, err
-			}
-			hu, herr := p.Store.UserByHandle(ctx, community.ID, u.Handle)
-			switch {
-			case herr == nil && hu.Username != u.Username:
-				refuse(n, fmt.Sprintf("userHandle belongs to user %q", hu.Username))
-				continue
-			case herr != nil && !errors.Is(herr, persistence.ErrNotFound):
-				return rep, herr
-			}
-			known[u.Username] = err == nil
-		}
+		known[u.Username] = lc.storedUser != nil
 		ids[string(c.ID)] = n
 		handleOf[u.Username], userOf[string(u.Handle)] = u.Handle, u.Username
 		accepted = append(accepted, pending{line: n, user: u, cred: c})
@@ -499,6 +482,103 @@ func (p PasskeyImporter) Import(ctx context.Context, req PasskeyImport) (Passkey
 		return rep, nil
 	}
 	return rep, p.write(ctx, accepted, known)
+}
+
+// lineCheck is what a line says, and what the store holds of it, before the line is judged
+// against the lines before it.
+type lineCheck struct {
+	blank  bool
+	reason string // why the line is refused on its own, or ""
+	user   persistence.User
+	cred   persistence.Credential
+	// stored is the passkey stored under the line's credential id; storedUser the user of its
+	// username; handleUser the user of its handle (each nil when there is none).
+	stored                 *persistence.Credential
+	storedUser, handleUser *persistence.User
+}
+
+// checkWorkers is how many lines are checked at once: parsing and the COSE check use the cores,
+// and the store's reads, over PostgreSQL round trips of a fraction of a millisecond each, are
+// waited on together rather than one after another.
+const checkWorkers = 16
+
+// checkLines checks each line on its own (ParsePasskeyLine, the RP ID, the COSE key) and reads
+// what the store holds of it, lines in parallel. An error means the store could not answer.
+func (p PasskeyImporter) checkLines(ctx context.Context, community persistence.Community, lines []string) ([]lineCheck, error) {
+	checks := make([]lineCheck, len(lines))
+	var (
+		next    atomic.Int64
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		readErr error
+	)
+	fail := func(err error) { errOnce.Do(func() { readErr = err }) }
+	for range min(checkWorkers, len(lines)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(lines) || ctx.Err() != nil {
+					return
+				}
+				if err := p.checkLine(ctx, community, lines[i], &checks[i]); err != nil {
+					fail(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if readErr != nil {
+		return nil, readErr
+	}
+	return checks, ctx.Err()
+}
+
+// checkLine fills lc for one line; an error means the store could not answer.
+func (p PasskeyImporter) checkLine(ctx context.Context, community persistence.Community, text string, lc *lineCheck) error {
+	if strings.TrimSpace(text) == "" {
+		lc.blank = true
+		return nil
+	}
+	u, c, err := ParsePasskeyLine([]byte(text), community.ID)
+	if err != nil {
+		lc.reason = reasonOf(err)
+		return nil
+	}
+	if !slices.Contains(community.RPIDs, c.RPID) {
+		lc.reason = fmt.Sprintf("rpId %q is not one of community %q's RP IDs (%s)", c.RPID, community.ID, strings.Join(community.RPIDs, ", "))
+		return nil
+	}
+	if err := p.CheckKey(c.PublicKey, c.Algorithm); err != nil {
+		lc.reason = reasonOf(err)
+		return nil
+	}
+	lc.user, lc.cred = u, c
+	stored, err := p.Store.Credential(ctx, c.ID)
+	switch {
+	case err == nil:
+		lc.stored = &stored
+		return nil // judged by the stored passkey: its user is the stored one or not
+	case !errors.Is(err, persistence.ErrNotFound):
+		return err
+	}
+	su, err := p.Store.User(ctx, community.ID, u.Username)
+	switch {
+	case err == nil:
+		lc.storedUser = &su
+	case !errors.Is(err, persistence.ErrNotFound):
+		return err
+	}
+	hu, err := p.Store.UserByHandle(ctx, community.ID, u.Handle)
+	switch {
+	case err == nil:
+		lc.handleUser = &hu
+	case !errors.Is(err, persistence.ErrNotFound):
+		return err
+	}
+	return nil
 }
 
 // write stores accepted lines: the passkeys of new users in one Import (each user created at
