@@ -1,11 +1,16 @@
 package httpapi
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/webauthnd/webauthnd/persistence"
 )
@@ -71,4 +76,45 @@ func FuzzPasskeyLine(f *testing.F) {
 			t.Fatalf("records change in a round trip:\n%+v %+v\n%+v %+v", u, c, u2, c2)
 		}
 	})
+}
+
+// TestAdminPasskeyRoutes: what the admin routes of an import refuse before any line is read.
+func TestAdminPasskeyRoutes(t *testing.T) {
+	var got []PasskeyImport
+	var recorded bytes.Buffer
+	h := NewAdminServer(AdminDeps{
+		Log:   zap.NewNop(),
+		Audit: NewAudit(&recorded, nil),
+		ImportPasskeys: func(_ context.Context, req PasskeyImport) (PasskeyImportReport, error) {
+			got = append(got, req)
+			return PasskeyImportReport{Imported: len(req.Lines), Refused: []RefusedLine{}}, nil
+		},
+	})
+	huge := `{"communityId":"c","lines":["` + strings.Repeat("x", adminPasskeysBodyLimit) + `"]}`
+	for _, tc := range []struct {
+		name, method, path, body string
+		status                   int
+	}{
+		{"a chunk within the limit is passed on", "POST", AdminPasskeysImportPath, `{"communityId":"c","firstLine":1,"lines":["{}"],"dryRun":true}`, 200},
+		{"a chunk over the import's body limit is 413", "POST", AdminPasskeysImportPath, huge, 413},
+		{"a chunk that is no JSON is 400", "POST", AdminPasskeysImportPath, `{"lines":`, 400},
+		{"a run's counts are written to the audit trail", "POST", AdminPasskeysImportedPath, `{"communityId":"c","imported":3,"outcome":"ok"}`, 200},
+		{"a run's outcome is a code, not free text", "POST", AdminPasskeysImportedPath, `{"communityId":"c","outcome":"ok; rm -rf"}`, 400},
+		{"negative counts are refused", "POST", AdminPasskeysImportedPath, `{"communityId":"c","imported":-1,"outcome":"ok"}`, 400},
+		{"an export without a store to read is 404", "GET", AdminPasskeysExportPath + "?community=c", "", 404},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body)))
+			if rec.Code != tc.status {
+				t.Fatalf("%s %s = %d %s; want %d", tc.method, tc.path, rec.Code, rec.Body.String(), tc.status)
+			}
+		})
+	}
+	if len(got) != 1 || got[0].CommunityID != "c" || !got[0].DryRun || got[0].FirstLine != 1 {
+		t.Fatalf("the importer got %+v; want the one chunk within the limit", got)
+	}
+	if lines := strings.Count(recorded.String(), "passkeys.imported"); lines != 1 || !strings.Contains(recorded.String(), `"imported":3`) {
+		t.Fatalf("audit trail:\n%s\nwant one passkeys.imported line with imported 3", recorded.String())
+	}
 }

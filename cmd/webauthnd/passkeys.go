@@ -182,7 +182,7 @@ type importSummary struct {
 // the command checks what spans chunks (a credential id twice in the file, a username with two
 // handles, a handle of two usernames). Any refused line, and nothing is written: the report
 // lists each with its number and reason. Otherwise, unless --dry-run, a second pass sends the
-// chunks for real, 5,000 lines a write. Should the store change between the passks so that a
+// chunks for real, 5,000 lines a write. Should the store change between the passes so that a
 // chunk is refused then (a registration of the same id meanwhile), the import stops there: the
 // chunks before it stay written, and running it again skips them.
 func importPasskeys(ctx context.Context, loc storeLocation, community, in string, dryRun bool, stdout, stderr io.Writer) error {
