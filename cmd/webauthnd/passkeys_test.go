@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/webauthnd/webauthnd/httpapi"
+	"github.com/webauthnd/webauthnd/persistence/postgres/pgtest"
 )
 
 // b64 is base64url without padding, as the lines carry binary values.
@@ -367,4 +368,42 @@ func TestPasskeyImportAuditLine(t *testing.T) {
 	want(3, "ok", map[string]float64{"imported": 0, "skipped": 2, "refused": 0})
 	runOn(dir, "passkeys", "import", "--community", "default", "--in", bad)
 	want(4, "invalid_request", map[string]float64{"refused": 1})
+}
+
+// TestPasskeysOverPostgres: over --store, both commands work on the database while its nodes
+// run (a management command always opens the database itself): a passkey registered on one
+// database, exported and imported into another, signs in on a node of the second, and the
+// audit line of the import goes to --audit-log.
+func TestPasskeysOverPostgres(t *testing.T) {
+	pgtest.Require(t)
+	from, to := pgtest.NewDatabase(t), pgtest.NewDatabase(t)
+	a := startNodes(t, from, 1)[0]
+	a.License = strings.TrimSpace(readFileString(t, filepath.Join(a.DataDir, defaultKeyFile)))
+	alice := newPasskey(localRP, "alice")
+	a.register(t, a.License, "default", alice)
+	file := filepath.Join(t.TempDir(), "export.jsonl")
+	if out := mustRun(t, "passkeys", "export", "--store", from, "--community", "default", "--out", file); !strings.Contains(out, "exported 1 passkeys") {
+		t.Fatalf("export said %q", out)
+	}
+	b := startNodes(t, to, 1)[0]
+	b.License = strings.TrimSpace(readFileString(t, filepath.Join(b.DataDir, defaultKeyFile)))
+	log := filepath.Join(t.TempDir(), "audit.log")
+	if out := mustRun(t, "passkeys", "import", "--store", to, "--community", "default", "--in", file, "--audit-log", log); !strings.Contains(out, "imported 1 passkeys") {
+		t.Fatalf("import said %q", out)
+	}
+	if res := b.signIn(t, b.License, "default", alice, true); res["data"].(map[string]any)["sub"] != "alice" {
+		t.Fatalf("sign-in after the move = %v", res)
+	}
+	if lines := passkeyAuditLines(t, log); len(lines) != 1 || lines[0]["imported"] != float64(1) {
+		t.Fatalf("audit lines %v; want one with imported 1", lines)
+	}
+}
+
+func readFileString(t *testing.T, name string) string {
+	t.Helper()
+	raw, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
 }
