@@ -18,6 +18,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.uber.org/zap"
+
 	"github.com/webauthnd/webauthnd/actors"
 	"github.com/webauthnd/webauthnd/httpapi"
 	"github.com/webauthnd/webauthnd/messages"
@@ -93,12 +95,18 @@ func exportPasskeys(ctx context.Context, loc storeLocation, community, out strin
 	return nil
 }
 
+// passkeysMaxConns is the PostgreSQL pool of the passkey commands: an import's checks read the
+// store 16 lines at a time (httpapi's checkWorkers), and round trips, not the database's CPU,
+// bound it (a million lines over a pool of 2 took 13 minutes).
+const passkeysMaxConns = 8
+
 // withPasskeyStore runs viaSock when a server holds the Badger store of loc, else direct on
 // the store, opened for the command (PostgreSQL always).
 func withPasskeyStore[T any](ctx context.Context, loc storeLocation, stderr io.Writer, viaSock func(sock string) (T, error), direct func(persistence.Store) (T, error)) (T, error) {
 	var zero T
 	if loc.target.postgres {
-		store, err := openManaged(ctx, loc.target)
+		// Not openManaged's pool of 2: an import checks 16 lines at once, each a few point reads.
+		store, err := openPostgres(ctx, loc.target, passkeysMaxConns, true, zap.NewNop())
 		if err != nil {
 			return zero, err
 		}
