@@ -81,6 +81,7 @@ type Engine struct {
 	writer      *actor.PID
 	supervisors sync.Map // community id -> *actor.PID
 	writes      *sync.WaitGroup
+	commits     *commitCounts
 	log         *zap.Logger
 }
 
@@ -125,10 +126,10 @@ func NewEngine(cfg Config, store Store, log *zap.Logger) (*Engine, error) {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(slog.NewTextHandler(runtimeLog, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}))
-	e := &Engine{system: system, writes: &sync.WaitGroup{}, log: log,
+	e := &Engine{system: system, writes: &sync.WaitGroup{}, commits: newCommitCounts(), log: log,
 		limiter: newLimiter(cfg.FailedSignInsPerMinute, cfg.FailedSignInBurst, cfg.LicenseFailureFactor)}
 	w, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
-		return &writer{store: store, inflight: e.writes, log: log}
+		return &writer{store: store, inflight: e.writes, log: log, counts: e.commits}
 	}), "writer")
 	if err != nil {
 		return nil, fmt.Errorf("spawn writer: %w", err)
@@ -170,6 +171,24 @@ func (e *Engine) LiveTotal(ctx context.Context) (int, error) {
 		return err == nil
 	})
 	return total, err
+}
+
+// LiveByCommunity returns the number of live ceremony actors of each community that has had
+// one on this node. It asks each community's supervisor, as Live does, so a count is what that
+// supervisor held when it answered.
+func (e *Engine) LiveByCommunity(ctx context.Context) (map[string]int, error) {
+	live := map[string]int{}
+	var err error
+	e.supervisors.Range(func(key, _ any) bool {
+		var n int
+		n, err = e.Live(ctx, key.(string))
+		live[key.(string)] = n
+		return err == nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return live, nil
 }
 
 // Ping checks that the actor system answers.

@@ -26,6 +26,7 @@ type writer struct {
 	store    persistence.Writer
 	inflight *sync.WaitGroup
 	log      *zap.Logger
+	counts   *commitCounts // batches and writes, for webauthnd stats
 
 	queue      []pendingWrite
 	committing bool
@@ -67,6 +68,7 @@ func (w *writer) commitNext(ctx actor.Context) {
 	batch := w.queue[:n:n]
 	w.queue = append([]pendingWrite(nil), w.queue[n:]...)
 	w.committing = true
+	w.counts.add(n)
 	ops := make([]persistence.Op, n)
 	for i, p := range batch {
 		ops[i] = p.op
