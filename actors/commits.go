@@ -38,7 +38,7 @@ func (c *commitCounts) add(n int) {
 // counted while it reads may show in one and not yet in another, which a figure for people
 // can afford.
 func (c *commitCounts) snapshot() messages.CommitCounts {
-	out := messages.CommitCounts{Commits: c.commits.Load(), Writes: c.writes.Load()}
+	out := messages.CommitCounts{Commits: c.commits.Load(), Writes: c.writes.Load(), BatchSizes: []messages.BatchSizeCount{}}
 	for i := range c.buckets {
 		if n := c.buckets[i].Load(); n > 0 {
 			from, to := 1, 1<<i

@@ -23,7 +23,7 @@ func routes(d Deps, api http.Handler) http.Handler {
 	// route is 404.
 	r.RedirectFixedPath = false
 
-	r.Handler(http.MethodGet, "/webauthn/healthz", handleHealthz(d.Health, d.Draining, d.Config.Version, log))
+	r.Handler(http.MethodGet, "/webauthn/healthz", handleHealthz(d.Health, d.Draining, d.Config.Version, healthCheckTimeout, log))
 	r.Handler(http.MethodGet, "/webauthn/environment", handleEnvironment(d.Config, d.Envelope))
 	r.Handler(http.MethodGet, "/webauthn/publickeys", handlePublicKeys(d.Envelope, d.TokenKeys))
 	r.Handler(http.MethodGet, "/webauthn/sd", handleDirectory(d.Config))
@@ -117,6 +117,9 @@ func adminRoutes(a AdminDeps) http.Handler {
 	r.Handler(http.MethodGet, "/admin/stats", handleStats(a))
 	r.Handler(http.MethodPost, AdminMetadataImportPath, handleImportMetadata(a))
 	r.Handler(http.MethodGet, "/admin/metadata", handleListMetadata(a))
+	// Go's profiles (pprof.go): only here, on the socket; symbol lookups are also POSTs.
+	r.Handler(http.MethodGet, PprofPath+"*name", handlePprof(a))
+	r.Handler(http.MethodPost, PprofPath+"*name", handlePprof(a))
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, a.Log, messages.Errorf(messages.CodeNotFound, "no such route"))
 	})

@@ -46,8 +46,8 @@ type Deps struct {
 	Ceremonies  Ceremonies
 	Licenses    persistence.Licenses
 	Communities persistence.Communities
-	// Health reports whether the store and the actor system answer.
-	Health func(ctx context.Context) error
+	// Health is what /healthz checks besides draining (healthz.go).
+	Health HealthChecks
 	// Draining reports whether the server is shutting down (healthz then answers 503).
 	Draining func() bool
 	// TokenKeys returns the signature token verification keys, as JWKs (published at

@@ -213,14 +213,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Ceremonies:  engine,
 		Licenses:    store,
 		Communities: store,
-		Health: func(ctx context.Context) error {
-			if err := store.Ping(ctx); err != nil {
-				return err
-			}
-			if err := engine.Ping(ctx); err != nil {
-				return err
-			}
-			return store.CheckSpace(ctx)
+		Health: httpapi.HealthChecks{
+			Store: store.Ping, Actors: engine.Ping, Storage: store.CheckSpace,
 		},
 		Draining:  draining.Load,
 		TokenKeys: func() any { return engine.Signer().JWKS() },
