@@ -1,6 +1,7 @@
 // Package httpapi is webauthnd's HTTP surface: the routes of the WebAuthn API under /webauthn,
 // their JSON shapes, license checks, the one error writer, request logs, the OpenAPI document
-// and the admin API served on the data directory's Unix socket.
+// and the admin API served on the data directory's Unix socket, with Go's profiles (pprof.go)
+// there and nowhere else.
 //
 // It also serves the passkey demo (demo.go, its page embedded from demo/): a relying party's
 // page and backend at / and /demo/, which calls the API in-process through the same handlers,

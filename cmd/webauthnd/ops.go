@@ -179,7 +179,11 @@ func profileCommand(ctx context.Context, args []string, getenv func(string) stri
 	if timed && seconds == 0 {
 		seconds = 30
 	}
-	// Before the profile's seconds are spent: a file that is there is refused now, not after.
+	// Before the profile's seconds are spent: a file that is there, or a directory that is
+	// not, is refused now, not after.
+	if st, err := os.Stat(filepath.Dir(out)); err != nil || !st.IsDir() {
+		return fmt.Errorf("profile: --out %s: its directory %s is no directory this user can reach", out, filepath.Dir(out))
+	}
 	if _, err := os.Lstat(out); err == nil && !force {
 		return fmt.Errorf("profile: %s exists; choose another --out, or --force to replace it", out)
 	} else if err != nil && !errors.Is(err, iofs.ErrNotExist) {

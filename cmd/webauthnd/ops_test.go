@@ -109,6 +109,7 @@ func TestProfileCommand(t *testing.T) {
 		{name: "heap", args: []string{"--kind", "heap"}, check: wantProfile("inuse_space", "bytes"), readWith: "go tool pprof"},
 		{name: "allocs over a second", args: []string{"--kind", "allocs", "--seconds", "1"}, check: wantProfile("alloc_space", "bytes"), readWith: "go tool pprof"},
 		{name: "goroutine", args: []string{"--kind", "goroutine"}, check: wantProfile("goroutine", "count"), readWith: "go tool pprof"},
+		{name: "threadcreate", args: []string{"--kind", "threadcreate"}, check: wantProfile("threadcreate", "count"), readWith: "go tool pprof"},
 		{name: "mutex", args: []string{"--kind", "mutex"}, check: wantProfile("contentions", "count"), readWith: "go tool pprof"},
 		{name: "block", args: []string{"--kind", "block"}, check: wantProfile("contentions", "count"), readWith: "go tool pprof"},
 		{name: "trace for a second", args: []string{"--kind", "trace", "--seconds", "1"}, readWith: "go tool trace", check: func(t *testing.T, raw []byte) {
@@ -187,6 +188,7 @@ func TestProfileCommandRefuses(t *testing.T) {
 		{name: "no --out", args: []string{"profile", "--data-dir", dir}, want: "--out is required"},
 		{name: "an unknown kind", args: []string{"profile", "--data-dir", dir, "--out", out, "--kind", "cmdline"}, want: "none of"},
 		{name: "negative seconds", args: []string{"profile", "--data-dir", dir, "--out", out, "--seconds", "-1"}, want: "negative"},
+		{name: "a directory that does not exist", args: []string{"profile", "--data-dir", dir, "--out", filepath.Join(dir, "no", "p.pprof")}, want: "no directory"},
 		{name: "no server runs", args: []string{"profile", "--data-dir", dir, "--out", out}, want: "no server answers"},
 		{name: "stats with no server", args: []string{"stats", "--data-dir", dir}, want: "no server answers"},
 	}
