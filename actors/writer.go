@@ -26,10 +26,10 @@ type writer struct {
 	store    persistence.Writer
 	inflight *sync.WaitGroup
 	log      *zap.Logger
-	counts   *commitCounts // batches and writes, for webauthnd stats
 
 	queue      []pendingWrite
 	committing bool
+	counts     *commitCounts // batches and writes, for webauthnd stats (atomics: stats reads them)
 }
 
 type pendingWrite struct {
