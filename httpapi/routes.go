@@ -115,11 +115,11 @@ func adminRoutes(a AdminDeps) http.Handler {
 	r.Handler(http.MethodPost, "/admin/keys/rotate", handleRotateKeys(a))
 	r.Handler(http.MethodGet, "/admin/backup", handleBackup(a))
 	r.Handler(http.MethodGet, "/admin/stats", handleStats(a))
-	r.Handler(http.MethodPost, AdminMetadataImportPath, handleImportMetadata(a))
-	r.Handler(http.MethodGet, "/admin/metadata", handleListMetadata(a))
 	// Go's profiles (pprof.go): only here, on the socket; symbol lookups are also POSTs.
 	r.Handler(http.MethodGet, PprofPath+"*name", handlePprof(a))
 	r.Handler(http.MethodPost, PprofPath+"*name", handlePprof(a))
+	r.Handler(http.MethodPost, AdminMetadataImportPath, handleImportMetadata(a))
+	r.Handler(http.MethodGet, "/admin/metadata", handleListMetadata(a))
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, a.Log, messages.Errorf(messages.CodeNotFound, "no such route"))
 	})
