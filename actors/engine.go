@@ -175,7 +175,8 @@ func (e *Engine) LiveTotal(ctx context.Context) (int, error) {
 
 // LiveByCommunity returns the number of live ceremony actors of each community that has had
 // one on this node (its supervisor is asked, as Live does); a community whose supervisor does
-// not answer within ctx is left out. Metrics read it at each scrape, off the ceremonies' path.
+// not answer within ctx is left out. Metrics (at each scrape) and webauthnd stats read it, off
+// the ceremonies' path.
 func (e *Engine) LiveByCommunity(ctx context.Context) map[string]int {
 	live := map[string]int{}
 	e.supervisors.Range(func(key, _ any) bool {

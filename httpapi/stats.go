@@ -2,7 +2,16 @@ package httpapi
 
 import (
 	"context"
+
+	"github.com/webauthnd/webauthnd/messages"
 )
+
+// AdminCommits is /admin/stats's commits: the store writer's group commits since the start.
+type AdminCommits struct {
+	messages.CommitCounts
+	// MeanBatchSize is Writes/Commits, the writes one synced transaction carried on average.
+	MeanBatchSize float64 `json:"meanBatchSize"`
+}
 
 // addOpsStats adds to /admin/stats what `webauthnd stats` shows beside the benchmark's
 // figures: live ceremonies per community (liveByCommunity) and the store writer's group
@@ -14,12 +23,10 @@ func addOpsStats(ctx context.Context, a AdminDeps, stats map[string]any) {
 		stats["liveByCommunity"] = a.LiveByCommunity(ctx)
 	}
 	if a.Commits != nil {
-		c := a.Commits()
-		mean := 0.0
+		c := AdminCommits{CommitCounts: a.Commits()}
 		if c.Commits > 0 {
-			mean = float64(c.Writes) / float64(c.Commits)
+			c.MeanBatchSize = float64(c.Writes) / float64(c.Commits)
 		}
-		stats["commits"] = map[string]any{"commits": c.Commits, "writes": c.Writes,
-			"meanBatchSize": mean, "batchSizes": c.BatchSizes}
+		stats["commits"] = c
 	}
 }
