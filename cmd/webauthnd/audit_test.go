@@ -18,6 +18,7 @@ import (
 
 	"github.com/webauthnd/webauthnd/httpapi"
 	"github.com/webauthnd/webauthnd/messages"
+	"github.com/webauthnd/webauthnd/persistence/postgres/pgtest"
 )
 
 // auditLines reads an audit log: one JSON object of strings per line.
@@ -571,5 +572,45 @@ func BenchmarkAuditRecordEncodeOnly(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		audit.Record(e)
+	}
+}
+
+// TestAuditOverPostgres: a management command over --store writes its line to stderr, having
+// no data directory of its own, or to --audit-log; a server over PostgreSQL writes its own.
+func TestAuditOverPostgres(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	s := startNodes(t, db, 1)[0] // creates the schema
+	_, stderr, err := runCommand("community", "create", "--store", db, "--id", "shop", "--tenant", "acme",
+		"--rp-id", "shop.example", "--origin", "https://shop.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line map[string]string
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.Contains(l, `"event":`) {
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	checkAuditLine(t, line, map[string]string{"event": "community.created", "outcome": "ok", "community": "shop",
+		"tenant": "acme", "remoteAddr": "local"}, time.Now().Add(-time.Minute))
+
+	file := filepath.Join(t.TempDir(), "audit.log")
+	if _, stderr, err := runCommand("community", "update", "--store", db, "--id", "shop", "--name", "Shop", "--audit-log", file); err != nil ||
+		strings.Contains(stderr, `"event":`) {
+		t.Fatalf("update with --audit-log: %v, stderr %s", err, stderr)
+	}
+	if lines := auditLines(t, file); len(lines) != 1 || lines[0]["event"] != "community.changed" {
+		t.Fatalf("--audit-log over --store: %v", lines)
+	}
+
+	key, err := os.ReadFile(filepath.Join(s.DataDir, "default-license.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.register(t, strings.TrimSpace(string(key)), "default", newPasskey(localRP, "alice"))
+	if lines := auditLines(t, filepath.Join(s.DataDir, "audit.log")); len(lines) != 1 || lines[0]["event"] != "registration" {
+		t.Fatalf("a node over PostgreSQL wrote %v", lines)
 	}
 }
