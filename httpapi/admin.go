@@ -41,13 +41,28 @@ type AdminDeps struct {
 	ImportMetadata func(context.Context, MetadataImport) (MetadataImported, error)
 	MDS            persistence.MDS
 	Log            *zap.Logger
+	// Audit writes the audit trail of what the admin API changes; nil writes none.
+	Audit *Audit
 }
 
 // NewAdminServer returns the management API that `webauthnd community` and `webauthnd license`
 // use while a server holds the store. Serve it only on the data directory's Unix socket (mode
 // 0600, peer uid checked): it has no other authentication.
 func NewAdminServer(a AdminDeps) http.Handler {
-	return withRequestLog(a.Log, limitAdminBody(adminRoutes(a)))
+	return withLocalOperator(withRequestLog(a.Log, limitAdminBody(adminRoutes(a))))
+}
+
+// withLocalOperator gives the admin socket's requests the address LocalOperator: a Unix
+// socket's peer has none, and the listener let in only this process's user.
+func withLocalOperator(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientAddrKey{}, LocalOperator)))
+	})
+}
+
+// record writes e, completed from r, on the audit trail.
+func (a AdminDeps) record(r *http.Request, e messages.AuditEvent) {
+	a.Audit.Record(AuditFrom(r, e))
 }
 
 // handleWrite decodes a request of type T from the body and applies its store operation.
@@ -58,6 +73,9 @@ func handleWrite[T AdminRequest](a AdminDeps) http.Handler {
 			return err
 		}
 		v, err := a.Write(r.Context(), req.Op())
+		if e, ok := AuditOfAdmin(req, err); ok {
+			a.record(r, e)
+		}
 		if err != nil {
 			return err
 		}
@@ -123,8 +141,9 @@ func handleRotateKeys(a AdminDeps) http.Handler {
 		var known *messages.Error
 		if err != nil && !errors.As(err, &known) {
 			// A bad curve name or nothing to rotate: the operator's mistake, said plainly.
-			return messages.Wrap(messages.CodeInvalidRequest, err.Error(), err)
+			err = messages.Wrap(messages.CodeInvalidRequest, err.Error(), err)
 		}
+		a.record(r, messages.AuditEvent{Event: messages.AuditKeysRotated, Outcome: messages.AuditOutcome(err)})
 		if err != nil {
 			return err
 		}

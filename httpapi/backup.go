@@ -21,7 +21,11 @@ func handleBackup(a AdminDeps) http.Handler {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusOK)
-		if err := a.Backup(w); err != nil {
+		// The answer is the stream: its line is written when the stream has ended, before the
+		// response does.
+		err := a.Backup(w)
+		a.record(r, messages.AuditEvent{Event: messages.AuditBackup, Outcome: messages.AuditOutcome(err)})
+		if err != nil {
 			a.Log.Error("backup failed", zap.Error(err))
 			panic(http.ErrAbortHandler) // close the connection mid-stream, without a clean end
 		}

@@ -274,6 +274,7 @@ func handleAttestationResult(lc licenseChecker, engine Ceremonies, log *zap.Logg
 			return err
 		}
 		res, err := engine.FinishRegistration(r.Context(), messages.FinishRegistration{Scope: scope, SessionInfo: session, Credential: credential})
+		lc.record(r, ceremonyEvent(messages.AuditRegistration, scope, res.Username, res.CredentialID, credential.RawID, err))
 		if err != nil {
 			return err
 		}
@@ -327,6 +328,11 @@ func handleAssertionResult(lc licenseChecker, engine Ceremonies, log *zap.Logger
 			return err
 		}
 		res, err := engine.FinishSignIn(r.Context(), messages.FinishSignIn{Scope: scope, SessionInfo: session, Credential: credential})
+		event := messages.AuditSignIn
+		if res.Discoverable {
+			event = messages.AuditSignInDiscoverable
+		}
+		lc.record(r, ceremonyEvent(event, scope, res.Username, res.CredentialID, credential.RawID, err))
 		if err != nil {
 			return err
 		}
@@ -344,4 +350,19 @@ func handleAssertionResult(lc licenseChecker, engine Ceremonies, log *zap.Logger
 func fidoKeyHash(credentialID []byte) string {
 	sum := sha256.Sum256(credentialID)
 	return hex.EncodeToString(sum[:])
+}
+
+// ceremonyEvent is the audit event of a ceremony's result. A failed result names the passkey
+// the client presented (sent), since the engine names no user for a failure: the fidoKeyHash
+// leads to its owner through the link status routes.
+func ceremonyEvent(event string, scope messages.Scope, username string, used, sent []byte, err error) messages.AuditEvent {
+	e := scopeEvent(event, scope, err)
+	e.Username = username
+	if len(used) == 0 {
+		used = sent
+	}
+	if len(used) > 0 {
+		e.FidoKeyHash = fidoKeyHash(used)
+	}
+	return e
 }

@@ -17,6 +17,8 @@ type licenseChecker struct {
 	licenses    persistence.Licenses
 	communities persistence.Communities
 	now         func() time.Time
+	// audit records what licensed callers did (record).
+	audit *Audit
 }
 
 // authenticate returns the license whose key is given: missing, unknown, disabled or expired

@@ -205,11 +205,16 @@ func handleLink(lc licenseChecker, engine Passkeys, link bool, log *zap.Logger) 
 			return err
 		}
 		m := messages.Link{Scope: req.scope, Username: req.params["userId"], FidoKeyHash: req.params["fidoKeyHash"], DID: req.params["did"]}
+		event := messages.AuditPasskeyLinked
 		if link {
 			err = engine.Link(r.Context(), m)
 		} else {
+			event = messages.AuditPasskeyUnlinked
 			err = engine.Unlink(r.Context(), m)
 		}
+		e := scopeEvent(event, req.scope, err)
+		e.Username, e.FidoKeyHash, e.DID = m.Username, m.FidoKeyHash, m.DID
+		lc.record(r, e)
 		if err != nil {
 			return err
 		}
@@ -230,7 +235,17 @@ func handleUnregister(lc licenseChecker, engine Passkeys, withUser bool, log *za
 		if err != nil {
 			return err
 		}
-		if _, err := engine.Unregister(r.Context(), messages.Unregister{Scope: req.scope, Username: req.params["userId"], Identifier: req.params["identifier"]}); err != nil {
+		identifier := req.params["identifier"]
+		_, err = engine.Unregister(r.Context(), messages.Unregister{Scope: req.scope, Username: req.params["userId"], Identifier: identifier})
+		e := scopeEvent(messages.AuditPasskeyRemoved, req.scope, err)
+		e.Username = req.params["userId"]
+		if persistence.ValidDID(identifier) {
+			e.DID = identifier
+		} else {
+			e.FidoKeyHash = identifier
+		}
+		lc.record(r, e)
+		if err != nil {
 			return err
 		}
 		encode(w, http.StatusOK, struct{}{})

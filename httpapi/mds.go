@@ -167,6 +167,7 @@ func handleImportMetadata(a AdminDeps) http.Handler {
 			return err
 		}
 		v, err := a.ImportMetadata(r.Context(), req)
+		a.record(r, messages.AuditEvent{Event: messages.AuditMDSImported, Outcome: messages.AuditOutcome(err)})
 		if err != nil {
 			return err
 		}

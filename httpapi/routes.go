@@ -12,7 +12,7 @@ import (
 // routes lists every endpoint of the service. Public routes need no license and ignore one.
 // api is the service's whole handler, which the demo calls in-process.
 func routes(d Deps, api http.Handler) http.Handler {
-	lc := licenseChecker{licenses: d.Licenses, communities: d.Communities, now: time.Now}
+	lc := licenseChecker{licenses: d.Licenses, communities: d.Communities, now: time.Now, audit: d.Audit}
 	log := d.Log
 	r := httprouter.New()
 	r.HandleMethodNotAllowed = true

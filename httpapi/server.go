@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strings"
 	"time"
@@ -64,6 +65,10 @@ type Deps struct {
 	// Demo, when set, serves the passkey demo at / (demo.go).
 	Demo *DemoConfig
 	Log  *zap.Logger
+	// Audit writes the audit trail; nil writes none.
+	Audit *Audit
+	// TrustedProxies are the peers whose X-Forwarded-For names the client (clientAddr).
+	TrustedProxies []netip.Prefix
 }
 
 // NewServer returns the service's HTTP handler.
@@ -73,6 +78,7 @@ func NewServer(d Deps) http.Handler {
 	var server http.Handler
 	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { server.ServeHTTP(w, r) })
 	server = withRequestLog(d.Log, strictTransportSecurity(refusePrivateKey(d.Log, limitBody(routes(d, api)))))
+	server = withClientAddr(d.TrustedProxies, server)
 	return server
 }
 
@@ -140,22 +146,33 @@ func setCode(w http.ResponseWriter, code messages.Code) {
 	}
 }
 
-// withRequestLog writes one line per request: method, path, status, duration, error code and
-// the caller's request id. No header values or bodies are logged.
+// withRequestLog writes one line per request: method, path, status, duration, error code, the
+// caller's request id and address (withClientAddr). No header values or bodies are logged. A
+// request the demo makes in-process, inside a browser's request, keeps that request's id.
 func withRequestLog(log *zap.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := r.Header.Get("requestid")
-		if !requestIDPattern.MatchString(id) {
-			b := make([]byte, 8)
-			_, _ = rand.Read(b)
-			id = hex.EncodeToString(b)
+		info, inProcess := requestInfoOf(r.Context())
+		if !inProcess {
+			info = requestInfo{id: r.Header.Get("requestid"), remote: peerHost(r.RemoteAddr)}
+			if !requestIDPattern.MatchString(info.id) {
+				b := make([]byte, 8)
+				_, _ = rand.Read(b)
+				info.id = hex.EncodeToString(b)
+			}
+			if addr, ok := r.Context().Value(clientAddrKey{}).(string); ok {
+				info.remote = addr
+			}
+			// The audit trail reads the same id and address from the context (AuditFrom).
+			r = r.WithContext(withRequestInfo(r.Context(), info))
 		}
+		id := info.id
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
 		fields := []zap.Field{
 			zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Int("status", rec.status),
 			zap.Duration("duration", time.Since(start)), zap.String("requestId", id),
+			zap.String("remoteAddr", info.remote),
 		}
 		if rec.code != "" {
 			fields = append(fields, zap.String("code", rec.code))

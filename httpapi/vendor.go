@@ -159,6 +159,7 @@ func handlePutVendorMetadata(lc licenseChecker, v VendorDeps, log *zap.Logger) h
 			CommunityID: community.ID, AAGUID: aaguid, Metadata: req.Metadata, Name: req.Name,
 			Disabled: req.Disabled, UpdatedBy: req.UpdatedBy,
 		}})
+		lc.record(r, vendorEvent(lic, community, aaguid, err))
 		if err != nil {
 			return err
 		}
@@ -211,8 +212,10 @@ func handlePatchVendorMetadata(lc licenseChecker, v VendorDeps, log *zap.Logger)
 				return err
 			}
 		}
-		if _, err := v.Write(r.Context(), persistence.PatchVendorMetadata{CommunityID: community.ID, AAGUID: aaguid,
-			Metadata: req.Metadata, Name: req.Name, Disabled: req.Disabled, UpdatedBy: req.UpdatedBy}); err != nil {
+		_, err = v.Write(r.Context(), persistence.PatchVendorMetadata{CommunityID: community.ID, AAGUID: aaguid,
+			Metadata: req.Metadata, Name: req.Name, Disabled: req.Disabled, UpdatedBy: req.UpdatedBy})
+		lc.record(r, vendorEvent(lic, community, aaguid, err))
+		if err != nil {
 			return err
 		}
 		encode(w, http.StatusOK, map[string]string{"status": "success", "errorMessage": ""})
@@ -296,4 +299,10 @@ func handleFetchVendorMetadata(lc licenseChecker, v VendorDeps, log *zap.Logger)
 		encode(w, http.StatusOK, out)
 		return nil
 	})
+}
+
+// vendorEvent is the audit event of a write of a community's vendor metadata record.
+func vendorEvent(lic persistence.License, community persistence.Community, aaguid string, err error) messages.AuditEvent {
+	return messages.AuditEvent{Event: messages.AuditVendorMetadataChanged, Outcome: messages.AuditOutcome(err),
+		Tenant: community.TenantID, Community: community.ID, AAGUID: aaguid, LicenseID: lic.ID}
 }

@@ -152,6 +152,9 @@ type SignedIn struct {
 	CloneWarning bool
 	// DID is the decentralized identifier the credential is linked to, if any.
 	DID string
+	// Discoverable is set when the options named no user (a usernameless sign-in): the passkey
+	// named its owner.
+	Discoverable bool
 	// Token is the signed ES256 JWS that proves the sign-in to the relying party.
 	Token string
 }

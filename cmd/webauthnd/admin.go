@@ -19,6 +19,7 @@ import (
 
 	"github.com/webauthnd/webauthnd/actors"
 	"github.com/webauthnd/webauthnd/httpapi"
+	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
 	"github.com/webauthnd/webauthnd/persistence/badger"
 )
@@ -28,7 +29,8 @@ func socketPath(dataDir string) string { return filepath.Join(dataDir, "admin.so
 // listenAdmin serves the admin API on the data directory's Unix socket: mode 0600, and each
 // connection's peer must run as this process's user. backup writes a backup of the store, or is
 // nil for a store that has no backups of its own.
-func listenAdmin(dataDir string, engine *actors.Engine, store persistence.Store, backup func(io.Writer) error, keys *keyManager, log *zap.Logger) (*http.Server, net.Listener, error) {
+func listenAdmin(dataDir string, engine *actors.Engine, store persistence.Store, backup func(io.Writer) error, keys *keyManager,
+	audit *httpapi.Audit, log *zap.Logger) (*http.Server, net.Listener, error) {
 	path := socketPath(dataDir)
 	_ = os.Remove(path) // a stale socket of a dead server; the store's lock proves none runs
 	ln, err := net.Listen("unix", path)
@@ -59,8 +61,9 @@ func listenAdmin(dataDir string, engine *actors.Engine, store persistence.Store,
 			ImportMetadata: func(ctx context.Context, req httpapi.MetadataImport) (httpapi.MetadataImported, error) {
 				return importMetadata(ctx, store, req)
 			},
-			MDS: store,
-			Log: log.Named("admin"),
+			MDS:   store,
+			Log:   log.Named("admin"),
+			Audit: audit,
 		}),
 		// No WriteTimeout: a backup, a CPU profile or a trace takes as long as it was asked to
 		// (pprof refuses a profile longer than the write timeout), and only this user connects.
@@ -121,12 +124,15 @@ type storeLocation struct {
 	dataDir string
 	flags   storeFlags
 	target  storeTarget
+	// audit is where the command writes the lines of what it changes straight on the store.
+	audit auditFlags
 }
 
 // register adds --data-dir and --store to fs.
 func (l *storeLocation) register(fs *flag.FlagSet) {
 	fs.StringVar(&l.dataDir, "data-dir", "./data", "the server's data directory (Badger; unused with --store)")
 	l.flags.register(fs, false)
+	l.audit.register(fs)
 }
 
 // parsed checks --store once fs has parsed the arguments.
@@ -190,7 +196,8 @@ func openStoreDirect(dataDir string, stderr io.Writer) (*badger.Store, error) {
 // adminWrite applies req through a running server, or its store operation directly on the store.
 func adminWrite(ctx context.Context, at storeLocation, stderr io.Writer, path string, method string, req httpapi.AdminRequest) (any, error) {
 	return adminDo(ctx, at, stderr, method, path, req, func(s persistence.Store) (any, error) {
-		return persistence.ApplyOne(ctx, s, req.Op())
+		return at.direct(stderr, func() (any, error) { return persistence.ApplyOne(ctx, s, req.Op()) },
+			func(err error) messages.AuditEvent { e, _ := httpapi.AuditOfAdmin(req, err); return e })
 	})
 }
 
@@ -403,7 +410,11 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 		return errors.New("--ec-curve goes with --envelope")
 	}
 	v, err := adminDo(ctx, at, stderr, http.MethodPost, "/admin/keys/rotate", req, func(s persistence.Store) (any, error) {
-		return (&keyManager{store: s, write: applyOne(s), tokenTTL: ttl}).rotate(ctx, req)
+		return at.direct(stderr, func() (any, error) {
+			return (&keyManager{store: s, write: applyOne(s), tokenTTL: ttl}).rotate(ctx, req)
+		}, func(err error) messages.AuditEvent {
+			return messages.AuditEvent{Event: messages.AuditKeysRotated, Outcome: messages.AuditOutcome(err)}
+		})
 	})
 	if err != nil {
 		return err

@@ -14,6 +14,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/webauthnd/webauthnd/httpapi"
+	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence/badger"
 )
 
@@ -51,7 +53,7 @@ func backupCommand(ctx context.Context, args []string, getenv func(string) strin
 		tmp.Close()
 		_ = os.Remove(tmp.Name()) // gone already when renamed
 	}()
-	via, err := backupTo(ctx, dataDir, tmp, stderr)
+	via, err := backupTo(ctx, at, tmp, stderr)
 	if err != nil {
 		return err
 	}
@@ -78,7 +80,8 @@ func backupCommand(ctx context.Context, args []string, getenv func(string) strin
 
 // backupTo writes a backup of dataDir's store to w, through a running server's admin socket
 // when one answers, otherwise from the store itself. It says which way it went.
-func backupTo(ctx context.Context, dataDir string, w, stderr io.Writer) (string, error) {
+func backupTo(ctx context.Context, at storeLocation, w, stderr io.Writer) (string, error) {
+	dataDir := at.dataDir
 	sock := socketPath(dataDir)
 	if up, err := probeAdmin(ctx, sock); err != nil {
 		return "", fmt.Errorf("backup: %w", err)
@@ -94,7 +97,10 @@ func backupTo(ctx context.Context, dataDir string, w, stderr io.Writer) (string,
 		return "", fmt.Errorf("backup: %w", err)
 	}
 	defer store.Close()
-	return "from the store, no server running", store.Backup(w)
+	_, err = at.direct(stderr, func() (any, error) { return nil, store.Backup(w) }, func(err error) messages.AuditEvent {
+		return messages.AuditEvent{Event: messages.AuditBackup, Outcome: messages.AuditOutcome(err)}
+	})
+	return "from the store, no server running", err
 }
 
 func backupViaSocket(ctx context.Context, sock string, w io.Writer) error {
@@ -125,11 +131,13 @@ func restoreCommand(args []string, getenv func(string) string, stdout, stderr io
 	var (
 		dataDir, in string
 		store       storeFlags
+		audit       auditFlags
 	)
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	fs.StringVar(&dataDir, "data-dir", "./data", "the data directory to restore into; it must be empty or not exist")
 	fs.StringVar(&in, "in", "", "the backup file written by webauthnd backup")
 	store.register(fs, false)
+	audit.register(fs)
 	if err := parseFlags(fs, args, getenv, stderr); err != nil {
 		return err
 	}
@@ -158,6 +166,11 @@ func restoreCommand(args []string, getenv func(string) string, stdout, stderr io
 	if err := badger.Restore(filepath.Join(dataDir, "badger"), f, zap.NewNop()); err != nil {
 		return fmt.Errorf("restore from %s: %w", in, err)
 	}
+	// Only a restore that happened is written, to the restored data dir's audit log: one that
+	// failed changed nothing and leaves the data dir as it found it, empty.
+	if err := recordRestore(audit, dataDir, stderr, log); err != nil {
+		return fmt.Errorf("restored %s into %s, but %w", in, dataDir, err)
+	}
 	fmt.Fprintf(stdout, "restored %s into %s; start the server on it. License keys are stored only as hashes, so the keys "+
 		"your relying parties hold keep working (default-license.key is not part of a backup)\n", in, dataDir)
 	return nil
@@ -177,4 +190,14 @@ func emptyOrAbsent(dataDir string) error {
 			"(stop the server and move the old directory aside first)", dataDir, entries[0].Name())
 	}
 	return nil
+}
+
+// recordRestore writes the audit line of a restore into dataDir.
+func recordRestore(flags auditFlags, dataDir string, stderr io.Writer, log *zap.Logger) error {
+	audit, closeAudit, err := flags.open(dataDir, false, stderr, log)
+	if err != nil {
+		return err
+	}
+	audit.Record(messages.AuditEvent{Event: messages.AuditRestore, Outcome: messages.AuditOK, RemoteAddr: httpapi.LocalOperator})
+	return closeAudit()
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/webauthnd/webauthnd/actors"
 	"github.com/webauthnd/webauthnd/httpapi"
+	"github.com/webauthnd/webauthnd/messages"
 	"github.com/webauthnd/webauthnd/persistence"
 )
 
@@ -68,7 +69,9 @@ func metadataCommand(ctx context.Context, verb string, args []string, getenv fun
 		}
 	}
 	v, err := adminDo(ctx, loc, stderr, http.MethodPost, httpapi.AdminMetadataImportPath, req, func(s persistence.Store) (any, error) {
-		return importMetadata(ctx, s, req)
+		return loc.direct(stderr, func() (any, error) { return importMetadata(ctx, s, req) }, func(err error) messages.AuditEvent {
+			return messages.AuditEvent{Event: messages.AuditMDSImported, Outcome: messages.AuditOutcome(err)}
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("metadata import: %w", err)

@@ -44,6 +44,8 @@ type serveConfig struct {
 	minFreeDisk     badger.Reserve
 	demo            autoBool
 	store           storeFlags
+	audit           auditFlags
+	trustedProxies  listFlag
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
@@ -69,6 +71,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		"below it registrations, imports and admin writes answer 507, below a quarter of it every write does (default 256MiB or 5%, whichever is smaller, at least 68MiB)")
 	fs.Var(&cfg.demo, "demo", "serve the passkey demo at / (default: only when --public-url's host is localhost, and never over --store)")
 	cfg.store.register(fs, true)
+	cfg.audit.register(fs)
+	fs.Var(&cfg.trustedProxies, "trusted-proxy", "a CIDR or address of a reverse proxy whose X-Forwarded-For names the client (repeatable); "+
+		"X-Forwarded-For from any other peer is ignored")
 	fs.Var(&cfg.directory, "sd", "service directory entry KEY=URL for /sd (repeatable); unset keys are <public-url>/KEY")
 	if err := parseFlags(fs, args, getenv, stderr); err != nil {
 		return err
@@ -124,6 +129,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := secureDataDir(cfg.dataDir, log); err != nil {
 		return err
 	}
+	trustedProxies, err := httpapi.ParseTrustedProxies(cfg.trustedProxies)
+	if err != nil {
+		return fmt.Errorf("--trusted-proxy: %w", err)
+	}
+	audit, closeAudit, err := cfg.audit.open(cfg.dataDir, false, stderr, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = closeAudit() }() // last: the servers, which write it, stopped before
 	store, backup, release, err := openServeStore(ctx, target, cfg, log)
 	if err != nil {
 		return err
@@ -224,6 +238,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Vendor:    httpapi.VendorDeps{Records: store, Write: engine.Write, Statements: actors.Statements{}},
 		Demo:      demo,
 		Log:       log,
+
+		Audit:          audit,
+		TrustedProxies: trustedProxies,
 	})
 	// inflight counts requests in their handlers; while draining, responses close their
 	// connections so that clients reconnect (to another instance).
@@ -248,7 +265,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
-	adminSrv, adminLn, err := listenAdmin(cfg.dataDir, engine, store, backup, keys, log)
+	adminSrv, adminLn, err := listenAdmin(cfg.dataDir, engine, store, backup, keys, audit, log)
 	if err != nil {
 		_ = ln.Close()
 		return err
