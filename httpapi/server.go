@@ -63,6 +63,8 @@ type Deps struct {
 	Vendor VendorDeps
 	// Demo, when set, serves the passkey demo at / (demo.go).
 	Demo *DemoConfig
+	// Metrics, when set, counts and times the requests by route (metrics.go).
+	Metrics *Metrics
 	Log  *zap.Logger
 }
 
@@ -72,7 +74,7 @@ func NewServer(d Deps) http.Handler {
 	// routes has returned.
 	var server http.Handler
 	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { server.ServeHTTP(w, r) })
-	server = withRequestLog(d.Log, strictTransportSecurity(refusePrivateKey(d.Log, limitBody(routes(d, api)))))
+	server = withRequestLog(d.Log, strictTransportSecurity(d.Metrics.instrument(refusePrivateKey(d.Log, limitBody(routes(d, api))))))
 	return server
 }
 
