@@ -61,10 +61,11 @@ type Deps struct {
 	Passkeys Passkeys
 	// Vendor reads and writes the communities' vendor metadata records.
 	Vendor VendorDeps
-	// Demo, when set, serves the passkey demo at / (demo.go).
-	Demo *DemoConfig
 	// Metrics, when set, counts and times the requests by route (metrics.go).
 	Metrics *Metrics
+
+	// Demo, when set, serves the passkey demo at / (demo.go).
+	Demo *DemoConfig
 	Log  *zap.Logger
 }
 
