@@ -151,9 +151,6 @@ func (m *Metrics) Handler() http.Handler {
 	return mux
 }
 
-// Registry returns the registry, for tests that read what it holds.
-func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
-
 // CeremonyEnded counts a ceremony by kind, community and outcome, and observes its time from
 // options to result when it had a result (took > 0).
 func (m *Metrics) CeremonyEnded(kind messages.CeremonyKind, community string, outcome messages.Code, took time.Duration) {

@@ -256,7 +256,7 @@ func TestOperationsDocsUseExistingMetrics(t *testing.T) {
 	m.Committed(3, time.Millisecond)
 	m.CloneWarning("default")
 	m.TokenIssued("default")
-	families, err := m.Registry().Gather()
+	families, err := m.registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
