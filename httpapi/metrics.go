@@ -292,7 +292,7 @@ func (m *Metrics) labelled(method, pattern string, h http.Handler) http.Handler 
 	})
 }
 
-// methodNotAllowed marks a request that MethodNotAllowed answers, for instrument.
+// markMethodNotAllowed marks a request that the router's MethodNotAllowed answers, for instrument.
 func markMethodNotAllowed(w http.ResponseWriter) {
 	if rec, ok := w.(*metricsRecorder); ok {
 		rec.methodNotAllowed = true
