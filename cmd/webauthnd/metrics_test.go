@@ -113,10 +113,14 @@ func TestMetricsAfterRealCeremonies(t *testing.T) {
 }
 
 // TestMetricsAreOffByDefault checks that a server started without --metrics-addr opens no
-// metrics listener.
+// metrics listener, and that WEBAUTHND_METRICS_ADDR opens one as the flag does.
 func TestMetricsAreOffByDefault(t *testing.T) {
 	s := startServer(t, "")
 	if strings.Contains(s.stdout.String(), "webauthnd metrics on") {
 		t.Errorf("metrics on without --metrics-addr:\n%s", s.stdout.String())
+	}
+	env := launchNode(t, "", map[string]string{"WEBAUTHND_METRICS_ADDR": "127.0.0.1:0"})
+	if status, body := get(t, env.metricsURL(t)); status != http.StatusOK || !strings.Contains(body, "webauthnd_refusals_total") {
+		t.Errorf("WEBAUTHND_METRICS_ADDR: /metrics answered %d\n%s", status, body)
 	}
 }
