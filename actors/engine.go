@@ -67,6 +67,9 @@ type Config struct {
 	// secrets). Empty: a random key of this engine's own, which only one process can use, so
 	// it is refused with Ceremonies.
 	ChallengeKey []byte
+	// Observer is told of ceremonies' ends, commits, clone warnings and tokens (observer.go),
+	// for metrics; nil: nobody.
+	Observer Observer
 }
 
 // DefaultMaxCeremoniesPerLicense is a license's share of a community's ceremonies when none is
@@ -94,6 +97,7 @@ type deps struct {
 	dispatcher *workerDispatcher // runs the ceremonies' mailboxes
 	models     *models           // vendor metadata and MDS entries, cached
 	challenges challenges
+	observer   Observer
 	log        *zap.Logger
 }
 
@@ -129,7 +133,7 @@ func NewEngine(cfg Config, store Store, log *zap.Logger) (*Engine, error) {
 	e := &Engine{system: system, writes: &sync.WaitGroup{}, commits: newCommitCounts(), log: log,
 		limiter: newLimiter(cfg.FailedSignInsPerMinute, cfg.FailedSignInBurst, cfg.LicenseFailureFactor)}
 	w, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
-		return &writer{store: store, inflight: e.writes, log: log, counts: e.commits}
+		return &writer{store: store, inflight: e.writes, log: log, observer: observerOr(cfg.Observer), counts: e.commits}
 	}), "writer")
 	if err != nil {
 		return nil, fmt.Errorf("spawn writer: %w", err)
@@ -137,7 +141,7 @@ func NewEngine(cfg Config, store Store, log *zap.Logger) (*Engine, error) {
 	e.writer = w
 	e.deps = &deps{cfg: cfg, store: store, signer: signer, writer: w, log: log,
 		dispatcher: newWorkerDispatcher(ceremonyWorkers(), 300), models: newModels(store),
-		challenges: newChallenges(cfg.ChallengeKey)}
+		challenges: newChallenges(cfg.ChallengeKey), observer: observerOr(cfg.Observer)}
 	return e, nil
 }
 

@@ -26,6 +26,7 @@ type writer struct {
 	store    persistence.Writer
 	inflight *sync.WaitGroup
 	log      *zap.Logger
+	observer Observer // told of each commit, from the commit's goroutine
 
 	queue      []pendingWrite
 	committing bool
@@ -79,7 +80,9 @@ func (w *writer) commitNext(ctx actor.Context) {
 		defer w.inflight.Done()
 		batchCtx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 		defer cancel()
+		start := time.Now()
 		results := w.store.Apply(batchCtx, ops)
+		w.observer.Committed(n, time.Since(start))
 		system.Root.Send(self, committed{batch: batch, results: results})
 	}()
 }
