@@ -5,9 +5,9 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test test-deps build vet bench pg-start
 
-## run: start webauthnd on http://localhost:8080 with its embedded default (./data)
+## run: start webauthnd on http://localhost:8080 with its embedded default (./data), Prometheus metrics on http://127.0.0.1:9464/metrics
 run:
-	$(GO) run ./cmd/webauthnd serve
+	$(GO) run ./cmd/webauthnd serve --metrics-addr 127.0.0.1:9464
 
 ## test: install what the tests need, then vet and run every test with the race detector
 test: test-deps vet

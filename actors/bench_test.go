@@ -177,7 +177,7 @@ func newBenchUser(b testing.TB, e *Engine) *benchUser {
 
 // signedResult asks for sign-in options by username and answers them with the next counter,
 // or with counter 0 (as passkeys that keep no counter do) when results may arrive out of order.
-func (u *benchUser) signedResult(b *testing.B, e *Engine, counted bool) messages.FinishSignIn {
+func (u *benchUser) signedResult(b testing.TB, e *Engine, counted bool) messages.FinishSignIn {
 	opts, err := e.BeginSignIn(ctx, messages.BeginSignIn{Scope: scope, Username: u.username})
 	if err != nil {
 		b.Fatal(err)

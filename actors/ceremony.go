@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/go-webauthn/webauthn/protocol"
@@ -44,6 +45,13 @@ type ceremony struct {
 	caller *actor.PID                       // who waits for this ceremony's answer
 	next   func(actor.Context, writeResult) // what to do when the pending write commits
 	log    *zap.Logger
+
+	// For the Observer (observer.go): when the options were asked for, whether they named no
+	// user, whether a result came, and whether the end was reported.
+	began        time.Time
+	discoverable bool
+	finishing    bool
+	observed     bool
 }
 
 // Receive implements actor.Actor.
@@ -55,10 +63,11 @@ func (c *ceremony) Receive(ctx actor.Context) {
 		ctx.SetReceiveTimeout(c.deps.cfg.CeremonyTimeout)
 	case begin:
 		c.caller = ctx.Sender()
+		c.began = time.Now()
 		c.begin(ctx, m.ctx, m.msg)
 	case finish:
 		if c.rehydrated && !c.done && c.session == nil && c.caller == nil {
-			c.caller = ctx.Sender()
+			c.caller, c.finishing = ctx.Sender(), true
 			c.resume(ctx, m)
 			return
 		}
@@ -67,7 +76,7 @@ func (c *ceremony) Receive(ctx actor.Context) {
 			ctx.Respond(failure{errCeremonyNotFound})
 			return
 		}
-		c.caller = ctx.Sender()
+		c.caller, c.finishing = ctx.Sender(), true
 		if c.deps.cfg.Ceremonies != nil {
 			// The supervisor has routed the result here; another node may have finished the
 			// ceremony, or be finishing it: whoever takes the state finishes it.
@@ -91,7 +100,8 @@ func (c *ceremony) Receive(ctx actor.Context) {
 			c.fail(ctx, messages.Errorf(messages.CodeUnavailable, "the ceremony timed out"))
 			return
 		}
-		c.log.Info("ceremony expired", zap.String("community", c.scope.CommunityID), zap.String("code", "ceremony_expired"))
+		c.log.Info("ceremony expired", zap.String("community", c.scope.CommunityID), zap.String("code", string(messages.OutcomeExpired)))
+		c.ended(messages.OutcomeExpired)
 		c.stop(ctx)
 	}
 }
@@ -108,6 +118,7 @@ func (c *ceremony) recoverPanic(ctx actor.Context) {
 		ctx.Send(c.caller, failure{messages.Errorf(messages.CodeInternal, "internal error")})
 		c.caller = nil
 	}
+	c.ended(messages.CodeInternal)
 	panic(r)
 }
 
@@ -131,6 +142,7 @@ func (c *ceremony) stop(ctx actor.Context) {
 func (c *ceremony) fail(ctx actor.Context, err error) {
 	c.answer(ctx, failure{err})
 	c.logOutcome(err)
+	c.ended(messages.ErrorCode(err))
 	c.stop(ctx)
 }
 
@@ -215,6 +227,7 @@ func (c *ceremony) begin(ctx actor.Context, rctx context.Context, msg any) {
 		c.challenge = c.deps.challenges.seal(c.challenge, c.kind, m.CommunityID, m.LicenseID, c.sessionInfo)
 		c.beginRegistration(ctx, rctx, m)
 	case messages.BeginSignIn:
+		c.discoverable = m.Username == ""
 		c.challenge = c.deps.challenges.seal(c.challenge, c.kind, m.CommunityID, m.LicenseID, c.sessionInfo)
 		c.beginSignIn(ctx, rctx, m)
 	}

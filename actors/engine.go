@@ -67,6 +67,9 @@ type Config struct {
 	// secrets). Empty: a random key of this engine's own, which only one process can use, so
 	// it is refused with Ceremonies.
 	ChallengeKey []byte
+	// Observer is told of ceremonies' ends, commits, clone warnings and tokens (observer.go),
+	// for metrics; nil: nobody.
+	Observer Observer
 }
 
 // DefaultMaxCeremoniesPerLicense is a license's share of a community's ceremonies when none is
@@ -81,6 +84,7 @@ type Engine struct {
 	writer      *actor.PID
 	supervisors sync.Map // community id -> *actor.PID
 	writes      *sync.WaitGroup
+	commits     *commitCounts
 	log         *zap.Logger
 }
 
@@ -93,6 +97,7 @@ type deps struct {
 	dispatcher *workerDispatcher // runs the ceremonies' mailboxes
 	models     *models           // vendor metadata and MDS entries, cached
 	challenges challenges
+	observer   Observer
 	log        *zap.Logger
 }
 
@@ -125,10 +130,10 @@ func NewEngine(cfg Config, store Store, log *zap.Logger) (*Engine, error) {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(slog.NewTextHandler(runtimeLog, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}))
-	e := &Engine{system: system, writes: &sync.WaitGroup{}, log: log,
+	e := &Engine{system: system, writes: &sync.WaitGroup{}, commits: newCommitCounts(), log: log,
 		limiter: newLimiter(cfg.FailedSignInsPerMinute, cfg.FailedSignInBurst, cfg.LicenseFailureFactor)}
 	w, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
-		return &writer{store: store, inflight: e.writes, log: log}
+		return &writer{store: store, inflight: e.writes, log: log, observer: observerOr(cfg.Observer), counts: e.commits}
 	}), "writer")
 	if err != nil {
 		return nil, fmt.Errorf("spawn writer: %w", err)
@@ -136,7 +141,7 @@ func NewEngine(cfg Config, store Store, log *zap.Logger) (*Engine, error) {
 	e.writer = w
 	e.deps = &deps{cfg: cfg, store: store, signer: signer, writer: w, log: log,
 		dispatcher: newWorkerDispatcher(ceremonyWorkers(), 300), models: newModels(store),
-		challenges: newChallenges(cfg.ChallengeKey)}
+		challenges: newChallenges(cfg.ChallengeKey), observer: observerOr(cfg.Observer)}
 	return e, nil
 }
 
@@ -170,6 +175,21 @@ func (e *Engine) LiveTotal(ctx context.Context) (int, error) {
 		return err == nil
 	})
 	return total, err
+}
+
+// LiveByCommunity returns the number of live ceremony actors of each community that has had
+// one on this node (its supervisor is asked, as Live does); a community whose supervisor does
+// not answer within ctx is left out. Metrics (at each scrape) and webauthnd stats read it, off
+// the ceremonies' path.
+func (e *Engine) LiveByCommunity(ctx context.Context) map[string]int {
+	live := map[string]int{}
+	e.supervisors.Range(func(key, _ any) bool {
+		if n, err := e.Live(ctx, key.(string)); err == nil {
+			live[key.(string)] = n
+		}
+		return ctx.Err() == nil
+	})
+	return live
 }
 
 // Ping checks that the actor system answers.

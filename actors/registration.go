@@ -171,6 +171,7 @@ func (c *ceremony) finishRegistration(ctx actor.Context, rctx context.Context, m
 			AuthenticatorName:  name,
 		})
 		c.log.Debug("ceremony succeeded", zap.String("community", c.scope.CommunityID), zap.String("code", "registered"))
+		c.ended(messages.OutcomeOK)
 		c.stop(ctx)
 	})
 }

@@ -149,8 +149,13 @@ func (c *ceremony) finishSignIn(ctx actor.Context, rctx context.Context, m messa
 			return
 		}
 		result.Token = token
+		c.deps.obs().TokenIssued(c.scope.CommunityID)
+		if result.CloneWarning {
+			c.deps.obs().CloneWarning(c.scope.CommunityID)
+		}
 		c.answer(ctx, result)
 		c.log.Debug("ceremony succeeded", zap.String("community", c.scope.CommunityID), zap.String("code", "signed_in"))
+		c.ended(messages.OutcomeOK)
 		c.stop(ctx)
 	})
 }

@@ -128,6 +128,9 @@ func decodeState(raw []byte) (ceremonyState, error) {
 // its relying party from the community it holds.
 func (c *ceremony) restore(s ceremonyState) error {
 	c.kind, c.sessionInfo, c.decoy, c.selection = s.Kind, s.SessionInfo, s.Decoy, s.Selection
+	// For the Observer: the issuing node's options, as their expiry tells (the nodes of a
+	// cluster share --ceremony-timeout), and no user named at options time.
+	c.began, c.discoverable = s.Expires.Add(-c.deps.cfg.CeremonyTimeout), s.Kind == kindSignIn && s.User == nil
 	session := s.Session
 	c.session = &session
 	c.challenge = nil // only the issuing ceremony needs it, to build the options

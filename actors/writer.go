@@ -26,9 +26,11 @@ type writer struct {
 	store    persistence.Writer
 	inflight *sync.WaitGroup
 	log      *zap.Logger
+	observer Observer // told of each commit, from the commit's goroutine
 
 	queue      []pendingWrite
 	committing bool
+	counts     *commitCounts // batches and writes, for webauthnd stats (atomics: stats reads them)
 }
 
 type pendingWrite struct {
@@ -67,6 +69,7 @@ func (w *writer) commitNext(ctx actor.Context) {
 	batch := w.queue[:n:n]
 	w.queue = append([]pendingWrite(nil), w.queue[n:]...)
 	w.committing = true
+	w.counts.add(n)
 	ops := make([]persistence.Op, n)
 	for i, p := range batch {
 		ops[i] = p.op
@@ -77,7 +80,9 @@ func (w *writer) commitNext(ctx actor.Context) {
 		defer w.inflight.Done()
 		batchCtx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 		defer cancel()
+		start := time.Now()
 		results := w.store.Apply(batchCtx, ops)
+		w.observer.Committed(n, time.Since(start))
 		system.Root.Send(self, committed{batch: batch, results: results})
 	}()
 }

@@ -27,6 +27,11 @@ type AdminDeps struct {
 	Backup func(w io.Writer) error
 	// LiveCeremonies counts the ceremony actors alive in every community.
 	LiveCeremonies func(ctx context.Context) (int, error)
+	// LiveByCommunity counts them per community (webauthnd stats); nil leaves it out.
+	LiveByCommunity func(ctx context.Context) map[string]int
+	// Commits counts the store writer's group commits since the start (webauthnd stats); nil
+	// leaves them out.
+	Commits func() messages.CommitCounts
 	// StoreRoundTrips counts the round trips this process's store made to its database since
 	// it opened, for the benchmark harness's round trips per ceremony; nil for a store that
 	// makes none (Badger is in process).
@@ -100,7 +105,7 @@ func handleListLicenses(a AdminDeps) http.Handler {
 // handleStats answers what the benchmark harness reads: live ceremony actors and the Go heap
 // (after a forced collection with ?gc=1) to check a burst's aftermath, and, over a database,
 // the store's round trips so far (storeRoundTrips, absent when the store makes none), so that
-// nothing needs a debug build.
+// nothing needs a debug build; and what `webauthnd stats` adds for operators (addOpsStats).
 func handleStats(a AdminDeps) http.Handler {
 	return handle(a.Log, func(w http.ResponseWriter, r *http.Request) error {
 		if r.URL.Query().Get("gc") == "1" {
@@ -123,6 +128,7 @@ func handleStats(a AdminDeps) http.Handler {
 		if a.StoreRoundTrips != nil {
 			stats["storeRoundTrips"] = a.StoreRoundTrips()
 		}
+		addOpsStats(r.Context(), a, stats)
 		encode(w, http.StatusOK, stats)
 		return nil
 	})

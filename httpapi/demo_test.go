@@ -63,7 +63,7 @@ func newDemoServerWith(t *testing.T, demo bool, passkeys Passkeys) *demoClient {
 		Ceremonies:  openAPIEngine,
 		Licenses:    openAPIFakeStore{},
 		Communities: openAPIFakeStore{},
-		Health:      func(context.Context) error { return nil },
+		Health:      HealthChecks{},
 		Draining:    func() bool { return false },
 		TokenKeys:   func() any { return []any{} },
 		Envelope:    NewKeyring(envelope),

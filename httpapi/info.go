@@ -1,40 +1,12 @@
 package httpapi
 
 import (
-	"context"
 	_ "embed"
 	"net/http"
-
-	"go.uber.org/zap"
-
-	"github.com/webauthnd/webauthnd/messages"
 )
 
 //go:embed openapi.json
 var openAPIDocument []byte
-
-// handleHealthz answers 200 when the service can take every request, else 503 with a reason:
-// draining (shutting down), storage_full (free space below the reserve: registrations are
-// refused, reads and, above a quarter of the reserve, sign-ins go on), or unavailable (the
-// store or the engine does not answer). A load balancer takes the instance out either way.
-func handleHealthz(health func(context.Context) error, draining func() bool, version string, log *zap.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if draining != nil && draining() {
-			encode(w, http.StatusServiceUnavailable, map[string]string{"status": "draining", "code": "503", "version": version, "reason": "draining"})
-			return
-		}
-		if err := health(r.Context()); err != nil {
-			reason := messages.ErrorCode(err)
-			if reason != messages.CodeStorageFull {
-				reason = messages.CodeUnavailable
-			}
-			log.Warn("health check failed", zap.String("reason", string(reason)), zap.Error(err))
-			encode(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "code": "503", "version": version, "reason": string(reason)})
-			return
-		}
-		encode(w, http.StatusOK, map[string]string{"status": "ok", "code": "200", "version": version})
-	}
-}
 
 func handleEnvironment(cfg Config, envelope *Keyring) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {

@@ -367,7 +367,7 @@ var (
 )
 
 // openAPITestServer is the real handler with the fakes above.
-func openAPITestServer(t *testing.T, engine Ceremonies, health func(context.Context) error, draining bool) http.Handler {
+func openAPITestServer(t *testing.T, engine Ceremonies, health HealthChecks, draining bool) http.Handler {
 	t.Helper()
 	envelope, err := NewEnvelopeKey(CurveSecp256k1)
 	if err != nil {
@@ -395,7 +395,7 @@ func openAPITestServer(t *testing.T, engine Ceremonies, health func(context.Cont
 // TestOpenAPIServesDocument checks that GET /webauthn/openapi.json answers the embedded
 // document as JSON, and that the route is guarded like every other.
 func TestOpenAPIServesDocument(t *testing.T) {
-	srv := openAPITestServer(t, openAPIEngine, func(context.Context) error { return nil }, false)
+	srv := openAPITestServer(t, openAPIEngine, HealthChecks{}, false)
 	cases := []struct {
 		name        string
 		method      string
@@ -475,7 +475,6 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok := func(context.Context) error { return nil }
 	good := map[string]string{"licensekey": "good-key"}
 	regBody := `{"id":"AQIDBA","rawId":"AQIDBA","type":"public-key","response":{"clientDataJSON":"e30","attestationObject":"oA"}}`
 	signBody := `{"id":"AQIDBA","rawId":"AQIDBA","type":"public-key","response":{"clientDataJSON":"e30","authenticatorData":"AA","signature":"AA"}}`
@@ -490,7 +489,7 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 	cases := []struct {
 		name     string
 		engine   Ceremonies
-		health   func(context.Context) error
+		health   HealthChecks
 		draining bool
 		method   string
 		path     string
@@ -501,8 +500,8 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 	}{
 		{name: "healthz", method: "GET", path: "/webauthn/healthz", status: 200},
 		{name: "healthz while draining", draining: true, method: "GET", path: "/webauthn/healthz", status: 503},
-		{name: "healthz when the store fails", health: func(context.Context) error { return io.ErrUnexpectedEOF }, method: "GET", path: "/webauthn/healthz", status: 503},
-		{name: "healthz below the free-space reserve", health: func(context.Context) error { return messages.Errorf(messages.CodeStorageFull, "full") },
+		{name: "healthz when the store fails", health: HealthChecks{Store: func(context.Context) error { return io.ErrUnexpectedEOF }}, method: "GET", path: "/webauthn/healthz", status: 503},
+		{name: "healthz below the free-space reserve", health: HealthChecks{Storage: func(context.Context) error { return messages.Errorf(messages.CodeStorageFull, "full") }},
 			method: "GET", path: "/webauthn/healthz", status: 503},
 		{name: "environment", method: "GET", path: "/webauthn/environment", status: 200},
 		{name: "publickeys", method: "GET", path: "/webauthn/publickeys", status: 200},
@@ -572,14 +571,11 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			engine, health := tc.engine, tc.health
+			engine := tc.engine
 			if engine == nil {
 				engine = openAPIEngine
 			}
-			if health == nil {
-				health = ok
-			}
-			srv := openAPITestServer(t, engine, health, tc.draining)
+			srv := openAPITestServer(t, engine, tc.health, tc.draining)
 			req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
 			req.Header.Set("Content-Type", "application/json")
 			for k, v := range tc.headers {

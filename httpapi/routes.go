@@ -14,7 +14,7 @@ import (
 func routes(d Deps, api http.Handler) http.Handler {
 	lc := licenseChecker{licenses: d.Licenses, communities: d.Communities, now: time.Now, audit: d.Audit}
 	log := d.Log
-	r := httprouter.New()
+	r := labelledRouter{httprouter.New(), d.Metrics}
 	r.HandleMethodNotAllowed = true
 	r.HandleOPTIONS = false // no CORS: relying parties call webauthnd from their backends
 	// No redirect to a "fixed" path: httprouter would clean /user/bob/../../did_or_fidokey/X
@@ -23,7 +23,7 @@ func routes(d Deps, api http.Handler) http.Handler {
 	// route is 404.
 	r.RedirectFixedPath = false
 
-	r.Handler(http.MethodGet, "/webauthn/healthz", handleHealthz(d.Health, d.Draining, d.Config.Version, log))
+	r.Handler(http.MethodGet, "/webauthn/healthz", handleHealthz(d.Health, d.Draining, d.Config.Version, healthCheckTimeout, log))
 	r.Handler(http.MethodGet, "/webauthn/environment", handleEnvironment(d.Config, d.Envelope))
 	r.Handler(http.MethodGet, "/webauthn/publickeys", handlePublicKeys(d.Envelope, d.TokenKeys))
 	r.Handler(http.MethodGet, "/webauthn/sd", handleDirectory(d.Config))
@@ -75,20 +75,35 @@ func routes(d Deps, api http.Handler) http.Handler {
 		writeError(w, log, messages.Errorf(messages.CodeNotFound, "no such route"))
 	})
 	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		markMethodNotAllowed(w)
 		writeError(w, log, messages.Errorf(messages.CodeMethodNotAllowed, "method not allowed on this route"))
 	})
 	r.PanicHandler = func(w http.ResponseWriter, _ *http.Request, v any) {
 		log.Error("handler panicked", zapAny(v))
 		writeError(w, log, messages.Errorf(messages.CodeInternal, "internal error"))
 	}
-	return routeOnEscapedPath(r)
+	return routeOnEscapedPath(r.Router)
+}
+
+// labelledRouter registers each route with its pattern as the route label of its metrics
+// (metrics.go): httprouter does not tell a handler which pattern matched, and the raw path
+// would put usernames, DIDs and credential ids in labels. Without metrics it registers the
+// handler as it is.
+type labelledRouter struct {
+	*httprouter.Router
+	metrics *Metrics
+}
+
+// Handler registers h for method and path, labelled with path.
+func (r labelledRouter) Handler(method, path string, h http.Handler) {
+	r.Router.Handler(method, path, r.metrics.labelled(method, path, h))
 }
 
 // demoRoutes lists the passkey demo's routes (demo.go): its page at / and its backend under
 // /demo/. They are a relying party's, not the service's API: the OpenAPI document leaves them
 // out, and none may lie under /webauthn/ or /caas/ or /api/ (openapi_test.go checks both).
 // httprouter cannot mix a catch-all at / with the API's routes, so each file has its path.
-func demoRoutes(r *httprouter.Router, dm *demo) {
+func demoRoutes(r labelledRouter, dm *demo) {
 	r.Handler(http.MethodGet, "/", dm.page(false, handleDemoFile("index.html")))
 	r.Handler(http.MethodGet, "/demo/demo.js", dm.page(false, handleDemoFile("demo.js")))
 	r.Handler(http.MethodGet, "/demo/demo.css", dm.page(false, handleDemoFile("demo.css")))
@@ -115,6 +130,9 @@ func adminRoutes(a AdminDeps) http.Handler {
 	r.Handler(http.MethodPost, "/admin/keys/rotate", handleRotateKeys(a))
 	r.Handler(http.MethodGet, "/admin/backup", handleBackup(a))
 	r.Handler(http.MethodGet, "/admin/stats", handleStats(a))
+	// Go's profiles (pprof.go): only here, on the socket; symbol lookups are also POSTs.
+	r.Handler(http.MethodGet, PprofPath+"*name", handlePprof(a))
+	r.Handler(http.MethodPost, PprofPath+"*name", handlePprof(a))
 	r.Handler(http.MethodPost, AdminMetadataImportPath, handleImportMetadata(a))
 	r.Handler(http.MethodGet, "/admin/metadata", handleListMetadata(a))
 	r.Handler(http.MethodGet, AdminPasskeysExportPath, handleExportPasskeys(a))

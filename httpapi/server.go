@@ -47,8 +47,8 @@ type Deps struct {
 	Ceremonies  Ceremonies
 	Licenses    persistence.Licenses
 	Communities persistence.Communities
-	// Health reports whether the store and the actor system answer.
-	Health func(ctx context.Context) error
+	// Health is what /healthz checks besides draining (healthz.go).
+	Health HealthChecks
 	// Draining reports whether the server is shutting down (healthz then answers 503).
 	Draining func() bool
 	// TokenKeys returns the signature token verification keys, as JWKs (published at
@@ -62,6 +62,9 @@ type Deps struct {
 	Passkeys Passkeys
 	// Vendor reads and writes the communities' vendor metadata records.
 	Vendor VendorDeps
+	// Metrics, when set, counts and times the requests by route (metrics.go).
+	Metrics *Metrics
+
 	// Demo, when set, serves the passkey demo at / (demo.go).
 	Demo *DemoConfig
 	Log  *zap.Logger
@@ -77,7 +80,7 @@ func NewServer(d Deps) http.Handler {
 	// routes has returned.
 	var server http.Handler
 	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { server.ServeHTTP(w, r) })
-	server = withRequestLog(d.Log, strictTransportSecurity(refusePrivateKey(d.Log, limitBody(routes(d, api)))))
+	server = withRequestLog(d.Log, strictTransportSecurity(d.Metrics.instrument(refusePrivateKey(d.Log, limitBody(routes(d, api))))))
 	server = withClientAddr(d.TrustedProxies, server)
 	return server
 }

@@ -54,6 +54,8 @@ func listenAdmin(dataDir string, engine *actors.Engine, store persistence.Store,
 			},
 			Backup:         backup,
 			LiveCeremonies: engine.LiveTotal,
+			// webauthnd stats.
+			LiveByCommunity: engine.LiveByCommunity, Commits: engine.Commits,
 			// The benchmark's round trips per sign-in (over PostgreSQL).
 			StoreRoundTrips: roundTrips,
 			ImportMetadata: func(ctx context.Context, req httpapi.MetadataImport) (httpapi.MetadataImported, error) {
@@ -65,6 +67,8 @@ func listenAdmin(dataDir string, engine *actors.Engine, store persistence.Store,
 			Log:            log.Named("admin"),
 			Audit:          audit,
 		}),
+		// No WriteTimeout: a backup, a CPU profile or a trace takes as long as it was asked to
+		// (pprof refuses a profile longer than the write timeout), and only this user connects.
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          zap.NewStdLog(log),
 	}

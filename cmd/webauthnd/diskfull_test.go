@@ -156,6 +156,9 @@ func TestDiskFullRefusesWritesThenResumes(t *testing.T) {
 		}
 	}
 	wantHealth(s, 503, "storage_full")
+	if _, body := s.getJSON(t, "/webauthn/healthz"); fmt.Sprint(body["failed"]) != "[storage]" {
+		t.Errorf("/healthz below the reserve says %v failed, want [storage]", body["failed"])
+	}
 	if status, _ := s.getJSON(t, "/webauthn/publickeys"); status != 200 {
 		t.Errorf("/publickeys below the reserve: %d", status)
 	}

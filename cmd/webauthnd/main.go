@@ -7,6 +7,7 @@
 //	webauthnd passkeys export|import ...    a community's passkeys as JSON Lines, out and in
 //	webauthnd migrate --from DIR --to URL   copy a Badger store into an empty PostgreSQL database
 //	webauthnd cert self-signed ...          a certificate for trying HTTPS locally
+//	webauthnd stats | profile ...           what the running server is doing, through its admin socket
 //
 // Every flag has an environment equivalent: --data-dir is WEBAUTHND_DATA_DIR.
 package main
@@ -61,6 +62,10 @@ const usage = `usage:
   webauthnd migrate --from DATA_DIR --to postgres://USER@HOST/DB [--store-max-conns 16]
                                      copy a Badger store, its server stopped, into an empty PostgreSQL
                                      database, and verify the copy
+  webauthnd stats [--json]           the running server's live ceremonies, heap, goroutines, group commits
+  webauthnd profile --out FILE [--kind cpu|heap|allocs|goroutine|mutex|block|threadcreate|trace]
+                    [--seconds N] [--force]
+                                     a profile of the running server, through its admin socket (cpu: 30 s)
 The commands that use the store take --store (WEBAUTHND_STORE): without it, the Badger store in
 --data-dir (through a running server's admin socket); with a postgres:// URL, that database,
 directly. A password goes in PGPASSWORD, PGPASSFILE or WEBAUTHND_STORE, never on the command line.
@@ -110,6 +115,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrateCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "cert":
 		return certCommand(args[1:], getenv, stdout, stderr)
+	case "stats":
+		return statsCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "profile":
+		return profileCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -46,6 +46,7 @@ type serveConfig struct {
 	store           storeFlags
 	audit           auditFlags
 	trustedProxies  listFlag
+	metricsAddr     string
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
@@ -69,6 +70,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.Float64Var(&cfg.licenseFactor, "license-failures-factor", 100, "a license's failed sign-in limit, as a multiple of a credential's")
 	fs.Var(&cfg.minFreeDisk, "min-free-disk", "free space to keep on the data directory's filesystem: a size (256MiB, 1GiB, bytes) or a share (5%); "+
 		"below it registrations, imports and admin writes answer 507, below a quarter of it every write does (default 256MiB or 5%, whichever is smaller, at least 68MiB)")
+	fs.StringVar(&cfg.metricsAddr, "metrics-addr", "", "address of a listener of its own serving Prometheus /metrics, e.g. 127.0.0.1:9464 (default: off; never the public port)")
 	fs.Var(&cfg.demo, "demo", "serve the passkey demo at / (default: only when --public-url's host is localhost, and never over --store)")
 	cfg.store.register(fs, true)
 	cfg.audit.register(fs)
@@ -181,6 +183,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	// A store that keeps ceremonies is shared by nodes: any of them finishes any ceremony.
 	ceremonies, _ := any(store).(persistence.Ceremonies)
+	var metrics *httpapi.Metrics
+	if cfg.metricsAddr != "" {
+		// Scraped only once the engine runs: the metrics listener opens after it.
+		metrics = httpapi.NewMetrics(func(ctx context.Context) map[string]int { return engine.LiveByCommunity(ctx) })
+	}
 	engine, err = actors.NewEngine(actors.Config{
 		CeremonyTimeout:         cfg.ceremonyTimeout,
 		MaxCeremonies:           cfg.maxCeremonies,
@@ -195,6 +202,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		FailedSignInsPerMinute: cfg.failuresPerMin,
 		FailedSignInBurst:      cfg.failureBurst,
 		LicenseFailureFactor:   cfg.licenseFactor,
+		Observer:               observerOf(metrics),
 	}, store, log)
 	if err != nil {
 		return err
@@ -227,14 +235,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Ceremonies:  engine,
 		Licenses:    store,
 		Communities: store,
-		Health: func(ctx context.Context) error {
-			if err := store.Ping(ctx); err != nil {
-				return err
-			}
-			if err := engine.Ping(ctx); err != nil {
-				return err
-			}
-			return store.CheckSpace(ctx)
+		Health: httpapi.HealthChecks{
+			Store: store.Ping, Actors: engine.Ping, Storage: store.CheckSpace,
 		},
 		Draining:  draining.Load,
 		TokenKeys: func() any { return engine.Signer().JWKS() },
@@ -243,6 +245,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Passkeys:  engine,
 		Vendor:    httpapi.VendorDeps{Records: store, Write: engine.Write, Statements: actors.Statements{}},
 		Demo:      demo,
+		Metrics:   metrics,
 		Log:       log,
 
 		Audit:          audit,
@@ -267,6 +270,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(log),
 	}
+	metricsSrv, metricsLn, err := listenMetrics(cfg.metricsAddr, metrics, log)
+	if err != nil {
+		return err
+	}
+	if metricsLn != nil {
+		defer metricsLn.Close() // on an early return; closing it again after Shutdown is harmless
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
@@ -282,9 +292,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		srv.TLSConfig = certs.tlsConfig()
 		scheme, serveHTTP = "https", func() error { return srv.ServeTLS(ln, "", "") }
 	}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- serveHTTP() }()
 	go func() { errc <- adminSrv.Serve(adminLn) }()
+	if metricsSrv != nil {
+		go func() { errc <- metricsSrv.Serve(metricsLn) }()
+		log.Info("metrics listening", zap.String("addr", metricsLn.Addr().String()))
+		fmt.Fprintf(stdout, "webauthnd metrics on http://%s/metrics\n", metricsLn.Addr())
+	}
 	log.Info("webauthnd listening", zap.String("addr", ln.Addr().String()), zap.String("scheme", scheme), zap.String("publicUrl", cfg.publicURL))
 	fmt.Fprintf(stdout, "webauthnd listening on %s://%s\n", scheme, ln.Addr())
 
@@ -313,6 +328,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if err := adminSrv.Shutdown(shutdownCtx); err != nil {
 		_ = adminSrv.Close()
+	}
+	if metricsSrv != nil {
+		if err := metricsSrv.Shutdown(shutdownCtx); err != nil {
+			_ = metricsSrv.Close()
+		}
 	}
 	log.Info("webauthnd stopped")
 	return nil
