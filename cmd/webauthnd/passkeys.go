@@ -377,7 +377,7 @@ func eachChunk(f io.Reader, fn func(first int, lines []string, refused map[int]s
 			line = nil
 		}
 		lines = append(lines, string(line))
-		size += len(line) + 16
+		size += quotedLen(line) + 1
 		if len(lines) == chunkLines || size >= chunkBytes {
 			if err := flush(); err != nil {
 				return err
@@ -387,6 +387,26 @@ func eachChunk(f io.Reader, fn func(first int, lines []string, refused map[int]s
 			return flush()
 		}
 	}
+}
+
+// quotedLen bounds the length of line as a JSON string in a request (importViaSocket does not
+// escape HTML): a quote or backslash takes 2 bytes, a control character up to 6, so that a
+// chunk of chunkBytes stays within the admin route's body limit whatever its lines hold.
+func quotedLen(line []byte) int {
+	n := 2
+	for _, b := range line {
+		switch {
+		case b == '"' || b == '\\':
+			n += 2
+		case b < 0x20:
+			n += 6
+		case b == 0xe2: // U+2028 and U+2029 (e2 80 a8/a9) are written \u2028: 6 bytes for 3
+			n += 4
+		default:
+			n++
+		}
+	}
+	return n
 }
 
 // readLine reads one line without its end (\n or \r\n); long reports a line over limit, whose
@@ -471,11 +491,13 @@ func (s *spanChecker) check(n int, line string) string {
 // importViaSocket sends one chunk to the running server.
 func importViaSocket(ctx context.Context, sock string, req httpapi.PasskeyImport) (httpapi.PasskeyImportReport, error) {
 	var rep httpapi.PasskeyImportReport
-	body, err := json.Marshal(req)
-	if err != nil {
+	var body bytes.Buffer
+	enc := json.NewEncoder(&body)
+	enc.SetEscapeHTML(false) // a line's < > & as they are: chunks are cut by quotedLen
+	if err := enc.Encode(req); err != nil {
 		return rep, err
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://admin"+httpapi.AdminPasskeysImportPath, bytes.NewReader(body))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://admin"+httpapi.AdminPasskeysImportPath, &body)
 	if err != nil {
 		return rep, err
 	}

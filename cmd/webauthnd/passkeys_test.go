@@ -407,3 +407,21 @@ func readFileString(t *testing.T, name string) string {
 	}
 	return string(raw)
 }
+
+// TestPasskeyImportChunksFitTheSocket: lines whose JSON escapes double them (a display name
+// of quotes) still go through a running server's admin socket: chunks are cut by their size
+// in the request, not in the file, so none exceeds the route's body limit.
+func TestPasskeyImportChunksFitTheSocket(t *testing.T) {
+	s := startServer(t, "")
+	quotes := strings.Repeat(`"`, 7000) // 14,000 bytes in the file, 28,000 in a request
+	var lines []any
+	for i := range 1300 {
+		l := lineOf(newPasskey(localRP, "user-"+strconv.Itoa(i)), []byte("handle-"+strconv.Itoa(i)))
+		l.DisplayName = quotes
+		lines = append(lines, l)
+	}
+	file := writeFile(t, encodeLines(t, lines...))
+	if out := s.admin(t, "passkeys", "import", "--community", "default", "--in", file); !strings.Contains(out, "imported 1300 passkeys") {
+		t.Fatalf("import said %q", out)
+	}
+}
