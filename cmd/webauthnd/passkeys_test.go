@@ -286,6 +286,8 @@ func TestPasskeyCommandsRefuseMistakes(t *testing.T) {
 	dir := t.TempDir()
 	startServer(t, dir).stop(t)
 	file := writeFile(t, encodeLines(t, lineOf(newPasskey(localRP, "a"), []byte("ha"))))
+	outDir := t.TempDir()
+	outFile := filepath.Join(outDir, "x")
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -295,7 +297,7 @@ func TestPasskeyCommandsRefuseMistakes(t *testing.T) {
 		{"no file to read", []string{"passkeys", "import", "--community", "default"}, "--in is required"},
 		{"no file to write", []string{"passkeys", "export", "--community", "default"}, "--out is required"},
 		{"an unknown community to import into", []string{"passkeys", "import", "--community", "nope", "--in", file}, `community "nope" does not exist`},
-		{"an unknown community to export", []string{"passkeys", "export", "--community", "nope", "--out", filepath.Join(t.TempDir(), "x")}, `community "nope" does not exist`},
+		{"an unknown community to export", []string{"passkeys", "export", "--community", "nope", "--out", outFile}, `community "nope" does not exist`},
 		{"a file that does not exist", []string{"passkeys", "import", "--community", "default", "--in", filepath.Join(dir, "missing")}, "no such file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -304,6 +306,10 @@ func TestPasskeyCommandsRefuseMistakes(t *testing.T) {
 				t.Fatalf("webauthnd %v = %v; want %q", tc.args, err, tc.want)
 			}
 		})
+	}
+	// A failed export leaves nothing behind: no file that looks like a (short) export.
+	if left, _ := os.ReadDir(outDir); len(left) != 0 {
+		t.Fatalf("a failed export left %v", left)
 	}
 }
 
