@@ -503,60 +503,123 @@ type lineCheck struct {
 const checkWorkers = 16
 
 // checkLines checks each line on its own (ParsePasskeyLine, the RP ID, the COSE key) and reads
-// what the store holds of it, lines in parallel. An error means the store could not answer.
+// what the store holds of it: lines in parallel, and the reads in three for the whole chunk
+// when the store offers persistence.PasskeyLookups (else three per line, in parallel too). An
+// error means the store could not answer.
 func (p PasskeyImporter) checkLines(ctx context.Context, community persistence.Community, lines []string) ([]lineCheck, error) {
 	checks := make([]lineCheck, len(lines))
+	lookups, batched := p.Store.(persistence.PasskeyLookups)
+	err := parallel(ctx, len(lines), func(i int) error {
+		lc := &checks[i]
+		p.checkOwn(community, lines[i], lc)
+		if batched || lc.blank || lc.reason != "" {
+			return nil
+		}
+		return p.readOne(ctx, community.ID, lc)
+	})
+	if err != nil || !batched {
+		return checks, err
+	}
+	var (
+		ids       [][]byte
+		usernames []string
+		handles   [][]byte
+	)
+	for _, lc := range checks {
+		if !lc.blank && lc.reason == "" {
+			ids, usernames, handles = append(ids, lc.cred.ID), append(usernames, lc.user.Username), append(handles, lc.user.Handle)
+		}
+	}
+	if len(ids) == 0 {
+		return checks, nil
+	}
+	creds, err := lookups.CredentialsByID(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	users, err := lookups.UsersByNameOrHandle(ctx, community.ID, usernames, handles)
+	if err != nil {
+		return nil, err
+	}
+	storedByID := make(map[string]*persistence.Credential, len(creds))
+	for i := range creds {
+		storedByID[string(creds[i].ID)] = &creds[i]
+	}
+	byName := make(map[string]*persistence.User, len(users))
+	byHandle := make(map[string]*persistence.User, len(users))
+	for i := range users {
+		byName[users[i].Username], byHandle[string(users[i].Handle)] = &users[i], &users[i]
+	}
+	for i := range checks {
+		lc := &checks[i]
+		if lc.blank || lc.reason != "" {
+			continue
+		}
+		if lc.stored = storedByID[string(lc.cred.ID)]; lc.stored == nil {
+			lc.storedUser, lc.handleUser = byName[lc.user.Username], byHandle[string(lc.user.Handle)]
+		}
+	}
+	return checks, nil
+}
+
+// parallel runs do(0) … do(n-1) on checkWorkers goroutines and returns the first error, or
+// ctx's once it ended.
+func parallel(ctx context.Context, n int, do func(i int) error) error {
 	var (
 		next    atomic.Int64
 		wg      sync.WaitGroup
 		errOnce sync.Once
-		readErr error
+		first   error
 	)
-	fail := func(err error) { errOnce.Do(func() { readErr = err }) }
-	for range min(checkWorkers, len(lines)) {
+	for range min(checkWorkers, n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= len(lines) || ctx.Err() != nil {
+				if i >= n || ctx.Err() != nil {
 					return
 				}
-				if err := p.checkLine(ctx, community, lines[i], &checks[i]); err != nil {
-					fail(err)
+				if err := do(i); err != nil {
+					errOnce.Do(func() { first = err })
 					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	if readErr != nil {
-		return nil, readErr
+	if first != nil {
+		return first
 	}
-	return checks, ctx.Err()
+	return ctx.Err()
 }
 
-// checkLine fills lc for one line; an error means the store could not answer.
-func (p PasskeyImporter) checkLine(ctx context.Context, community persistence.Community, text string, lc *lineCheck) error {
+// checkOwn fills lc with what one line says, or why it is refused on its own.
+func (p PasskeyImporter) checkOwn(community persistence.Community, text string, lc *lineCheck) {
 	if strings.TrimSpace(text) == "" {
 		lc.blank = true
-		return nil
+		return
 	}
 	u, c, err := ParsePasskeyLine([]byte(text), community.ID)
 	if err != nil {
 		lc.reason = reasonOf(err)
-		return nil
+		return
 	}
 	if !slices.Contains(community.RPIDs, c.RPID) {
 		lc.reason = fmt.Sprintf("rpId %q is not one of community %q's RP IDs (%s)", c.RPID, community.ID, strings.Join(community.RPIDs, ", "))
-		return nil
+		return
 	}
 	if err := p.CheckKey(c.PublicKey, c.Algorithm); err != nil {
 		lc.reason = reasonOf(err)
-		return nil
+		return
 	}
 	lc.user, lc.cred = u, c
-	stored, err := p.Store.Credential(ctx, c.ID)
+}
+
+// readOne reads what the store holds of one checked line, three reads; an error means the
+// store could not answer.
+func (p PasskeyImporter) readOne(ctx context.Context, communityID string, lc *lineCheck) error {
+	stored, err := p.Store.Credential(ctx, lc.cred.ID)
 	switch {
 	case err == nil:
 		lc.stored = &stored
@@ -564,14 +627,14 @@ func (p PasskeyImporter) checkLine(ctx context.Context, community persistence.Co
 	case !errors.Is(err, persistence.ErrNotFound):
 		return err
 	}
-	su, err := p.Store.User(ctx, community.ID, u.Username)
+	su, err := p.Store.User(ctx, communityID, lc.user.Username)
 	switch {
 	case err == nil:
 		lc.storedUser = &su
 	case !errors.Is(err, persistence.ErrNotFound):
 		return err
 	}
-	hu, err := p.Store.UserByHandle(ctx, community.ID, u.Handle)
+	hu, err := p.Store.UserByHandle(ctx, communityID, lc.user.Handle)
 	switch {
 	case err == nil:
 		lc.handleUser = &hu

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/webauthnd/webauthnd/persistence"
+	"github.com/webauthnd/webauthnd/persistence/badger"
 )
 
 // seedLine is a valid line with every field set.
@@ -116,5 +117,67 @@ func TestAdminPasskeyRoutes(t *testing.T) {
 	}
 	if lines := strings.Count(recorded.String(), "passkeys.imported"); lines != 1 || !strings.Contains(recorded.String(), `"imported":3`) {
 		t.Fatalf("audit trail:\n%s\nwant one passkeys.imported line with imported 3", recorded.String())
+	}
+}
+
+// oneByOne hides a store's PasskeyLookups: the importer then reads each line on its own.
+type oneByOne struct{ PasskeyStore }
+
+// TestPasskeyImporterReadsAlike: the importer judges a chunk the same whether the store reads
+// its lines in three batched reads (PasskeyLookups) or three reads per line.
+func TestPasskeyImporterReadsAlike(t *testing.T) {
+	store, err := badger.Open(t.TempDir(), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if _, err := persistence.ApplyOne(t.Context(), store, persistence.PutCommunity{Create: true, Community: persistence.Community{
+		ID: "shop", TenantID: "shop", Name: "shop", RPIDs: []string{"shop.example"}, Origins: []string{"https://shop.example"},
+		UserVerification: persistence.VerificationPreferred}}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	cred := func(id, user, handle string) (persistence.User, persistence.Credential) {
+		u := persistence.User{CommunityID: "shop", Username: user, DisplayName: user, Handle: []byte(handle), Created: at}
+		return u, persistence.Credential{ID: []byte(id), CommunityID: "shop", Username: user, UserHandle: []byte(handle),
+			RPID: "shop.example", PublicKey: []byte("key-" + id), Algorithm: -7, Created: at}
+	}
+	su, sc := cred("stored", "alice", "ha")
+	if err := store.Import(t.Context(), []persistence.User{su}, []persistence.Credential{sc}); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, rec := range [][3]string{
+		{"new-4", "carol", "ha"},  // alice's stored handle, before any line of alice: refused
+		{"stored", "alice", "ha"}, // the stored passkey: skipped
+		{"new-1", "alice", "ha"},  // a new passkey of alice
+		{"new-2", "bob", "hb"},    // a new user
+		{"new-3", "alice", "hx"},  // alice with another handle: refused
+	} {
+		u, c := cred(rec[0], rec[1], rec[2])
+		raw, _ := json.Marshal(PasskeyLineOf(u, c))
+		lines = append(lines, string(raw))
+	}
+	other, _ := json.Marshal(PasskeyLineOf(cred("stored", "dave", "hd"))) // the stored id, another user: refused
+	lines = append(lines, string(other))
+	req := PasskeyImport{CommunityID: "shop", FirstLine: 1, Lines: lines, DryRun: true}
+	noKeyCheck := func([]byte, int64) error { return nil }
+	batched, err := PasskeyImporter{Store: store, CheckKey: noKeyCheck}.Import(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	single, err := PasskeyImporter{Store: oneByOne{store}, CheckKey: noKeyCheck}.Import(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(batched, single) {
+		t.Fatalf("batched reads: %+v\none by one: %+v", batched, single)
+	}
+	var refused []int
+	for _, r := range batched.Refused {
+		refused = append(refused, r.Line)
+	}
+	if batched.Skipped != 1 || !reflect.DeepEqual(refused, []int{1, 5, 6}) {
+		t.Fatalf("report %+v; want line 2 skipped, lines 1, 5 and 6 refused", batched)
 	}
 }

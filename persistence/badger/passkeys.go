@@ -2,6 +2,7 @@ package badger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	bdb "github.com/dgraph-io/badger/v4"
@@ -44,4 +45,78 @@ func (s *Store) PasskeysOf(ctx context.Context, communityID string, yield func(p
 		}
 		return nil
 	})
+}
+
+var _ persistence.PasskeyLookups = (*Store)(nil)
+
+// CredentialsByID reads the stored credentials among ids in one read transaction.
+func (s *Store) CredentialsByID(ctx context.Context, ids [][]byte) (out []persistence.Credential, err error) {
+	err = s.view(ctx, func(txn *bdb.Txn) error {
+		for i, id := range ids {
+			if err := alive(ctx, i); err != nil {
+				return err
+			}
+			c, err := getCredential(txn, id)
+			if errors.Is(err, persistence.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out = append(out, c)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// UsersByNameOrHandle reads the community's users of usernames and of handles in one read
+// transaction (a handle's index entry names its user).
+func (s *Store) UsersByNameOrHandle(ctx context.Context, communityID string, usernames []string, handles [][]byte) (out []persistence.User, err error) {
+	err = s.view(ctx, func(txn *bdb.Txn) error {
+		seen := make(map[string]bool)
+		add := func(name string) error {
+			if seen[name] {
+				return nil
+			}
+			seen[name] = true
+			u, err := getUser(txn, userKey(communityID, name))
+			if errors.Is(err, persistence.ErrNotFound) {
+				return nil
+			}
+			if err == nil {
+				out = append(out, u)
+			}
+			return err
+		}
+		for i, name := range usernames {
+			if err := alive(ctx, i); err != nil {
+				return err
+			}
+			if err := add(name); err != nil {
+				return err
+			}
+		}
+		for i, h := range handles {
+			if err := alive(ctx, i); err != nil {
+				return err
+			}
+			item, err := txn.Get(handleKey(communityID, h))
+			if errors.Is(err, bdb.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			name, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if err := add(string(name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
 }

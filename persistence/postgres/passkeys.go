@@ -92,3 +92,55 @@ func (s *Store) PasskeysOf(ctx context.Context, communityID string, yield func(p
 	}
 	return nil
 }
+
+var _ persistence.PasskeyLookups = (*Store)(nil)
+
+// CredentialsByID reads the stored credentials among ids in one statement.
+func (s *Store) CredentialsByID(ctx context.Context, ids [][]byte) ([]persistence.Credential, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []persistence.Credential
+	rows, err := s.pool.Query(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE id = ANY($1)`, ids)
+	if err == nil {
+		err = forEach(collectCredentials(&out))(rows)
+	}
+	if err != nil {
+		return nil, s.storeErr(err)
+	}
+	return out, nil
+}
+
+// UsersByNameOrHandle reads the community's users of usernames and of handles in one
+// statement. A username that is no valid text names no user (as User answers it).
+func (s *Store) UsersByNameOrHandle(ctx context.Context, communityID string, usernames []string, handles [][]byte) ([]persistence.User, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !textOK(communityID) {
+		return nil, nil
+	}
+	names := make([]string, 0, len(usernames))
+	for _, n := range usernames {
+		if textOK(n) {
+			names = append(names, n)
+		}
+	}
+	var out []persistence.User
+	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users WHERE community_id = $1 AND (username = ANY($2) OR handle = ANY($3))`,
+		communityID, names, handles)
+	if err == nil {
+		err = forEach(func(rows pgx.Rows) error {
+			var r userRow
+			if err := rows.Scan(r.dest()...); err != nil {
+				return err
+			}
+			out = append(out, r.user())
+			return nil
+		})(rows)
+	}
+	if err != nil {
+		return nil, s.storeErr(err)
+	}
+	return out, nil
+}

@@ -110,3 +110,45 @@ func testPasskeysOf(t *testing.T, open opener) {
 		}
 	})
 }
+
+func testPasskeyLookups(t *testing.T, open opener) {
+	t.Run("many ids, usernames and handles are read at once; the unknown ones are left out", func(t *testing.T) {
+		s := open(t)
+		lookups, ok := s.(persistence.PasskeyLookups)
+		if !ok {
+			t.Skip("the backend reads one record at a time")
+		}
+		seedShop(t, s)
+		seedCommunity(t, s, "bank")
+		alice, bob := importUser("alice", "ha"), importUser("bob", "hb")
+		a1, b1 := credential("a-1", alice), credential("b-1", bob)
+		if err := s.Import(t.Context(), []persistence.User{alice, bob}, []persistence.Credential{a1, b1}); err != nil {
+			t.Fatal(describe(err))
+		}
+		addCredential(t, s, credential("bank-1", user("bank", "carol", "hc")))
+		creds, err := lookups.CredentialsByID(t.Context(), [][]byte{[]byte("b-1"), []byte("nope"), []byte("bank-1"), []byte("a-1")})
+		if err != nil {
+			t.Fatal(describe(err))
+		}
+		got := map[string]persistence.Credential{}
+		for _, c := range creds {
+			got[string(c.ID)] = c
+		}
+		wantSame(t, "CredentialsByID", got, map[string]persistence.Credential{
+			"a-1": asRead(a1), "b-1": asRead(b1), "bank-1": asRead(credential("bank-1", user("bank", "carol", "hc"))),
+		})
+		// alice by name, bob by handle, carol is another community's, dave nobody's.
+		users, err := lookups.UsersByNameOrHandle(t.Context(), "shop", []string{"alice", "carol", "dave"}, [][]byte{[]byte("hb"), []byte("hc"), []byte("ha")})
+		if err != nil {
+			t.Fatal(describe(err))
+		}
+		byName := map[string]persistence.User{}
+		for _, u := range users {
+			if _, twice := byName[u.Username]; twice {
+				t.Fatalf("UsersByNameOrHandle returned %s twice", u.Username)
+			}
+			byName[u.Username] = u
+		}
+		wantSame(t, "UsersByNameOrHandle", byName, map[string]persistence.User{"alice": alice, "bob": bob})
+	})
+}

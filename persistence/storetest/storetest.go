@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) persistence.Store) {
 		{"Caches", testCaches},
 		{"Import", testImport},
 		{"PasskeysOf", testPasskeysOf},
+		{"PasskeyLookups", testPasskeyLookups},
 		{"Store", testStore},
 		{"Context", testContext},
 		{"Concurrency", testConcurrency},
