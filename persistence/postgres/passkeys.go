@@ -101,7 +101,9 @@ func (s *Store) CredentialsByID(ctx context.Context, ids [][]byte) ([]persistenc
 		return nil, err
 	}
 	var out []persistence.Credential
-	rows, err := s.pool.Query(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE id = ANY($1)`, ids)
+	// Planned at each call (QueryExecModeExec), not once: a plan cached while an import's first
+	// chunk met an empty table scans the whole table at every later chunk.
+	rows, err := s.pool.Query(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE id = ANY($1)`, pgx.QueryExecModeExec, ids)
 	if err == nil {
 		err = forEach(collectCredentials(&out))(rows)
 	}
@@ -130,7 +132,7 @@ func (s *Store) UsersByNameOrHandle(ctx context.Context, communityID string, use
 	// Two index look-ups, not one OR: with OR the planner scans the whole table.
 	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users WHERE community_id = $1 AND username = ANY($2)
 		UNION SELECT `+userColumns+` FROM users WHERE community_id = $1 AND handle = ANY($3)`,
-		communityID, names, handles)
+		pgx.QueryExecModeExec, communityID, names, handles)
 	if err == nil {
 		err = forEach(func(rows pgx.Rows) error {
 			var r userRow
