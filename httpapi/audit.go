@@ -92,14 +92,6 @@ func (a *Audit) Record(e messages.AuditEvent) {
 	}
 }
 
-// Sync flushes what the writer buffers; the server calls it on shutdown.
-func (a *Audit) Sync() error {
-	if a == nil {
-		return nil
-	}
-	return a.log.Sync()
-}
-
 func (a *Audit) reportLost(log *zap.Logger, err error) {
 	a.mu.Lock()
 	a.lost++

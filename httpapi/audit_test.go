@@ -62,10 +62,7 @@ func TestAuditRecordWritesOneJSONLine(t *testing.T) {
 
 func TestNilAuditWritesNothing(t *testing.T) {
 	var a *Audit
-	a.Record(messages.AuditEvent{Event: messages.AuditSignIn})
-	if err := a.Sync(); err != nil {
-		t.Fatal(err)
-	}
+	a.Record(messages.AuditEvent{Event: messages.AuditSignIn}) // no panic
 }
 
 type failingWriter struct{}
