@@ -179,6 +179,10 @@ func ParseTrustedProxies(values []string) ([]netip.Prefix, error) {
 			continue
 		}
 		if p, err := netip.ParsePrefix(v); err == nil {
+			if p.Addr().Is4In6() && p.Bits() >= 96 {
+				// isTrusted compares unmapped addresses: an IPv4-mapped CIDR is its IPv4 one.
+				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			}
 			out = append(out, p.Masked())
 			continue
 		}
