@@ -209,6 +209,16 @@ func TestAuditTrail(t *testing.T) {
 			delete(m, "username")
 			return m
 		}},
+		{"failed discoverable sign-in: the same event as its success", func(t *testing.T) {
+			if st, res := signIn(t, false, map[string]any{"origin": "https://evil.example"}); st != 400 || res["code"] != "origin_not_allowed" {
+				t.Fatalf("discoverable sign-in from another origin: %d %v", st, res)
+			}
+		}, func() map[string]string {
+			m := ceremony("signin.discoverable")
+			m["outcome"], m["fidoKeyHash"] = "origin_not_allowed", aliceHash()
+			delete(m, "username")
+			return m
+		}},
 		{"a request refused before the engine writes no line", func(t *testing.T) {
 			st, _, _ := s.call(t, "POST", "/webauthn/u1/assertion/result", lic("not-a-license"), map[string]any{"dns": "localhost"})
 			if st != 401 {
