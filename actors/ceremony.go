@@ -140,7 +140,11 @@ func (c *ceremony) stop(ctx actor.Context) {
 
 // fail answers the caller with err and ends the ceremony.
 func (c *ceremony) fail(ctx actor.Context, err error) {
-	c.answer(ctx, failure{err})
+	if c.kind == kindSignIn && c.discoverable && c.finishing {
+		c.answer(ctx, failure{discoverableFailure{err}})
+	} else {
+		c.answer(ctx, failure{err})
+	}
 	c.logOutcome(err)
 	c.ended(messages.ErrorCode(err))
 	c.stop(ctx)

@@ -224,6 +224,10 @@ func (e *Engine) BeginSignIn(ctx context.Context, m messages.BeginSignIn) (messa
 func (e *Engine) FinishSignIn(ctx context.Context, m messages.FinishSignIn) (messages.SignedIn, error) {
 	f, err := e.finishOf(ctx, kindSignIn, m.Scope, m.SessionInfo, m, parseAssertion, m.Credential)
 	res, err := ask[messages.SignedIn](ctx, e, m.CommunityID, f, err)
+	var discoverable discoverableFailure
+	if errors.As(err, &discoverable) {
+		res.Discoverable, err = true, discoverable.error
+	}
 	var counted verificationFailure
 	if errors.As(err, &counted) {
 		err = counted.error

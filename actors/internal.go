@@ -54,6 +54,12 @@ type verificationFailure struct{ error }
 
 func (v verificationFailure) Unwrap() error { return v.error }
 
+// discoverableFailure is the failure of a discoverable sign-in's result: FinishSignIn unwraps it
+// into its answer's Discoverable, which the caller cannot learn otherwise.
+type discoverableFailure struct{ error }
+
+func (d discoverableFailure) Unwrap() error { return d.error }
+
 type (
 	liveQuery struct{}
 	ping      struct{}

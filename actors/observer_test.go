@@ -163,3 +163,36 @@ func TestObserverIsToldOfExpiredCeremonies(t *testing.T) {
 		t.Errorf("told %q, want one expiry", obs.events)
 	}
 }
+
+// TestFinishSignInSaysDiscoverableOnFailure: a sign-in whose options named no user is
+// discoverable whether it succeeds or fails, so that the audit trail files its failures under
+// the same event as its successes (and the metrics, which the ceremony itself tells).
+func TestFinishSignInSaysDiscoverableOnFailure(t *testing.T) {
+	e := newTestEngine(t, Config{CeremonyTimeout: time.Minute}, nil)
+	u := newBenchUser(t, e)
+	u.cred.Counter = 10
+	if _, err := e.FinishSignIn(ctx, u.signedResult(t, e, false)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		username string
+	}{{"discoverable", ""}, {"by username", u.username}} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts, err := e.BeginSignIn(ctx, messages.BeginSignIn{Scope: scope, Username: tc.username})
+			if err != nil {
+				t.Fatal(err)
+			}
+			so, _ := virtualwebauthn.ParseAssertionOptions(string(opts.Options))
+			u.cred.Counter = 3 // backwards: refused after the passkey was found
+			res, err := e.FinishSignIn(ctx, messages.FinishSignIn{Scope: scope,
+				Credential: credentialOf(t, []byte(virtualwebauthn.CreateAssertionResponse(benchRP, u.auth, u.cred, *so)))})
+			if messages.ErrorCode(err) != messages.CodeCounterRegression {
+				t.Fatalf("a counter that went backwards: %v", err)
+			}
+			if want := tc.username == ""; res.Discoverable != want {
+				t.Errorf("failed sign-in's Discoverable = %t, want %t", res.Discoverable, want)
+			}
+		})
+	}
+}

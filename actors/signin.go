@@ -141,7 +141,7 @@ func (c *ceremony) finishSignIn(ctx actor.Context, rctx context.Context, m messa
 			UserVerified: flags.HasUserVerified(),
 			CloneWarning: updated.CloneWarning,
 			DID:          updated.DID,
-			Discoverable: len(c.session.UserID) == 0,
+			Discoverable: c.discoverable,
 		}
 		token, err := c.deps.signer.Sign(result, c.scope)
 		if err != nil {

@@ -97,14 +97,6 @@ func (a *Audit) Record(e messages.AuditEvent) {
 	}
 }
 
-// Sync flushes what the writer buffers; the server calls it on shutdown.
-func (a *Audit) Sync() error {
-	if a == nil {
-		return nil
-	}
-	return a.log.Sync()
-}
-
 func (a *Audit) reportLost(log *zap.Logger, err error) {
 	a.mu.Lock()
 	a.lost++
@@ -192,6 +184,10 @@ func ParseTrustedProxies(values []string) ([]netip.Prefix, error) {
 			continue
 		}
 		if p, err := netip.ParsePrefix(v); err == nil {
+			if p.Addr().Is4In6() && p.Bits() >= 96 {
+				// isTrusted compares unmapped addresses: an IPv4-mapped CIDR is its IPv4 one.
+				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			}
 			out = append(out, p.Masked())
 			continue
 		}

@@ -259,7 +259,12 @@ func (m *Metrics) instrument(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &metricsRecorder{ResponseWriter: w, status: http.StatusOK}
+		// The request log's recorder (withRequestLog wraps every request of the public API)
+		// already keeps the status and the code; one of its own only when called without it.
+		rec, ok := w.(*statusRecorder)
+		if !ok {
+			rec = &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		}
 		next.ServeHTTP(rec, r)
 		rm := rec.route
 		if rm == nil {
@@ -271,7 +276,7 @@ func (m *Metrics) instrument(next http.Handler) http.Handler {
 		}
 		rm.observe(rec.status, time.Since(start))
 		if rec.code != "" {
-			if c, ok := m.refusals[rec.code]; ok {
+			if c, ok := m.refusals[messages.Code(rec.code)]; ok {
 				c.Inc()
 			}
 		}
@@ -285,7 +290,7 @@ func (m *Metrics) labelled(method, pattern string, h http.Handler) http.Handler 
 	}
 	rm := m.route(pattern, method)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rec, ok := w.(*metricsRecorder); ok {
+		if rec, ok := w.(*statusRecorder); ok {
 			rec.route = rm
 		}
 		h.ServeHTTP(w, r)
@@ -294,30 +299,7 @@ func (m *Metrics) labelled(method, pattern string, h http.Handler) http.Handler 
 
 // markMethodNotAllowed marks a request that the router's MethodNotAllowed answers, for instrument.
 func markMethodNotAllowed(w http.ResponseWriter) {
-	if rec, ok := w.(*metricsRecorder); ok {
+	if rec, ok := w.(*statusRecorder); ok {
 		rec.methodNotAllowed = true
 	}
 }
-
-// metricsRecorder is the response writer of an instrumented request: it keeps the status, the
-// error code and the route, and passes the code on to the request log's recorder.
-type metricsRecorder struct {
-	http.ResponseWriter
-	status           int
-	code             messages.Code
-	route            *routeMetrics
-	methodNotAllowed bool
-}
-
-func (rec *metricsRecorder) WriteHeader(status int) {
-	rec.status = status
-	rec.ResponseWriter.WriteHeader(status)
-}
-
-func (rec *metricsRecorder) setCode(code string) {
-	rec.code = messages.Code(code)
-	setCode(rec.ResponseWriter, messages.Code(code))
-}
-
-// Unwrap lets http.ResponseController reach the connection's writer.
-func (rec *metricsRecorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }

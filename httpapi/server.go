@@ -129,10 +129,15 @@ type limitedBody struct {
 // requestIDPattern accepts what BlockID SDKs send in requestid on the u1 routes: a bare UUID.
 var requestIDPattern = regexp.MustCompile(`^[0-9a-fA-F-]{8,64}$`)
 
+// statusRecorder is the response writer of a request of the request log: it keeps the status
+// and the error code for the log line and, on the public API, the route for the metrics
+// (Metrics.instrument, labelled, markMethodNotAllowed).
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
-	code   string
+	status           int
+	code             string
+	route            *routeMetrics
+	methodNotAllowed bool
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
@@ -141,6 +146,9 @@ func (s *statusRecorder) WriteHeader(code int) {
 }
 
 func (s *statusRecorder) setCode(code string) { s.code = code }
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // setCode tells the request log which error code a response carried.
 func setCode(w http.ResponseWriter, code messages.Code) {

@@ -153,7 +153,7 @@ type SignedIn struct {
 	// DID is the decentralized identifier the credential is linked to, if any.
 	DID string
 	// Discoverable is set when the options named no user (a usernameless sign-in): the passkey
-	// named its owner.
+	// named its owner. A failed result sets it too when the ceremony was found.
 	Discoverable bool
 	// Token is the signed ES256 JWS that proves the sign-in to the relying party.
 	Token string

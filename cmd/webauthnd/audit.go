@@ -92,3 +92,12 @@ func (l storeLocation) direct(stderr io.Writer, change func() (any, error), even
 	audit.Record(e)
 	return v, err
 }
+
+// recordAdmin writes the audit line of a change that the server makes by itself, at start, as
+// the admin API would write it had an operator asked for it (the default community and
+// license, the demo's license).
+func recordAdmin(audit *httpapi.Audit, req httpapi.AdminRequest, err error) {
+	if e, ok := httpapi.AuditOfAdmin(req, err); ok {
+		audit.Record(e)
+	}
+}

@@ -209,6 +209,16 @@ func TestAuditTrail(t *testing.T) {
 			delete(m, "username")
 			return m
 		}},
+		{"failed discoverable sign-in: the same event as its success", func(t *testing.T) {
+			if st, res := signIn(t, false, map[string]any{"origin": "https://evil.example"}); st != 400 || res["code"] != "origin_not_allowed" {
+				t.Fatalf("discoverable sign-in from another origin: %d %v", st, res)
+			}
+		}, func() map[string]string {
+			m := ceremony("signin.discoverable")
+			m["outcome"], m["fidoKeyHash"] = "origin_not_allowed", aliceHash()
+			delete(m, "username")
+			return m
+		}},
 		{"a request refused before the engine writes no line", func(t *testing.T) {
 			st, _, _ := s.call(t, "POST", "/webauthn/u1/assertion/result", lic("not-a-license"), map[string]any{"dns": "localhost"})
 			if st != 401 {
@@ -453,8 +463,11 @@ func TestAuditLogAcrossRestart(t *testing.T) {
 	for _, line := range auditLines(t, path) {
 		got = append(got, line["event"]+" "+line["remoteAddr"])
 	}
-	want := []string{"registration 127.0.0.1", "signin 127.0.0.1", "passkey.linked 127.0.0.1",
-		"signin 127.0.0.1", "passkey.linked 198.51.100.7"}
+	// Each start writes what it creates itself: the default community and license on the
+	// empty store, and the demo's license, re-keyed at every start.
+	want := []string{"community.created local", "license.created local", "license.created local",
+		"registration 127.0.0.1", "signin 127.0.0.1", "passkey.linked 127.0.0.1",
+		"license.created local", "signin 127.0.0.1", "passkey.linked 198.51.100.7"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("audit log across a restart:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
@@ -610,7 +623,53 @@ func TestAuditOverPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.register(t, strings.TrimSpace(string(key)), "default", newPasskey(localRP, "alice"))
-	if lines := auditLines(t, filepath.Join(s.DataDir, "audit.log")); len(lines) != 1 || lines[0]["event"] != "registration" {
+	// The node that created the default community and license wrote their lines at start.
+	if lines := auditLines(t, filepath.Join(s.DataDir, "audit.log")); len(lines) != 3 || lines[0]["event"] != "community.created" ||
+		lines[1]["event"] != "license.created" || lines[2]["event"] != "registration" {
 		t.Fatalf("a node over PostgreSQL wrote %v", lines)
+	}
+}
+
+// TestAuditOfWhatAStartCreates: what a server writes to its store by itself at start leaves its
+// lines like any other change: the default community and license of an empty store, the demo's
+// license (re-keyed at every start with the demo on) and its revocation at a start without it.
+func TestAuditOfWhatAStartCreates(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.log")
+	start := time.Now()
+	local := func(event string, extra ...string) map[string]string {
+		m := map[string]string{"event": event, "outcome": "ok", "remoteAddr": "local"}
+		for i := 0; i+1 < len(extra); i += 2 {
+			m[extra[i]] = extra[i+1]
+		}
+		return m
+	}
+	check := func(t *testing.T, lines []map[string]string, want ...map[string]string) {
+		t.Helper()
+		if len(lines) != len(want) {
+			t.Fatalf("%d lines, want %d: %v", len(lines), len(want), lines)
+		}
+		for i := range want {
+			checkAuditLine(t, lines[i], want[i], start)
+		}
+	}
+
+	s := startServer(t, dir, "--demo=true")
+	s.stop(t)
+	check(t, auditLines(t, path),
+		local("community.created", "community", "default", "tenant", "default"),
+		local("license.created", "licenseId", defaultLicenseID, "community", "default"),
+		local("license.created", "licenseId", demoLicenseID, "community", "default"))
+
+	s = startServer(t, dir, "--demo=false")
+	s.stop(t)
+	check(t, auditLines(t, path)[3:], local("license.revoked", "licenseId", demoLicenseID))
+	var secrets auditSecrets
+	secrets.add(s.License)
+	raw, _ := os.ReadFile(path)
+	for _, secret := range secrets {
+		if bytes.Contains(raw, []byte(secret)) {
+			t.Errorf("the audit log holds the default license's key")
+		}
 	}
 }

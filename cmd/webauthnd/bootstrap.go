@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/webauthnd/webauthnd/httpapi"
 	"github.com/webauthnd/webauthnd/persistence"
 )
 
@@ -39,9 +40,10 @@ type exclusiveStore interface {
 // start together on an empty database then bootstrap one after the other, and all but the
 // first find the default made. Without the lock the store still lets only one create it (see
 // bootstrap); the lock spares the others a refused write and a wait.
-func bootstrapOnce(ctx context.Context, store persistence.Store, community persistence.Community, dataDir string, stdout io.Writer, publicURL string, log *zap.Logger) error {
+func bootstrapOnce(ctx context.Context, store persistence.Store, community persistence.Community, dataDir string, stdout io.Writer, publicURL string,
+	audit *httpapi.Audit, log *zap.Logger) error {
 	run := func(ctx context.Context) error {
-		return bootstrap(ctx, store, community, dataDir, stdout, publicURL, log)
+		return bootstrap(ctx, store, community, dataDir, stdout, publicURL, audit, log)
 	}
 	if x, ok := store.(exclusiveStore); ok {
 		return x.Exclusive(ctx, "bootstrap", run)
@@ -61,7 +63,11 @@ func bootstrapOnce(ctx context.Context, store persistence.Store, community persi
 // each try (bootstrapOnce takes a lock first where it can) are let through one by one by the
 // store (see defaultLicenseID): the others remove their pending file and go on with the
 // winner's default, whose key is in the winner's data directory only.
-func bootstrap(ctx context.Context, store persistence.Store, community persistence.Community, dataDir string, stdout io.Writer, publicURL string, log *zap.Logger) error {
+//
+// The node that created the default writes its audit lines (community and license created);
+// a node whose bootstrap lost changed nothing and writes none.
+func bootstrap(ctx context.Context, store persistence.Store, community persistence.Community, dataDir string, stdout io.Writer, publicURL string,
+	audit *httpapi.Audit, log *zap.Logger) error {
 	path := filepath.Join(dataDir, defaultKeyFile)
 	pending := path + ".pending"
 	empty, err := store.Empty(ctx)
@@ -85,6 +91,8 @@ func bootstrap(ctx context.Context, store persistence.Store, community persisten
 		persistence.PutLicense{License: lic},
 	})
 	if results[1].Err == nil {
+		recordAdmin(audit, httpapi.AdminCommunity{Community: httpapi.AdminCommunitySettings{ID: community.ID, TenantID: community.TenantID}}, results[0].Err)
+		recordAdmin(audit, httpapi.AdminLicenseOf(lic), nil)
 		// The license is stored: its key must not be lost, whatever became of the community.
 		if err := placeKeyFile(pending, path); err != nil {
 			return err

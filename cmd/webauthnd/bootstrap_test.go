@@ -37,7 +37,7 @@ func TestBootstrapSettlesAPendingKey(t *testing.T) {
 			}
 			defer store.Close()
 			// A first start made the default; a start that crashed left a pending key.
-			if err := bootstrap(t.Context(), store, community, dataDir, io.Discard, "http://localhost:8080", zap.NewNop()); err != nil {
+			if err := bootstrap(t.Context(), store, community, dataDir, io.Discard, "http://localhost:8080", nil, zap.NewNop()); err != nil {
 				t.Fatal(err)
 			}
 			path := filepath.Join(dataDir, defaultKeyFile)
@@ -54,7 +54,7 @@ func TestBootstrapSettlesAPendingKey(t *testing.T) {
 			}
 			before, _ := os.ReadFile(path)
 
-			if err := bootstrap(t.Context(), store, community, dataDir, io.Discard, "http://localhost:8080", zap.NewNop()); err != nil {
+			if err := bootstrap(t.Context(), store, community, dataDir, io.Discard, "http://localhost:8080", nil, zap.NewNop()); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := os.Stat(pending); !os.IsNotExist(err) {

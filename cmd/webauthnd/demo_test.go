@@ -156,17 +156,17 @@ func TestDemoOffStartsWhenItsLicenseCannotBeRevoked(t *testing.T) {
 		t.Fatal(err)
 	}
 	dataDir := t.TempDir()
-	if err := bootstrap(t.Context(), store, community, dataDir, io.Discard, "http://localhost:8080", zap.NewNop()); err != nil {
+	if err := bootstrap(t.Context(), store, community, dataDir, io.Discard, "http://localhost:8080", nil, zap.NewNop()); err != nil {
 		t.Fatal(err)
 	}
-	if cfg, err := demoLicense(t.Context(), store, applyOne(store), dataDir, community, true, false, zap.NewNop()); err != nil || cfg == nil {
+	if cfg, err := demoLicense(t.Context(), store, applyOne(store), dataDir, community, true, false, nil, zap.NewNop()); err != nil || cfg == nil {
 		t.Fatalf("demo on: %v, %v", cfg, err)
 	}
 	full := func(context.Context, persistence.Op) (any, error) {
 		return nil, messages.Errorf(messages.CodeStorageFull, "the data directory's filesystem is full")
 	}
 	core, logs := observer.New(zap.WarnLevel)
-	if cfg, err := demoLicense(t.Context(), store, full, dataDir, community, false, false, zap.New(core)); err != nil || cfg != nil {
+	if cfg, err := demoLicense(t.Context(), store, full, dataDir, community, false, false, nil, zap.New(core)); err != nil || cfg != nil {
 		t.Errorf("demo off, its license not revocable: %v, %v; want the service up without the demo", cfg, err)
 	}
 	if logs.Len() != 1 {

@@ -49,9 +49,6 @@ func statsCommand(ctx context.Context, args []string, getenv func(string) string
 	if err := parseFlags(fs, args, getenv, stderr); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("stats: unexpected argument %q", fs.Arg(0))
-	}
 	sock, err := runningServer(ctx, dataDir, "stats")
 	if err != nil {
 		return err
@@ -166,8 +163,6 @@ func profileCommand(ctx context.Context, args []string, getenv func(string) stri
 		return err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return fmt.Errorf("profile: unexpected argument %q", fs.Arg(0))
 	case out == "":
 		return errors.New("profile: --out is required")
 	case !knownKind(kind):

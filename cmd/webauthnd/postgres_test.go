@@ -440,7 +440,7 @@ func TestPostgresBootstrapWithoutTheLockCreatesOneDefault(t *testing.T) {
 		t.Cleanup(func() { store.Close() })
 		go func() {
 			<-start
-			errs <- bootstrap(t.Context(), store, community, dirs[i], io.Discard, "http://localhost:8080", zap.NewNop())
+			errs <- bootstrap(t.Context(), store, community, dirs[i], io.Discard, "http://localhost:8080", nil, zap.NewNop())
 		}()
 	}
 	close(start)

@@ -159,7 +159,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			err = errors.Join(err, cerr)
 		}
 	}()
-	if err := bootstrapOnce(ctx, store, defaultCommunity, cfg.dataDir, stdout, cfg.publicURL, log); err != nil {
+	if err := bootstrapOnce(ctx, store, defaultCommunity, cfg.dataDir, stdout, cfg.publicURL, audit, log); err != nil {
 		return err
 	}
 	keys := &keyManager{store: store, write: applyOne(store), tokenTTL: cfg.tokenTTL}
@@ -221,7 +221,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// The demo keeps its sessions in one process's memory and re-keys its license at every
 	// start, so over a shared database it is off unless asked for (see demoLicense).
 	demoOn := cfg.demo.or(!target.postgres && hostOf(cfg.publicURL) == "localhost")
-	demo, err := demoLicense(ctx, store, engine.Write, cfg.dataDir, defaultCommunity, demoOn, target.postgres, log)
+	demo, err := demoLicense(ctx, store, engine.Write, cfg.dataDir, defaultCommunity, demoOn, target.postgres, audit, log)
 	if err != nil {
 		return err
 	}
@@ -358,9 +358,9 @@ var onDemoLicense = func(dataDir, key string) {}
 // the node running the demo may be another one, it leaves the license alone. A default
 // community that is gone, or a write refused (a full disk), leaves the demo off with a warning
 // rather than stopping the service: a revocation refused too (that key was in the memory of a
-// process gone; the next start revokes it).
+// process gone; the next start revokes it). Each write leaves its audit line on audit.
 func demoLicense(ctx context.Context, store demoStore, write func(context.Context, persistence.Op) (any, error), dataDir string,
-	community persistence.Community, on, shared bool, log *zap.Logger) (*httpapi.DemoConfig, error) {
+	community persistence.Community, on, shared bool, audit *httpapi.Audit, log *zap.Logger) (*httpapi.DemoConfig, error) {
 	if !on && shared {
 		return nil, nil
 	}
@@ -371,7 +371,10 @@ func demoLicense(ctx context.Context, store demoStore, write func(context.Contex
 		}
 		for _, l := range licenses {
 			if l.ID == demoLicenseID && !l.Disabled {
-				if _, err := write(ctx, persistence.RevokeLicense{ID: demoLicenseID}); err != nil {
+				revoke := httpapi.AdminRevokeLicense{ID: demoLicenseID}
+				_, err := write(ctx, revoke.Op())
+				recordAdmin(audit, revoke, err)
+				if err != nil {
 					log.Warn("demo off: its license, left active by an earlier start, could not be revoked (the next start tries again)", zap.Error(err))
 					return nil, nil
 				}
@@ -389,7 +392,9 @@ func demoLicense(ctx context.Context, store demoStore, write func(context.Contex
 		return nil, err
 	}
 	lic.ID = demoLicenseID
-	if _, err := write(ctx, persistence.PutLicense{License: lic, Rekey: true}); err != nil {
+	_, err = write(ctx, persistence.PutLicense{License: lic, Rekey: true})
+	recordAdmin(audit, httpapi.AdminLicenseOf(lic), err)
+	if err != nil {
 		log.Warn("demo off: its license could not be stored", zap.Error(err))
 		return nil, nil
 	}
