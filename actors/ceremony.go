@@ -44,7 +44,7 @@ type ceremony struct {
 	done   bool                             // answered its result, failed or expired: stopping
 	caller *actor.PID                       // who waits for this ceremony's answer
 	next   func(actor.Context, writeResult) // what to do when the pending write commits
-	log    *zap.Logger
+	id     string                           // the actor's id, in each of its log lines
 
 	// For the Observer (observer.go): when the options were asked for, whether they named no
 	// user, whether a result came, and whether the end was reported.
@@ -59,7 +59,7 @@ func (c *ceremony) Receive(ctx actor.Context) {
 	defer c.recoverPanic(ctx)
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		c.log = c.deps.log.With(zap.String("ceremony", ctx.Self().Id))
+		c.id = ctx.Self().Id
 		ctx.SetReceiveTimeout(c.deps.cfg.CeremonyTimeout)
 	case begin:
 		c.caller = ctx.Sender()
@@ -100,11 +100,15 @@ func (c *ceremony) Receive(ctx actor.Context) {
 			c.fail(ctx, messages.Errorf(messages.CodeUnavailable, "the ceremony timed out"))
 			return
 		}
-		c.log.Info("ceremony expired", zap.String("community", c.scope.CommunityID), zap.String("code", string(messages.OutcomeExpired)))
+		c.deps.log.Info("ceremony expired", c.idField(), zap.String("community", c.scope.CommunityID), zap.String("code", string(messages.OutcomeExpired)))
 		c.ended(messages.OutcomeExpired)
 		c.stop(ctx)
 	}
 }
+
+// idField names the ceremony in a log line. (A child logger per ceremony cost every ceremony
+// an encoded field and a cloned core, for lines that most ceremonies never write.)
+func (c *ceremony) idField() zap.Field { return zap.String("ceremony", c.id) }
 
 // recoverPanic answers the waiting caller with an error and re-panics, so that the supervisor
 // stops this ceremony (and only this one).
@@ -158,7 +162,7 @@ func (c *ceremony) failVerification(ctx actor.Context, err error) {
 
 func (c *ceremony) logOutcome(err error) {
 	var e *messages.Error
-	fields := []zap.Field{zap.String("community", c.scope.CommunityID), zap.Int("kind", int(c.kind))}
+	fields := []zap.Field{c.idField(), zap.String("community", c.scope.CommunityID), zap.Int("kind", int(c.kind))}
 	if c.decoy {
 		fields = append(fields, zap.Bool("decoy", true)) // for operators only: clients cannot tell
 	}
@@ -170,10 +174,10 @@ func (c *ceremony) logOutcome(err error) {
 		var pe *protocol.Error
 		if errors.As(e.Cause, &pe) && pe.DevInfo != "" {
 			// Expected challenge, origin and hashes: for operators, never for clients.
-			c.log.Debug("verifier detail", zap.String("devInfo", pe.DevInfo))
+			c.deps.log.Debug("verifier detail", c.idField(), zap.String("devInfo", pe.DevInfo))
 		}
 	}
-	c.log.Info("ceremony failed", fields...)
+	c.deps.log.Info("ceremony failed", fields...)
 }
 
 // write hands op to the writer and continues with next once it has committed.

@@ -3,6 +3,8 @@ package actors
 import (
 	"runtime"
 	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
 )
 
 // workerDispatcher runs ceremony mailboxes on long-lived goroutines. protoactor's default
@@ -85,3 +87,13 @@ func (d *workerDispatcher) stop() {
 // ceremonyWorkers is the number of workers: enough to keep every CPU busy while some runs wait
 // for a page of the store.
 func ceremonyWorkers() int { return 8 * runtime.GOMAXPROCS(0) }
+
+// inline runs a mailbox in the goroutine of whoever sent the message that found it idle: the
+// supervisors and the writer, whose every message is a few map or slice operations and never
+// waits. Handing each of their messages to another goroutine woke a parked thread for
+// microseconds of work: at 8 concurrent sign-ins, about 8 thread switches per sign-in, 3 of
+// them for these two actors (docs/performance.md, issue 21). The mailbox still runs one message
+// at a time: a sender that finds it running only queues its message, and the goroutine already
+// running it takes that message too. Ceremonies stay on the workers: their runs verify, sign
+// and read the store, and one run inside another would hold the outer actor's mailbox.
+var inline = actor.NewSynchronizedDispatcher(300)

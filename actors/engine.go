@@ -134,7 +134,7 @@ func NewEngine(cfg Config, store Store, log *zap.Logger) (*Engine, error) {
 		limiter: newLimiter(cfg.FailedSignInsPerMinute, cfg.FailedSignInBurst, cfg.LicenseFailureFactor)}
 	w, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
 		return &writer{store: store, inflight: e.writes, log: log, observer: observerOr(cfg.Observer), counts: e.commits}
-	}), "writer")
+	}, actor.WithDispatcher(inline)), "writer")
 	if err != nil {
 		return nil, fmt.Errorf("spawn writer: %w", err)
 	}
@@ -289,7 +289,7 @@ func (e *Engine) supervisor(communityID string) *actor.PID {
 	}
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return newSupervisor(communityID, e.deps)
-	}, actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive {
+	}, actor.WithDispatcher(inline), actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive {
 		// A ceremony that panicked has lost its state: stop it, keep its siblings.
 		return actor.StopDirective
 	})))

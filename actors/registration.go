@@ -170,7 +170,7 @@ func (c *ceremony) finishRegistration(ctx actor.Context, rctx context.Context, m
 			AttestationTrusted: record.AttestationTrusted,
 			AuthenticatorName:  name,
 		})
-		c.log.Debug("ceremony succeeded", zap.String("community", c.scope.CommunityID), zap.String("code", "registered"))
+		c.deps.log.Debug("ceremony succeeded", c.idField(), zap.String("community", c.scope.CommunityID), zap.String("code", "registered"))
 		c.ended(messages.OutcomeOK)
 		c.stop(ctx)
 	})

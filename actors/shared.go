@@ -76,7 +76,7 @@ func (c *ceremony) resume(ctx actor.Context, f finish) {
 	if err != nil {
 		// A node of another version wrote it (a rolling upgrade), or it is damaged: the
 		// client's only way on is a new ceremony, as with an expired one.
-		c.log.Warn("ceremony state unreadable", zap.Error(err))
+		c.deps.log.Warn("ceremony state unreadable", c.idField(), zap.Error(err))
 		c.fail(ctx, errCeremonyNotFound)
 		return
 	}

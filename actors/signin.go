@@ -154,7 +154,7 @@ func (c *ceremony) finishSignIn(ctx actor.Context, rctx context.Context, m messa
 			c.deps.obs().CloneWarning(c.scope.CommunityID)
 		}
 		c.answer(ctx, result)
-		c.log.Debug("ceremony succeeded", zap.String("community", c.scope.CommunityID), zap.String("code", "signed_in"))
+		c.deps.log.Debug("ceremony succeeded", c.idField(), zap.String("community", c.scope.CommunityID), zap.String("code", "signed_in"))
 		c.ended(messages.OutcomeOK)
 		c.stop(ctx)
 	})

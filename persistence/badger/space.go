@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -36,6 +37,12 @@ import (
 // admits cannot be overrun by a burst, which a poller's could. One batch (at most 256 ops, and within Badger's
 // transaction limit of 15 % of a memtable) is the most a reading can miss. Service resumes by
 // itself: the first batch after space returns finds it.
+//
+// One exception saves the system call where it cannot matter: a reading that found at least
+// spaceHeadroom above the reserve is reused for spaceFresh. In that time the store cannot write
+// that much (a batch is at most 15 % of a 16 MiB memtable; a memtable flush and a compaction
+// write 17 MiB at most), so no write is admitted that a fresh reading would refuse. Near the
+// reserve, and on small filesystems (the tests' fake and tmpfs disks), every batch reads.
 
 // Defaults of the reserve: 256 MiB or 5 % of the filesystem, whichever is smaller, but never
 // less than MinReserve.
@@ -199,6 +206,22 @@ type spaceGuard struct {
 	// last is the level of the last reading (-1 after a failed statfs), so that each change
 	// is logged once.
 	last atomic.Int32
+	// recent is the last reading that found spaceHeadroom above the reserve, reused until
+	// spaceFresh has passed.
+	recent atomic.Pointer[timedReading]
+}
+
+// A reading with spaceHeadroom free above the reserve is reused for spaceFresh (see the top of
+// this file).
+const (
+	spaceHeadroom = 64 << 20
+	spaceFresh    = 50 * time.Millisecond
+)
+
+// timedReading is a reading and when it was taken.
+type timedReading struct {
+	spaceReading
+	at time.Time
 }
 
 func newSpaceGuard(dir string, reserve Reserve, log *zap.Logger) *spaceGuard {
@@ -218,6 +241,10 @@ func statfs(dir string) (avail, total uint64, err error) {
 // read takes a reading. A failed statfs refuses nothing (the store's own errors will say
 // more); it is logged once.
 func (g *spaceGuard) read() spaceReading {
+	if r := g.recent.Load(); r != nil && time.Since(r.at) < spaceFresh {
+		return r.spaceReading
+	}
+	at := time.Now()
 	avail, total, err := g.statfs(g.dir)
 	if err != nil {
 		if g.last.Swap(-1) != -1 {
@@ -233,6 +260,11 @@ func (g *spaceGuard) read() spaceReading {
 		r.level = spaceLow
 	default:
 		r.level = spaceExhausted
+	}
+	if r.level == spaceAmple && avail-r.reserve >= spaceHeadroom {
+		g.recent.Store(&timedReading{spaceReading: r, at: at})
+	} else {
+		g.recent.Store(nil)
 	}
 	if prev := spaceLevel(g.last.Swap(int32(r.level))); prev != r.level {
 		fields := []zap.Field{zap.String("dir", g.dir), zap.String("free", approxBytes(avail)),

@@ -143,6 +143,7 @@ func openOnFakeDisk(t *testing.T) (*Store, *fakeDisk) {
 	disk.total.Store(1 << 30)
 	disk.avail.Store(ample)
 	s.space.statfs = disk.statfs
+	s.space.recent.Store(nil) // Open's reading of the real filesystem
 	return s, disk
 }
 
@@ -364,6 +365,37 @@ func TestStatfsReadsTheFilesystem(t *testing.T) {
 	}
 	if total == 0 || avail > total {
 		t.Errorf("statfs: %d available of %d", avail, total)
+	}
+}
+
+// TestSpaceReadingReusedOnlyFarAboveTheReserve: a reading that found 64 MiB or more above the
+// reserve is reused for 50 ms; one closer to the reserve, or older, is not.
+func TestSpaceReadingReusedOnlyFarAboveTheReserve(t *testing.T) {
+	cases := []struct {
+		name      string
+		avail     uint64
+		wait      time.Duration
+		wantCalls int
+	}{
+		{"far above the reserve, read again at once: reused", testReserve + spaceHeadroom, 0, 1},
+		{"far above the reserve, read again later: read", testReserve + spaceHeadroom, 2 * spaceFresh, 2},
+		{"just under the headroom: read each time", testReserve + spaceHeadroom - 1, 0, 2},
+		{"below the reserve: read each time", low, 0, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			g := newSpaceGuard(t.TempDir(), Reserve{Bytes: testReserve}, zap.NewNop())
+			g.statfs = func(string) (uint64, uint64, error) { calls++; return tc.avail, 1 << 40, nil }
+			first := g.read()
+			time.Sleep(tc.wait)
+			if second := g.read(); second.level != first.level || second.avail != first.avail {
+				t.Errorf("second reading %+v, first %+v", second, first)
+			}
+			if calls != tc.wantCalls {
+				t.Errorf("statfs called %d times, want %d", calls, tc.wantCalls)
+			}
+		})
 	}
 }
 
