@@ -9,6 +9,10 @@
 // The supervisor only routes: it never verifies, reads the store or waits. A result for an
 // unknown, finished or expired ceremony is answered by the supervisor at once.
 //
+// Who runs what (dispatcher.go): supervisors and the writer run each message in the goroutine
+// that sent it, as their messages take microseconds and never wait; ceremonies run on a pool
+// of long-lived workers, so that a ceremony's run never happens inside a supervisor's.
+//
 // Challenges carry MACs under [Config.ChallengeKey] (challenge.go): a result whose challenge
 // this service did not issue for its kind, community and license is refused before any
 // supervisor or store sees it, with any store.

@@ -11,9 +11,10 @@
 #   VARIANTS='head head-gogc200:head:GOGC=200' bench/ab.sh   # the same build, two environments
 #   USERS=64 BENCH_FLAGS='--rate 1750' bench/ab.sh          # an open loop at a fixed rate
 #
-# A variant is NAME or NAME:BUILD:ENV (BUILD base or head, ENV a comma-separated list of
-# VAR=VALUE for the server); by default 'base head'. Head servers get HEAD_FLAGS (by default
-# metrics on, as `make run` has them; the audit log is on by default in both).
+# A variant is NAME or NAME:BUILD:ENV (BUILD base, head or a commit; ENV a comma-separated list
+# of VAR=VALUE for the server); by default 'base head'. Servers of every build but base get
+# HEAD_FLAGS (by default metrics on, as `make run` has them; 63bcf4e had no metrics; the audit
+# log is on by default where it exists).
 # Needs go, curl and jq; uses 127.0.0.1:${PORT:-18090}; keeps the JSON summaries in OUT.
 set -euo pipefail
 RUNS=${RUNS:-3} D=${D:-10s} PORT=${PORT:-18090} BASE=${BASE:-63bcf4e} USERS=${USERS:-8 32 128}
@@ -24,12 +25,18 @@ URL=http://127.0.0.1:$PORT
 cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
 echo "results in $OUT: base $BASE against $(git rev-parse --short HEAD) and the working tree" >&2
-if [[ " $VARIANTS " == *" base"* || "$VARIANTS" == *":base:"* ]]; then
-	rm -rf "$OUT/base-src"
-	git worktree add -q --detach "$OUT/base-src" "$BASE"
-	(cd "$OUT/base-src" && go build -o "$OUT/base" ./cmd/webauthnd)
-	git worktree remove --force "$OUT/base-src"
-fi
+# Every build a variant names other than head is a commit (base is $BASE), built once.
+for variant in $VARIANTS; do
+	IFS=: read -r name build _ <<<"$variant"
+	build=${build:-$name}
+	[[ $build == head || -x "$OUT/$build" ]] && continue
+	commit=$build
+	[[ $build == base ]] && commit=$BASE
+	rm -rf "$OUT/src"
+	git worktree add -q --detach "$OUT/src" "$commit"
+	(cd "$OUT/src" && go build -o "$OUT/$build" ./cmd/webauthnd)
+	git worktree remove --force "$OUT/src"
+done
 go build -o "$OUT/head" ./cmd/webauthnd
 go build -o "$OUT/bench" ./bench
 
@@ -41,7 +48,7 @@ for round in $(seq "$RUNS"); do
 			IFS=: read -r name build env <<<"$variant"
 			build=${build:-$name}
 			flags=()
-			[[ $build == head ]] && read -ra flags <<<"$HEAD_FLAGS"
+			[[ $build != base ]] && read -ra flags <<<"$HEAD_FLAGS"
 			rm -rf "$OUT/data"
 			env ${env//,/ } "$OUT/$build" serve --addr "127.0.0.1:$PORT" --data-dir "$OUT/data" "${flags[@]}" \
 				>/dev/null 2>"$OUT/server.log" &
