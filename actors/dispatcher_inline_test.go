@@ -27,8 +27,8 @@ func (s stallingStore) SignInSubject(ctx context.Context, communityID, username 
 // TestSlowCeremonyHoldsNoOtherCeremony: the community's supervisor runs in whichever goroutine
 // sends to it (dispatcher.go). A ceremony whose store read stalls must still hold nothing but
 // its own caller: were it to run inside the supervisor's run (a ceremony run inline, say), every
-// other begin and result of the community would wait behind it. Shown to fail by running
-// ceremonies inline with the supervisor answering with the ceremony's PID replaced by a forward.
+// other begin and result of the community would wait behind it. Shown to fail with ceremonies
+// on the inline dispatcher (their begin then runs inside the supervisor's forward).
 func TestSlowCeremonyHoldsNoOtherCeremony(t *testing.T) {
 	stall := stallingStore{reading: make(chan struct{}), release: make(chan struct{})}
 	e := newTestEngine(t, Config{CeremonyTimeout: time.Minute}, func(s Store) Store { stall.Store = s; return stall })
