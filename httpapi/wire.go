@@ -22,9 +22,11 @@ func (b *lenientBytes) UnmarshalJSON(data []byte) error {
 		*b = nil
 		return nil
 	}
-	var s string
-	if err := json.Unmarshal(data, &s); err != nil {
-		return err
+	s, plain := plainJSONString(data)
+	if !plain {
+		if err := json.Unmarshal(data, &s); err != nil {
+			return err
+		}
 	}
 	out, err := decodeLenient(s)
 	if err != nil {
@@ -32,6 +34,22 @@ func (b *lenientBytes) UnmarshalJSON(data []byte) error {
 	}
 	*b = out
 	return nil
+}
+
+// plainJSONString returns the text of data, a JSON string with no escapes and no control
+// characters (every base64 value), without a pass of encoding/json; anything else is not plain,
+// and goes to json.Unmarshal (escapes, errors).
+func plainJSONString(data []byte) (string, bool) {
+	if len(data) < 2 || data[0] != '"' || data[len(data)-1] != '"' {
+		return "", false
+	}
+	inner := data[1 : len(data)-1]
+	for _, c := range inner {
+		if c == '\\' || c == '"' || c < 0x20 {
+			return "", false
+		}
+	}
+	return string(inner), true
 }
 
 func decodeLenient(s string) ([]byte, error) {

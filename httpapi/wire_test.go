@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"runtime"
@@ -65,5 +66,31 @@ func TestEnvironmentTellsNothingOfTheMachine(t *testing.T) {
 		if _, ok := env[k]; !ok {
 			t.Errorf("the reference's key %q is missing", k)
 		}
+	}
+}
+
+// TestLenientBytesFastPathAgrees: a credential field's JSON string without escapes is read
+// without encoding/json (plainJSONString); every other string goes through it. Both ways must
+// give the same bytes, or the same refusal.
+func TestLenientBytesFastPathAgrees(t *testing.T) {
+	reference := func(data []byte) ([]byte, error) {
+		var s string
+		if err := json.Unmarshal(data, &s); err != nil {
+			return nil, err
+		}
+		return decodeLenient(s)
+	}
+	for _, in := range []string{
+		`"AQID"`, `"AQ=="`, `"A-_w"`, `"A+/w"`, `""`, `"a\/b"`, `"\u0041QID"`, `"AQ\"ID"`,
+		`"AQ\\ID"`, "\"tab\there\"", `"é"`, `"AQID`, `AQID"`, `123`, `"!!"`, `" AQID"`,
+	} {
+		t.Run(in, func(t *testing.T) {
+			var got lenientBytes
+			err := got.UnmarshalJSON([]byte(in))
+			want, wantErr := reference([]byte(in))
+			if (err != nil) != (wantErr != nil) || !bytes.Equal(got, want) {
+				t.Errorf("UnmarshalJSON(%s) = %x, %v; through encoding/json: %x, %v", in, []byte(got), err, want, wantErr)
+			}
+		})
 	}
 }
