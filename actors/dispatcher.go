@@ -92,9 +92,9 @@ func ceremonyWorkers() int { return 8 * runtime.GOMAXPROCS(0) }
 // supervisors and the writer, whose every message is a few map or slice operations and never
 // waits. protoactor's default dispatcher started a goroutine for each run of their mailboxes,
 // for microseconds of work: at 128 concurrent sign-ins this cut 2 to 11 % of the server's CPU
-// per sign-in, by the sitting (docs/performance.md, issue 21). The mailbox still runs one message at a time: a
-// sender that finds it running only queues its message, and the goroutine already running it
-// takes that message too. Ceremonies stay on the workers: their runs verify, sign and read the
+// per sign-in, by the sitting (docs/performance.md, issue 21). The mailbox still runs one
+// message at a time: a sender that finds it running only queues its message, and the goroutine
+// already running it takes that message too. Ceremonies stay on the workers: their runs verify, sign and read the
 // store, and a run of theirs inside a supervisor's would hold every other message of the
 // community (TestSlowCeremonyHoldsNoOtherCeremony).
 var inline = actor.NewSynchronizedDispatcher(300)

@@ -32,17 +32,20 @@ import (
 //
 // Free space is read with statfs before every batch (Store.Apply), before every transaction of
 // an Import and by every health check, not by a poller: a reading costs under a microsecond
-// (BenchmarkSpaceRead: 0.6-0.9 µs) next to a synced commit of about 0.6 ms
+// (BenchmarkSpaceRead: 0.6-1.6 µs, by the host) next to a synced commit of about 0.6 ms
 // (BenchmarkApplyRecordSignIn, batch=1), and a reading taken right before the batch that it
 // admits cannot be overrun by a burst, which a poller's could. One batch (at most 256 ops, and within Badger's
 // transaction limit of 15 % of a memtable) is the most a reading can miss. Service resumes by
 // itself: the first batch after space returns finds it.
 //
 // One exception saves the system call where it cannot matter: a reading that found at least
-// spaceHeadroom above the reserve is reused for spaceFresh. In that time the store cannot write
-// that much (a batch is at most 15 % of a 16 MiB memtable; a memtable flush and a compaction
-// write 17 MiB at most), so no write is admitted that a fresh reading would refuse. Near the
-// reserve, and on small filesystems (the tests' fake and tmpfs disks), every batch reads.
+// spaceHeadroom (64 MiB) above the reserve is reused for spaceFresh (50 ms). At the fastest
+// write rate measured, an import at ~25 MB/s of records, the store's own batches write about
+// 1 MiB in that time, far short of the headroom, so a reused reading admits nothing a fresh one
+// would refuse. Badger's flushes and compactions, and other processes on the filesystem, may
+// write more; they may between any reading and the batch it admits as well, and the reserve is
+// what absorbs them. Near the reserve, and on small filesystems (the tests' fake and tmpfs
+// disks), every batch reads.
 
 // Defaults of the reserve: 256 MiB or 5 % of the filesystem, whichever is smaller, but never
 // less than MinReserve.
