@@ -23,21 +23,19 @@ HEAD_FLAGS=${HEAD_FLAGS---metrics-addr 127.0.0.1:$((PORT + 1))}
 OUT=${OUT:-$(mktemp -d /tmp/webauthnd-ab.XXXXXX)}
 URL=http://127.0.0.1:$PORT
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 mkdir -p "$OUT"
 echo "results in $OUT: base $BASE against $(git rev-parse --short HEAD) and the working tree" >&2
 # Every build a variant names other than head is a commit (base is $BASE), built once.
 for variant in $VARIANTS; do
 	IFS=: read -r name build _ <<<"$variant"
 	build=${build:-$name}
-	[[ $build == head || -x "$OUT/$build" ]] && continue
+	[[ $build == head ]] && continue
 	commit=$build
 	[[ $build == base ]] && commit=$BASE
-	rm -rf "$OUT/src"
-	git worktree add -q --detach "$OUT/src" "$commit"
-	(cd "$OUT/src" && go build -o "$OUT/$build" ./cmd/webauthnd)
-	git worktree remove --force "$OUT/src"
+	build_webauthnd "$commit" "$OUT/$build"
 done
-go build -o "$OUT/head" ./cmd/webauthnd
+build_webauthnd head "$OUT/head"
 go build -o "$OUT/bench" ./bench
 
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}'; }
@@ -53,7 +51,7 @@ for round in $(seq "$RUNS"); do
 			env ${env//,/ } "$OUT/$build" serve --addr "127.0.0.1:$PORT" --data-dir "$OUT/data" "${flags[@]}" \
 				>/dev/null 2>"$OUT/server.log" &
 			pid=$!
-			for _ in $(seq 100); do curl -fs "$URL/webauthn/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+			wait_healthz "$URL" || exit 1
 			before=$(switches "$pid")
 			json="$OUT/$name-$users-$round.json"
 			"$OUT/bench" --url "$URL" --license-file "$OUT/data/default-license.key" --pid "$pid" --progress=false \

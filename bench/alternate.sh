@@ -16,19 +16,10 @@ set -euo pipefail
 BUILDS=${BUILDS:-63bcf4e head} USERS=${USERS:-8} N=${N:-12} W=${W:-3s} PORT=${PORT:-18200}
 OUT=${OUT:-$(mktemp -d /tmp/webauthnd-alternate.XXXXXX)}
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 mkdir -p "$OUT"
 echo "results in $OUT" >&2
-for b in $BUILDS; do
-	[[ -x "$OUT/$b" ]] && continue
-	if [[ $b == head ]]; then
-		go build -o "$OUT/head" ./cmd/webauthnd
-		continue
-	fi
-	rm -rf "$OUT/src"
-	git worktree add -q --detach "$OUT/src" "$b"
-	(cd "$OUT/src" && go build -o "$OUT/$b" ./cmd/webauthnd)
-	git worktree remove --force "$OUT/src"
-done
+for b in $BUILDS; do build_webauthnd "$b" "$OUT/$b"; done
 go build -o "$OUT/bench" ./bench
 
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}'; }
@@ -47,7 +38,7 @@ for users in $USERS; do
 		port=$((port + 10))
 	done
 	for b in $BUILDS; do
-		for _ in $(seq 100); do curl -fs "http://127.0.0.1:${ports[$b]}/webauthn/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+		wait_healthz "http://127.0.0.1:${ports[$b]}" || exit 1
 	done
 	: >"$OUT/rounds-$users.txt"
 	for round in $(seq "$N"); do

@@ -19,17 +19,13 @@ PARTS=${PARTS:-throughput memory} LIMITS=${LIMITS:-unlimited 1024M 512M 384M 320
 OUT=${OUT:-/tmp/webauthnd-bigstore} CG=/sys/fs/cgroup/memory/webauthnd-bigstore
 URL=http://127.0.0.1:$PORT
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 mkdir -p "$OUT"
 echo "results in $OUT (commit $(git rev-parse --short HEAD), working tree)" >&2
 go build -o "$OUT/webauthnd" ./cmd/webauthnd
 go build -o "$OUT/bench" ./bench
 
 PID=
-wait_up() {
-	for _ in $(seq 300); do curl -fs "$URL/webauthn/healthz" >/dev/null 2>&1 && return; sleep 0.1; done
-	echo "webauthnd did not start; see $OUT/server.log" >&2
-	exit 1
-}
 # start DIR [CGROUP]: a server on DIR, in the memory cgroup CGROUP if given.
 start() {
 	if [ -n "${2:-}" ]; then
@@ -38,7 +34,7 @@ start() {
 		"$OUT/webauthnd" serve --addr "127.0.0.1:$PORT" --data-dir "$1" >/dev/null 2>"$OUT/server.log" &
 	fi
 	PID=$!
-	wait_up
+	wait_healthz "$URL" 300 || exit 1
 }
 stop() { kill "$PID" 2>/dev/null && wait "$PID" || true; }
 load() { # load DIR USERS DURATION JSON
@@ -46,16 +42,8 @@ load() { # load DIR USERS DURATION JSON
 		--json "$4" --scenario signin --users "$USERS_CONCURRENT" --duration "$3" --seeded "$2" --seed "$SEED" \
 		>"${4%.json}.txt" 2>&1 || true
 }
-seed() { # seed DIR USERS
-	[ -e "$1/seeded" ] && return
-	rm -rf "$1"
-	start "$1"
-	stop
-	"$OUT/bench" seed --data-dir "$1" --users "$2" --seed "$SEED" >&2
-	touch "$1/seeded"
-}
-seed "$OUT/small" "$SMALL_USERS"
-seed "$OUT/big" "$BIG_USERS"
+seed_store "$OUT/small" "$SMALL_USERS"
+seed_store "$OUT/big" "$BIG_USERS"
 echo "stores: small $(du -sh "$OUT/small" | cut -f1), big $(du -sh "$OUT/big" | cut -f1)" >&2
 
 if [[ " $PARTS " == *" throughput "* ]]; then

@@ -12,8 +12,8 @@
 #   ONLY='^(badger|pg)-1$' bench/cluster.sh   # only some settings (a regexp)
 #   BASE=boundary bench/cluster.sh            # and a Badger node built at another commit
 #
-# BASE adds the setting badger-base: a Badger node built from that commit (git archive, no
-# worktree), interleaved with the others, to tell whether the Badger path kept its figures.
+# BASE adds the setting badger-base: a Badger node built from that commit (in a throwaway
+# worktree, bench/lib.sh), interleaved with the others, to tell whether the Badger path kept its figures.
 #
 # With more than one node, the harness sends each ceremony's options to one node and its
 # result to the next (round robin), so that every result crosses nodes, as behind a load
@@ -42,14 +42,13 @@ NOISY=${NOISY:-0.3}
 PGADMIN=${PGADMIN:-postgres://postgres@127.0.0.1:5432/postgres}
 OUT=${OUT:-$(mktemp -d /tmp/webauthnd-cluster.XXXXXX)}
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 mkdir -p "$OUT"
 echo "results in $OUT (commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown))" >&2
 go build -o "$OUT/webauthnd" ./cmd/webauthnd
 go build -o "$OUT/bench" ./bench
 if [ -n "${BASE:-}" ]; then
-	rm -rf "$OUT/base-src" && mkdir -p "$OUT/base-src"
-	git archive "$BASE" | tar -x -C "$OUT/base-src"
-	(cd "$OUT/base-src" && go build -o "$OUT/webauthnd-base" ./cmd/webauthnd)
+	build_webauthnd "$BASE" "$OUT/webauthnd-base"
 	echo "badger-base: webauthnd at $(git rev-parse --short "$BASE")" >&2
 fi
 
@@ -70,12 +69,7 @@ start_node() {
 	rm -rf "$OUT/node$i"
 	"$OUT/${BIN:-webauthnd}" serve --addr "127.0.0.1:$((PORT + i))" --data-dir "$OUT/node$i" "$@" >/dev/null 2>"$OUT/node$i.log" &
 	PIDS+=($!) URLS+=("$url") SOCKETS+=("$OUT/node$i/admin.sock")
-	for _ in $(seq 150); do
-		curl -fs "$url/webauthn/healthz" >/dev/null 2>&1 && return
-		sleep 0.1
-	done
-	echo "node $i did not start; see $OUT/node$i.log" >&2
-	exit 1
+	wait_healthz "$url" 150 || { echo "see $OUT/node$i.log" >&2; exit 1; }
 }
 
 stop_all() {

@@ -63,5 +63,10 @@
 // other people's servers. A run imports nothing of webauthnd: it speaks only the public API and
 // carries its own envelope, as an SDK does. Only `bench seed` imports webauthnd code
 // (persistence), because the issue asks for a store written directly.
-// figures.sh runs it against fresh servers to reproduce docs/performance.md.
+//
+// The scripts beside it run it against fresh servers and print medians (docs/performance.md
+// says which figure each one gives): figures.sh (the figures of one build), cluster.sh (nodes
+// over PostgreSQL), ab.sh (builds or settings interleaved, a fresh server per run), alternate.sh
+// (builds side by side, alternating short windows, paired ratios) and bigstore.sh (a million
+// passkeys and the memory they need). What they share is in lib.sh.
 package main
